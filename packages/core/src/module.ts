@@ -1,0 +1,266 @@
+/**
+ * Module: PyTorch's nn.Module tree, discovered from the module's own
+ * properties in assignment order. A Module value is a child, an array of
+ * Modules gives children `name.0`, `name.1`, a Parameter is a parameter, a
+ * Buffer a buffer. Private state lives in #fields, which traversal never sees.
+ *
+ *   class Head extends Module {
+ *     mlp = new Sequential(new Linear(4, 8), new SiLU(), new Linear(8, 1));
+ *     w = new Parameter(Tensor.randn([1]));
+ *     forward(x: Tensor) { return this.mlp.call(x).mul(this.w); }
+ *   }
+ *   new Head().namedChildren()   // [['mlp', Sequential]]
+ *   new Head().namedParameters() // mlp.0.weight, mlp.0.bias, ..., w
+ */
+import { Buffer, Parameter } from './parameter.ts';
+import { Tensor } from './tensor.ts';
+import { formatShape } from './shape.ts';
+import { loadStateDict, type LoadOptions, type LoadResult } from './state-dict.ts';
+
+export type ForwardHook = (module: Module, inputs: unknown[], output: unknown) => unknown;
+export type ForwardPreHook = (module: Module, inputs: unknown[]) => unknown[] | undefined | void;
+
+export interface HookHandle {
+  remove(): void;
+}
+
+function checkName(owner: Module, name: string): void {
+  if (name.includes('.')) throw new Error(`${owner.constructor.name}: property name "${name}" contains a dot; dotted paths would be ambiguous`);
+}
+
+function isModuleArray(value: unknown): value is Module[] {
+  return Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Module);
+}
+
+export abstract class Module {
+  #training = true;
+  #preHooks: Map<number, ForwardPreHook> | null = null;
+  #hooks: Map<number, ForwardHook> | null = null;
+  static #nextHookId = 0;
+
+  abstract forward(...args: never[]): unknown;
+
+  /** Run pre-hooks (which may replace the inputs), forward, then hooks (which may replace the output). */
+  call(...args: Parameters<this['forward']>): ReturnType<this['forward']> {
+    if (this.#preHooks === null && this.#hooks === null) return (this.forward as (...a: unknown[]) => ReturnType<this['forward']>)(...args);
+    let inputs: unknown[] = args;
+    for (const hook of this.#preHooks?.values() ?? []) inputs = hook(this, inputs) ?? inputs;
+    let output = (this.forward as (...a: unknown[]) => unknown)(...inputs);
+    for (const hook of this.#hooks?.values() ?? []) {
+      const replaced = hook(this, inputs, output);
+      if (replaced !== undefined) output = replaced;
+    }
+    return output as ReturnType<this['forward']>;
+  }
+
+  registerForwardHook(hook: ForwardHook): HookHandle {
+    const id = Module.#nextHookId++;
+    (this.#hooks ??= new Map()).set(id, hook);
+    return { remove: () => { this.#hooks?.delete(id); if (this.#hooks?.size === 0) this.#hooks = null; } };
+  }
+
+  registerForwardPreHook(hook: ForwardPreHook): HookHandle {
+    const id = Module.#nextHookId++;
+    (this.#preHooks ??= new Map()).set(id, hook);
+    return { remove: () => { this.#preHooks?.delete(id); if (this.#preHooks?.size === 0) this.#preHooks = null; } };
+  }
+
+  // ---- the tree ----
+
+  /** Immediate sub-modules as [name, module], in assignment order. */
+  namedChildren(): Array<[string, Module]> {
+    const children: Array<[string, Module]> = [];
+    for (const [name, value] of Object.entries(this)) {
+      if (value instanceof Module) {
+        checkName(this, name);
+        children.push([name, value]);
+      } else if (isModuleArray(value)) {
+        checkName(this, name);
+        value.forEach((m, i) => children.push([`${name}.${i}`, m]));
+      }
+    }
+    return children;
+  }
+
+  children(): Module[] {
+    return this.namedChildren().map(([, m]) => m);
+  }
+
+  /** The whole tree, self first (name ''), each module once even if shared. */
+  namedModules(prefix = '', seen = new Set<Module>()): Array<[string, Module]> {
+    if (seen.has(this)) return [];
+    seen.add(this);
+    const result: Array<[string, Module]> = [[prefix, this]];
+    for (const [name, child] of this.namedChildren()) result.push(...child.namedModules(prefix ? `${prefix}.${name}` : name, seen));
+    return result;
+  }
+
+  modules(): Module[] {
+    return this.namedModules().map(([, m]) => m);
+  }
+
+  /** This module's own Parameters and Buffers (not its children's). */
+  ownTensors(): Array<[string, Parameter | Buffer]> {
+    const own: Array<[string, Parameter | Buffer]> = [];
+    for (const [name, value] of Object.entries(this)) {
+      if (value instanceof Parameter || value instanceof Buffer) {
+        checkName(this, name);
+        own.push([name, value]);
+      }
+    }
+    return own;
+  }
+
+  /** Every parameter once (a tied weight under its first name). */
+  namedParameters(): Array<[string, Parameter]> {
+    return this.#namedTensors((t) => t instanceof Parameter) as Array<[string, Parameter]>;
+  }
+
+  parameters(): Parameter[] {
+    return this.namedParameters().map(([, p]) => p);
+  }
+
+  namedBuffers(): Array<[string, Buffer]> {
+    return this.#namedTensors((t) => t instanceof Buffer) as Array<[string, Buffer]>;
+  }
+
+  buffers(): Buffer[] {
+    return this.namedBuffers().map(([, b]) => b);
+  }
+
+  #namedTensors(keep: (t: Tensor) => boolean): Array<[string, Tensor]> {
+    const seen = new Set<Tensor>();
+    const result: Array<[string, Tensor]> = [];
+    for (const [path, module] of this.namedModules()) {
+      for (const [name, tensor] of module.ownTensors()) {
+        if (!keep(tensor) || seen.has(tensor)) continue;
+        seen.add(tensor);
+        result.push([path ? `${path}.${name}` : name, tensor]);
+      }
+    }
+    return result;
+  }
+
+  numParameters({ trainableOnly = false } = {}): number {
+    return this.parameters().reduce((n, p) => n + (trainableOnly && !p.requiresGrad ? 0 : p.numel), 0);
+  }
+
+  // ---- paths ----
+
+  getSubmodule(path: string): Module {
+    if (path === '') return this;
+    let module: Module = this;
+    let walked = '';
+    for (const part of path.split('.')) {
+      const next = (module as unknown as Record<string, unknown>)[part];
+      const isIndex = /^\d+$/.test(part);
+      if (next instanceof Module) module = next;
+      else if (isModuleArray(next)) throw new Error(`getSubmodule: "${walked ? walked + '.' : ''}${part}" is a list of modules; add an index such as ".0"`);
+      else {
+        const child = isIndex ? undefined : module.namedChildren().find(([n]) => n === part)?.[1];
+        if (child === undefined) {
+          const names = module.namedChildren().map(([n]) => n).join(', ') || 'none';
+          throw new Error(`getSubmodule: ${module.constructor.name} at "${walked}" has no submodule "${part}" (children: ${names})`);
+        }
+        module = child;
+      }
+      walked = walked ? `${walked}.${part}` : part;
+    }
+    return module;
+  }
+
+  /** Replace (or add) the module at a dotted path; `layers.0` indexes an array. */
+  setSubmodule(path: string, module: Module): void {
+    const at = path.lastIndexOf('.');
+    const parentPath = at < 0 ? '' : path.slice(0, at);
+    const name = path.slice(at + 1);
+    if (name === '') throw new Error(`setSubmodule: empty name in path "${path}"`);
+    const arrayHolder = parentPath.lastIndexOf('.');
+    const parentName = parentPath.slice(arrayHolder + 1);
+    if (/^\d+$/.test(name) && parentPath !== '') {
+      const owner = this.getSubmodule(parentPath.slice(0, Math.max(arrayHolder, 0)));
+      const list = (owner as unknown as Record<string, unknown>)[parentName];
+      if (isModuleArray(list) && Number(name) < list.length) {
+        list[Number(name)] = module;
+        return;
+      }
+    }
+    (this.getSubmodule(parentPath) as unknown as Record<string, unknown>)[name] = module;
+  }
+
+  // ---- state ----
+
+  /** Every parameter and persistent buffer under every name it has (tied weights twice, as in PyTorch). */
+  stateDict(): Map<string, Tensor> {
+    const entries = new Map<string, Tensor>();
+    const visit = (module: Module, prefix: string) => {
+      for (const [name, tensor] of module.ownTensors()) {
+        if (tensor instanceof Buffer && !tensor.persistent) continue;
+        entries.set(prefix + name, tensor);
+      }
+      for (const [name, child] of module.namedChildren()) visit(child, `${prefix}${name}.`);
+    };
+    visit(this, '');
+    return entries;
+  }
+
+  /** Copy tensors in. Strict (the default) throws one error listing every problem. */
+  loadStateDict(source: Map<string, Tensor> | Record<string, Tensor>, options: LoadOptions = {}): LoadResult {
+    return loadStateDict(this.stateDict(), source, options);
+  }
+
+  // ---- modes and bulk operations ----
+
+  get training(): boolean {
+    return this.#training;
+  }
+
+  train(mode = true): this {
+    for (const m of this.modules()) m.#training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Children first, then self (PyTorch's order). */
+  apply(fn: (module: Module) => void): this {
+    for (const child of this.children()) child.apply(fn);
+    fn(this);
+    return this;
+  }
+
+  requiresGrad_(flag = true): this {
+    for (const p of this.parameters()) p.requiresGrad = flag;
+    return this;
+  }
+
+  freeze(): this {
+    return this.requiresGrad_(false);
+  }
+
+  unfreeze(): this {
+    return this.requiresGrad_(true);
+  }
+
+  /** Drop every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Shown inside the parentheses of toString(), like PyTorch's extra_repr. */
+  extraRepr(): string {
+    return '';
+  }
+
+  /** The tree as PyTorch prints it. */
+  toString(): string {
+    const children = this.namedChildren();
+    const head = `${this.constructor.name}(${this.extraRepr()}`;
+    if (children.length === 0) return `${head})`;
+    const lines = children.map(([name, child]) => `  (${name}): ${child.toString().replaceAll('\n', '\n  ')}`);
+    return `${head}\n${lines.join('\n')}\n)`;
+  }
+}
+

@@ -1,0 +1,111 @@
+/**
+ * Small ONNX graphs, written as code and serialized with onnx-proto.
+ *
+ *   const g = new GraphBuilder('matmul', 'float32');
+ *   const y = g.node('MatMul', [g.input('a'), g.input('b')]);
+ *   g.output(y);
+ *   const bytes = g.build();
+ *
+ * Inputs and outputs carry only an element type, no shape, so one session
+ * serves every shape (and rank) of its op.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as Onnx } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+export type ElemType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8';
+type Attribute = number | readonly number[] | string;
+
+const elemTypes: Record<ElemType, number> = {
+  float32: onnx.TensorProto.DataType.FLOAT,
+  float64: onnx.TensorProto.DataType.DOUBLE,
+  int32: onnx.TensorProto.DataType.INT32,
+  int64: onnx.TensorProto.DataType.INT64,
+  uint8: onnx.TensorProto.DataType.UINT8,
+};
+
+export const ONNX_OPSET = 15;
+const MICROSOFT_OPSET = 1;
+
+function valueInfo(name: string, type: ElemType): Onnx.IValueInfoProto {
+  return { name, type: { tensorType: { elemType: elemTypes[type] } } };
+}
+
+function attribute(name: string, value: Attribute): Onnx.IAttributeProto {
+  const { AttributeType } = onnx.AttributeProto;
+  if (typeof value === 'string') return { name, type: AttributeType.STRING, s: new TextEncoder().encode(value) };
+  if (typeof value === 'number') {
+    return Number.isInteger(value) ? { name, type: AttributeType.INT, i: value } : { name, type: AttributeType.FLOAT, f: value };
+  }
+  return { name, type: AttributeType.INTS, ints: [...value] };
+}
+
+export class GraphBuilder {
+  readonly #nodes: Onnx.INodeProto[] = [];
+  readonly #inputs: Onnx.IValueInfoProto[] = [];
+  readonly #outputs: Onnx.IValueInfoProto[] = [];
+  readonly #initializers: Onnx.ITensorProto[] = [];
+  #counter = 0;
+
+  /** `dtype` is the element type of inputs and outputs unless one says otherwise. */
+  constructor(readonly name: string, readonly dtype: ElemType) {}
+
+  input(name: string, type: ElemType = this.dtype): string {
+    this.#inputs.push(valueInfo(name, type));
+    return name;
+  }
+
+  /** Add a node; returns its output name(s). Attributes: integers are INT, others FLOAT. */
+  node(opType: string, inputs: readonly string[], attributes: Record<string, Attribute> = {}, domain = ''): string {
+    return this.nodeWithOutputs(opType, inputs, 1, attributes, domain)[0];
+  }
+
+  nodeWithOutputs(opType: string, inputs: readonly string[], outputs: number, attributes: Record<string, Attribute> = {}, domain = ''): string[] {
+    const names = Array.from({ length: outputs }, () => `${opType.toLowerCase()}_${this.#counter++}`);
+    const attribute_ = Object.entries(attributes).map(([k, v]) => attribute(k, v));
+    this.#nodes.push({ opType, input: [...inputs], output: names, attribute: attribute_, domain });
+    return names;
+  }
+
+  /** A constant int64 tensor baked into the graph (shapes, axes). */
+  int64Constant(values: readonly number[]): string {
+    const name = `const_${this.#counter++}`;
+    this.#initializers.push({ name, dataType: elemTypes.int64, dims: [values.length], int64Data: [...values] });
+    return name;
+  }
+
+  /** A constant scalar of the graph's float type. */
+  scalar(value: number): string {
+    const name = `const_${this.#counter++}`;
+    const tensor: Onnx.ITensorProto = { name, dataType: elemTypes[this.dtype], dims: [] };
+    if (this.dtype === 'float64') tensor.doubleData = [value];
+    else tensor.floatData = [value];
+    this.#initializers.push(tensor);
+    return name;
+  }
+
+  output(name: string, type: ElemType = this.dtype): void {
+    this.#outputs.push(valueInfo(name, type));
+  }
+
+  build(): Uint8Array {
+    const graph: Onnx.IGraphProto = {
+      name: this.name,
+      node: this.#nodes,
+      input: this.#inputs,
+      output: this.#outputs,
+      initializer: this.#initializers,
+    };
+    const model: Onnx.IModelProto = {
+      irVersion: 8,
+      producerName: 'lorakit',
+      opsetImport: [
+        { domain: '', version: ONNX_OPSET },
+        { domain: 'com.microsoft', version: MICROSOFT_OPSET },
+      ],
+      graph,
+    };
+    return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+  }
+}

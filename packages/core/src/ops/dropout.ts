@@ -1,0 +1,17 @@
+/**
+ * Inverted dropout: zero each element with probability p, scale the rest by
+ * 1/(1−p); identity when not training or p = 0.  dx = g · mask/(1−p).
+ */
+import { Tensor } from '../tensor.ts';
+import { defaultGenerator, type Generator } from '../random.ts';
+import { mul } from './binary.ts';
+
+export function dropout(x: Tensor, p: number, training: boolean, generator: Generator = defaultGenerator): Tensor {
+  if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
+  if (!training || p === 0) return x;
+  const keep = 1 / (1 - p);
+  const mask = Tensor.zeros(x.shape, x.dtype);
+  const m = mask.values;
+  for (let i = 0; i < m.length; i++) m[i] = generator.uniform() < p ? 0 : keep;
+  return mul(x, mask);
+}

@@ -1,0 +1,18 @@
+/** Numeric assertions for tests: closeness with a tolerance that reports the worst element. */
+import type { Tensor } from '../tensor.ts';
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}
+
+/** True when |a − b| ≤ atol + rtol·|b| everywhere. */
+export function allClose(a: Tensor | ArrayLike<number>, b: Tensor | ArrayLike<number>, { atol = 1e-6, rtol = 1e-5 } = {}): boolean {
+  const x = 'shape' in a ? a.toArray() : a;
+  const y = 'shape' in b ? b.toArray() : b;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i] - y[i]) <= atol + rtol * Math.abs(y[i]))) return false;
+  return true;
+}
