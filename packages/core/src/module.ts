@@ -148,44 +148,38 @@ export abstract class Module {
   // ---- paths ----
 
   getSubmodule(path: string): Module {
-    if (path === '') return this;
     let module: Module = this;
-    let walked = '';
-    for (const part of path.split('.')) {
-      const next = (module as unknown as Record<string, unknown>)[part];
-      const isIndex = /^\d+$/.test(part);
-      if (next instanceof Module) module = next;
-      else if (isModuleArray(next)) throw new Error(`getSubmodule: "${walked ? walked + '.' : ''}${part}" is a list of modules; add an index such as ".0"`);
-      else {
-        const child = isIndex ? undefined : module.namedChildren().find(([n]) => n === part)?.[1];
-        if (child === undefined) {
-          const names = module.namedChildren().map(([n]) => n).join(', ') || 'none';
-          throw new Error(`getSubmodule: ${module.constructor.name} at "${walked}" has no submodule "${part}" (children: ${names})`);
-        }
-        module = child;
+    const parts = path === '' ? [] : path.split('.');
+    for (let i = 0; i < parts.length; i++) {
+      // A child is a property ("mlp") or an array entry ("layers.0").
+      const value = (module as unknown as Record<string, unknown>)[parts[i]];
+      const entry = isModuleArray(value) ? value[Number(parts[i + 1])] : value;
+      const name = isModuleArray(value) ? `${parts[i]}.${parts[++i]}` : parts[i];
+      if (!(entry instanceof Module) || !module.namedChildren().some(([n]) => n === name)) {
+        const at = parts.slice(0, Math.max(0, i - (isModuleArray(value) ? 1 : 0))).join('.');
+        const children = module.namedChildren().map(([n]) => n).join(', ') || 'none';
+        throw new Error(`getSubmodule: ${module.constructor.name} at "${at}" has no submodule "${name}" (children: ${children})`);
       }
-      walked = walked ? `${walked}.${part}` : part;
+      module = entry;
     }
     return module;
   }
 
-  /** Replace (or add) the module at a dotted path; `layers.0` indexes an array. */
+  /** Replace (or add) the module at a dotted path; `layers.0` replaces an array entry. */
   setSubmodule(path: string, module: Module): void {
-    const at = path.lastIndexOf('.');
-    const parentPath = at < 0 ? '' : path.slice(0, at);
-    const name = path.slice(at + 1);
+    const parts = path.split('.');
+    const name = parts.pop()!;
     if (name === '') throw new Error(`setSubmodule: empty name in path "${path}"`);
-    const arrayHolder = parentPath.lastIndexOf('.');
-    const parentName = parentPath.slice(arrayHolder + 1);
-    if (/^\d+$/.test(name) && parentPath !== '') {
-      const owner = this.getSubmodule(parentPath.slice(0, Math.max(arrayHolder, 0)));
-      const list = (owner as unknown as Record<string, unknown>)[parentName];
+    if (/^\d+$/.test(name) && parts.length > 0) {
+      const listName = parts[parts.length - 1];
+      const owner = this.getSubmodule(parts.slice(0, -1).join('.')) as unknown as Record<string, unknown>;
+      const list = owner[listName];
       if (isModuleArray(list) && Number(name) < list.length) {
         list[Number(name)] = module;
         return;
       }
     }
-    (this.getSubmodule(parentPath) as unknown as Record<string, unknown>)[name] = module;
+    (this.getSubmodule(parts.join('.')) as unknown as Record<string, unknown>)[name] = module;
   }
 
   // ---- state ----
