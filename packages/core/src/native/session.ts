@@ -2,7 +2,7 @@
  * Native kernels: ONNX graphs run by onnxruntime-node's synchronous binding,
  * one cached session per kernel key.
  *
- *   const kernel = nativeKernel('matmul:float32', () => buildGraph());
+ *   const kernel = nativeKernel('matmul:float32', 'float32', () => buildGraph());
  *   const [y] = kernel.run([a, b]);    // blocks until done, like PyTorch
  *
  * NOTE: the public `InferenceSession.run` only wraps this binding's run() in a
@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { Tensor as OrtTensor } from 'onnxruntime-node';
 import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { Tensor, type Storage } from '../tensor.ts';
+import type { ElemType } from './graph.ts';
 
 type BindingSession = InstanceType<typeof binding.InferenceSession>;
 
@@ -27,7 +28,9 @@ export function nativeThreads(): number {
 
 let initialized = false;
 
-function createSession(bytes: Uint8Array, key: string): BindingSession {
+// NOTE: float64 graphs (gradient checks) run with only the basic rewrites:
+// onnxruntime's extended fusions (QuickGelu, FusedMatMul) have float32 kernels only.
+function createSession(bytes: Uint8Array, key: string, dtype: ElemType): BindingSession {
   if (!initialized) {
     initOrt();
     initialized = true;
@@ -37,7 +40,7 @@ function createSession(bytes: Uint8Array, key: string): BindingSession {
   const options = {
     intraOpNumThreads: nativeThreads(),
     interOpNumThreads: 1,
-    graphOptimizationLevel: 'all' as const,
+    graphOptimizationLevel: dtype === 'float64' ? ('basic' as const) : ('all' as const),
     executionMode: 'sequential' as const,
     extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
   };
@@ -54,8 +57,8 @@ export class NativeKernel {
   readonly #inputNames: string[];
   readonly #outputNames: string[];
 
-  constructor(readonly key: string, bytes: Uint8Array) {
-    this.#session = createSession(bytes, key);
+  constructor(readonly key: string, dtype: ElemType, bytes: Uint8Array) {
+    this.#session = createSession(bytes, key, dtype);
     this.#inputNames = this.#session.inputMetadata.map((m) => m.name);
     this.#outputNames = this.#session.outputMetadata.map((m) => m.name);
   }
@@ -86,11 +89,11 @@ export class NativeKernel {
 
 const kernels = new Map<string, NativeKernel>();
 
-/** The cached kernel for `key`, building its graph on first use. */
-export function nativeKernel(key: string, buildGraph: () => Uint8Array): NativeKernel {
+/** The cached kernel for `key` (which should name the dtype), building its graph on first use. */
+export function nativeKernel(key: string, dtype: ElemType, buildGraph: () => Uint8Array): NativeKernel {
   let kernel = kernels.get(key);
   if (kernel === undefined) {
-    kernel = new NativeKernel(key, buildGraph());
+    kernel = new NativeKernel(key, dtype, buildGraph());
     kernels.set(key, kernel);
   }
   return kernel;

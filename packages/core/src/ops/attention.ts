@@ -69,10 +69,10 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, { bia
   checkShapes(q, k, v, bias);
   const dtype = q.dtype as Float;
   const scaleTensor = Tensor.scalar(scale ?? 1 / Math.sqrt(q.shape[3]), dtype);
-  const [out, probs] = nativeKernel(`attention_forward:${dtype}`, () => forwardGraph(dtype)).run([q, k, v, bias, scaleTensor]);
+  const [out, probs] = nativeKernel(`attention_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([q, k, v, bias, scaleTensor]);
   let grads: Tensor[] | null = null;
   const gradsFor = (dO: Tensor): Tensor[] =>
-    (grads ??= nativeKernel(`attention_backward:${dtype}`, () => backwardGraph(dtype)).run([dO, q, k, v, probs, scaleTensor]));
+    (grads ??= nativeKernel(`attention_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([dO, q, k, v, probs, scaleTensor]));
   return record('scaledDotProductAttention', out, [q, k, v], (dO) => [() => gradsFor(dO)[0], () => gradsFor(dO)[1], () => gradsFor(dO)[2]]);
 }
 

@@ -4,11 +4,13 @@ import { Tensor } from '../tensor.ts';
 import { allClose } from '../testing/assert.ts';
 import { matmul } from './matmul.ts';
 import { gelu, silu } from './unary.ts';
+import { swiglu } from './swiglu.ts';
 import { softmax, logSoftmax } from './softmax.ts';
 import { crossEntropy } from './loss.ts';
 import { attentionBias, scaledDotProductAttention } from './attention.ts';
 import { rmsNorm } from './norm.ts';
 import { max, sum } from './reduce.ts';
+import { applyRotary, rotaryTables } from './rope.ts';
 import { concat, permute, slice } from './layout.ts';
 
 test('matmul of [2,3] by [3,2] is the textbook product', (t) => {
@@ -27,6 +29,7 @@ test('activations match PyTorch', (t) => {
   const x = Tensor.fromArray([-1, 0, 1, 3]);
   t.true(allClose(silu(x), [-0.2689414213699951, 0, 0.7310585786300049, 2.8577223804673]));
   t.true(allClose(gelu(x), [-0.15865525393145707, 0, 0.8413447460685429, 2.995950312842538]));
+  t.true(allClose(swiglu(x, Tensor.fromArray([2, 2, 2, 2])), [-0.5378828427399902, 0, 1.4621171572600098, 5.7154447609346]));
   t.true(allClose(gelu(x, 'tanh'), [-0.15880800939172324, 0, 0.8411919906082768, 2.9963627388497625]));
 });
 
@@ -71,4 +74,12 @@ test('reductions and layout ops move the right elements', (t) => {
   t.deepEqual(slice(x, 1, 1, 3).toArray(), [3, 4, 5, 6]);
   t.deepEqual(concat([x, x], 2).shape, [1, 3, 4]);
   t.deepEqual(concat([x, x], 2).toArray().slice(0, 4), [1, 2, 1, 2]);
+});
+
+test('rotary embedding rotates each (x_i, x_{i+h}) pair by position × frequency', (t) => {
+  const { cos, sin } = rotaryTables([0, 3], Float64Array.from([0.5, 0.25]));
+  const x = Tensor.fromArray([[[[1, 2, 0, 0], [1, 2, 0, 0]]]]); // [1, 1, 2, 4]
+  const y = applyRotary(x, new Tensor(cos, [1, 1, 2, 4]), new Tensor(sin, [1, 1, 2, 4])).toArray();
+  t.true(allClose(y.slice(0, 4), [1, 2, 0, 0]));
+  t.true(allClose(y.slice(4), [Math.cos(1.5), 2 * Math.cos(0.75), Math.sin(1.5), 2 * Math.sin(0.75)]));
 });

@@ -18,6 +18,7 @@ import { layerNorm, rmsNorm } from './norm.ts';
 import { applyRotary, rotaryTables } from './rope.ts';
 import { attentionBias, repeatKv, scaledDotProductAttention } from './attention.ts';
 import { dropout } from './dropout.ts';
+import { swiglu } from './swiglu.ts';
 
 const rng = new Generator(11);
 const randn = (...shape: number[]) => Tensor.randn(shape, { generator: rng, dtype: 'float64' });
@@ -62,8 +63,10 @@ check('max over an axis', (a) => max(a, 1), () => [randn(2, 5, 3)]);
 // layout
 check('reshape', (a) => reshape(a, [3, -1]), () => [randn(2, 3, 2)]);
 check('expand', (a) => expand(a, [2, 3, 4]), () => [randn(3, 1)]);
+check('expand of leading and middle axes', (a) => expand(a, [2, 3, 2, 4]), () => [randn(3, 1, 4)]);
 check('transpose', (a) => transpose(a, 0, 2), () => [randn(2, 3, 4)]);
 check('permute', (a) => permute(a, [2, 0, 1]), () => [randn(2, 1, 3)]);
+check('permute keeping the last axis', (a) => permute(a, [0, 2, 1, 3]), () => [randn(2, 3, 2, 4)]);
 check('slice', (a) => slice(a, 1, 1, 3), () => [randn(2, 4, 2)]);
 check('concat', (a, b) => concat([a, b], 1), () => [randn(2, 1, 3), randn(2, 2, 3)]);
 check('split', (a) => { const [x, y] = split(a, [1, 2], -1); return x.mul(y.sum(-1, true)); }, () => [randn(2, 3)]);
@@ -85,12 +88,19 @@ check('crossEntropy with ignored targets', (a) => crossEntropy(a, Tensor.fromArr
 // model building blocks
 check('embedding', (w) => embedding(Tensor.fromArray([[1, 0], [1, 3]], 'int64'), w), () => [randn(4, 3)]);
 check('rmsNorm', (x, w) => rmsNorm(x, w, 1e-5), () => [randn(2, 3, 4), randn(4)]);
+check('rmsNorm without a weight', (x) => rmsNorm(x, null, 1e-5), () => [randn(3, 6)]);
 check('layerNorm', (x, w, b) => layerNorm(x, w, b, 1e-5), () => [randn(3, 5), randn(5), randn(5)]);
 check('rotary embedding', (x) => {
   const { cos, sin } = rotaryTables([0, 1, 2], Float64Array.from([1, 0.1]));
   const table = (v: Float32Array) => new Tensor(Float64Array.from(v), [1, 1, 3, 4]);
   return applyRotary(x, table(cos), table(sin));
 }, () => [randn(2, 2, 3, 4)]);
+check('rotary embedding with per-batch positions', (x) => {
+  const { cos, sin } = rotaryTables([0, 1, 5, 6], Float64Array.from([1, 0.1, 0.01]));
+  const table = (v: Float32Array) => new Tensor(Float64Array.from(v), [2, 1, 2, 6]);
+  return applyRotary(x, table(cos), table(sin));
+}, () => [randn(2, 3, 2, 6)]);
+check('swiglu', (a, b) => swiglu(a, b), () => [randn(3, 5).mul(3), randn(3, 5)]);
 check('dropout', (x) => dropout(x, 0.3, true, new Generator(1)), () => [randn(4, 4)]);
 
 // NOTE: a query row that sees no key at all (the first padded position of a

@@ -4,7 +4,7 @@
  */
 import { record } from '../autograd.ts';
 import { Tensor, type FloatArray, type Storage } from '../tensor.ts';
-import { aroundAxis, broadcastIndex, broadcastShapes, formatShape, normalizeAxis, numel, sameShape, stridesOf, type Shape } from '../shape.ts';
+import { aroundAxis, broadcastShapes, formatShape, normalizeAxis, numel, sameShape, stridesOf, type Shape } from '../shape.ts';
 import { sumTo } from './reduce.ts';
 
 function newLike(data: Storage, n: number): Storage {
@@ -23,15 +23,51 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return record('reshape', new Tensor(x.data, target), [x], (g) => [() => reshape(g, x.shape)]);
 }
 
+/**
+ * Gather `dst` from `src` in contiguous blocks of `block` elements: block k of
+ * the output starts at the source offset that `strides` give for position k of
+ * `outer` (an odometer over the outer axes).
+ */
+function copyBlocks(src: FloatArray, dst: FloatArray, outer: readonly number[], strides: readonly number[], block: number): void {
+  const counter = new Array<number>(outer.length).fill(0);
+  const blocks = dst.length / block;
+  let offset = 0;
+  for (let k = 0; k < blocks; k++) {
+    const at = k * block;
+    for (let i = 0; i < block; i++) dst[at + i] = src[offset + i];
+    for (let d = outer.length - 1; d >= 0; d--) {
+      counter[d]++;
+      offset += strides[d];
+      if (counter[d] < outer[d]) break;
+      offset -= strides[d] * outer[d];
+      counter[d] = 0;
+    }
+  }
+}
+
+/** How many trailing axes satisfy `keep`, and the product of their sizes. */
+function contiguousTail(shape: Shape, keep: (axis: number) => boolean): [number, number] {
+  let axes = 0;
+  let block = 1;
+  for (let d = shape.length - 1; d >= 0 && keep(d); d--) {
+    axes++;
+    block *= shape[d];
+  }
+  return [axes, block];
+}
+
 /** Broadcast to a larger shape (a copy); the gradient sums back. */
 export function expand(x: Tensor, shape: Shape): Tensor {
   if (sameShape(x.shape, shape)) return x;
   const target = broadcastShapes(x.shape, shape, 'expand');
   if (!sameShape(target, shape)) throw new Error(`expand: ${formatShape(x.shape)} does not expand to ${formatShape(shape)}`);
-  const index = broadcastIndex(x.shape, shape);
-  const out = newLike(x.data, index.length) as FloatArray;
-  const src = x.data as FloatArray;
-  for (let i = 0; i < index.length; i++) out[i] = src[index[i]];
+  const lead = shape.length - x.ndim;
+  const [tail, block] = contiguousTail(shape, (d) => d >= lead && x.shape[d - lead] === shape[d]);
+  const inStrides = stridesOf(x.shape);
+  const outer = shape.slice(0, shape.length - tail);
+  const strides = outer.map((size, d) => (d < lead || x.shape[d - lead] !== size ? 0 : inStrides[d - lead]));
+  const out = newLike(x.data, numel(shape)) as FloatArray;
+  copyBlocks(x.data as FloatArray, out, outer, strides, block);
   return record('expand', new Tensor(out, shape), [x], (g) => [() => sumTo(g, x.shape)]);
 }
 
@@ -41,22 +77,11 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
     throw new Error(`permute: [${axes}] is not a permutation of the ${x.ndim} axes of ${formatShape(x.shape)}`);
   }
   const shape = perm.map((a) => x.shape[a]);
+  const [tail, block] = contiguousTail(shape, (d) => perm[d] === d);
   const inStrides = stridesOf(x.shape);
-  const strides = perm.map((a) => inStrides[a]);
+  const outer = shape.slice(0, shape.length - tail);
   const out = newLike(x.data, x.numel) as FloatArray;
-  const src = x.data as FloatArray;
-  const counter = new Array<number>(shape.length).fill(0);
-  let offset = 0;
-  for (let i = 0; i < out.length; i++) {
-    out[i] = src[offset];
-    for (let d = shape.length - 1; d >= 0; d--) {
-      counter[d]++;
-      offset += strides[d];
-      if (counter[d] < shape[d]) break;
-      offset -= strides[d] * shape[d];
-      counter[d] = 0;
-    }
-  }
+  copyBlocks(x.data as FloatArray, out, outer, outer.map((_, d) => inStrides[perm[d]]), block);
   const inverse = perm.map((_, i) => perm.indexOf(i));
   return record('permute', new Tensor(out, shape), [x], (g) => [() => permute(g, inverse)]);
 }

@@ -57,7 +57,7 @@ export function matmul(a: Tensor, b: Tensor, { transposeA = false, transposeB = 
   const shape = matmulShape(a, b, transposeA, transposeB);
   const dtype = a.dtype as 'float32' | 'float64';
   const key = `matmul:${dtype}:${a.ndim}:${b.ndim}:${transposeA}:${transposeB}`;
-  const kernel = nativeKernel(key, () => matmulGraph(dtype, a.ndim, b.ndim, transposeA, transposeB));
+  const kernel = nativeKernel(key, dtype, () => matmulGraph(dtype, a.ndim, b.ndim, transposeA, transposeB));
   const [out] = kernel.run([a, b]);
   if (out.shape.length !== shape.length) throw new Error(`${key}: native result ${formatShape(out.shape)} is not ${formatShape(shape)}`);
   return record('matmul', out, [a, b], (d) => [

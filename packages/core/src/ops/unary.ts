@@ -1,77 +1,126 @@
 /**
- * Elementwise unary ops, each with its derivative beside it:
- * y = f(x), dx = g * f'(x) (written in terms of x or y, whichever is cheaper).
+ * Elementwise unary ops. Each op is its forward loop and its gradient loop
+ * side by side: y = f(x) and dx = g · f'(x) (written with x or y, whichever
+ * is cheaper). The loops are spelled out per op so each stays monomorphic.
  */
 import { record } from '../autograd.ts';
 import { Tensor, type FloatArray } from '../tensor.ts';
-import { mul } from './binary.ts';
 import { erf } from './erf.ts';
 
-type Fn = (x: number) => number;
-
-function map(x: Tensor, f: Fn, op: string): Tensor {
-  if (!x.isFloat) throw new Error(`${op}: expected a float tensor, got ${x.dtype}`);
-  const src = x.values;
-  const out = new (src.constructor as Float32ArrayConstructor)(src.length) as FloatArray;
-  for (let i = 0; i < src.length; i++) out[i] = f(src[i]);
-  return new Tensor(out, x.shape);
+interface UnaryKernel {
+  forward(x: FloatArray, y: FloatArray): void;
+  /** dx[i] = g[i] · f'(x[i]) */
+  backward(x: FloatArray, y: FloatArray, g: FloatArray, dx: FloatArray): void;
 }
 
-/** y = f(x) with dx = g * fPrime(x, y). */
-function unary(op: string, x: Tensor, f: Fn, fPrime: (x: number, y: number) => number): Tensor {
-  const out = map(x, f, op);
+function like(a: FloatArray): FloatArray {
+  return new (a.constructor as Float32ArrayConstructor)(a.length) as FloatArray;
+}
+
+function unary(op: string, x: Tensor, kernel: UnaryKernel): Tensor {
+  if (!x.isFloat) throw new Error(`${op}: expected a float tensor, got ${x.dtype}`);
+  const y = like(x.values);
+  kernel.forward(x.values, y);
+  const out = new Tensor(y, x.shape);
   return record(op, out, [x], (g) => [
     () => {
-      const xs = x.values;
-      const ys = out.values;
-      const d = new (xs.constructor as Float32ArrayConstructor)(xs.length) as FloatArray;
-      for (let i = 0; i < xs.length; i++) d[i] = fPrime(xs[i], ys[i]);
-      return mul(g, new Tensor(d, x.shape));
+      const dx = like(y);
+      kernel.backward(x.values, y, g.values, dx);
+      return new Tensor(dx, x.shape);
     },
   ]);
 }
 
-export function neg(x: Tensor): Tensor {
-  return record('neg', map(x, (v) => -v, 'neg'), [x], (g) => [() => neg(g)]);
-}
+const kernels = {
+  neg: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = -x[i]; },
+    backward(_x, _y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = -g[i]; },
+  },
+  exp: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = Math.exp(x[i]); },
+    backward(_x, y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = g[i] * y[i]; },
+  },
+  log: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = Math.log(x[i]); },
+    backward(x, _y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = g[i] / x[i]; },
+  },
+  sqrt: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = Math.sqrt(x[i]); },
+    backward(_x, y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = (0.5 * g[i]) / y[i]; },
+  },
+  rsqrt: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = 1 / Math.sqrt(x[i]); },
+    backward(_x, y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = -0.5 * g[i] * y[i] * y[i] * y[i]; },
+  },
+  tanh: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = Math.tanh(x[i]); },
+    backward(_x, y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = g[i] * (1 - y[i] * y[i]); },
+  },
+  relu: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = x[i] > 0 ? x[i] : 0; },
+    backward(x, _y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = x[i] > 0 ? g[i] : 0; },
+  },
+  sigmoid: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = 1 / (1 + Math.exp(-x[i])); },
+    backward(_x, y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = g[i] * y[i] * (1 - y[i]); },
+  },
+  /** silu(x) = x·σ(x);  silu'(x) = σ(x)·(1 + x·(1 − σ(x))) */
+  silu: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = x[i] / (1 + Math.exp(-x[i])); },
+    backward(x, _y, g, dx) {
+      for (let i = 0; i < g.length; i++) {
+        const s = 1 / (1 + Math.exp(-x[i]));
+        dx[i] = g[i] * s * (1 + x[i] * (1 - s));
+      }
+    },
+  },
+  /** gelu(x) = x·Φ(x);  gelu'(x) = Φ(x) + x·φ(x) */
+  gelu: {
+    forward(x, y) { for (let i = 0; i < x.length; i++) y[i] = 0.5 * x[i] * (1 + erf(x[i] * Math.SQRT1_2)); },
+    backward(x, _y, g, dx) {
+      for (let i = 0; i < g.length; i++) {
+        const v = x[i];
+        dx[i] = g[i] * (0.5 * (1 + erf(v * Math.SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v));
+      }
+    },
+  },
+  /** GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) */
+  geluTanh: {
+    forward(x, y) {
+      for (let i = 0; i < x.length; i++) y[i] = 0.5 * x[i] * (1 + Math.tanh(SQRT_2_OVER_PI * (x[i] + 0.044715 * x[i] ** 3)));
+    },
+    backward(x, _y, g, dx) {
+      for (let i = 0; i < g.length; i++) {
+        const v = x[i];
+        const t = Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v));
+        dx[i] = g[i] * (0.5 * (1 + t) + 0.5 * v * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * v * v));
+      }
+    },
+  },
+} satisfies Record<string, UnaryKernel>;
 
-export const exp = (x: Tensor): Tensor => unary('exp', x, Math.exp, (_, y) => y);
-export const log = (x: Tensor): Tensor => unary('log', x, Math.log, (v) => 1 / v);
-export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, Math.sqrt, (_, y) => 0.5 / y);
-export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x, (v) => 1 / Math.sqrt(v), (_, y) => -0.5 * y * y * y);
-export const tanh = (x: Tensor): Tensor => unary('tanh', x, Math.tanh, (_, y) => 1 - y * y);
-export const relu = (x: Tensor): Tensor => unary('relu', x, (v) => (v > 0 ? v : 0), (v) => (v > 0 ? 1 : 0));
-
-export function pow(x: Tensor, exponent: number): Tensor {
-  if (exponent === 2) return unary('pow', x, (v) => v * v, (v) => 2 * v);
-  return unary('pow', x, (v) => v ** exponent, (v) => exponent * v ** (exponent - 1));
-}
-
-const sigmoidOf: Fn = (v) => 1 / (1 + Math.exp(-v));
-
-export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, sigmoidOf, (_, y) => y * (1 - y));
-
-/** silu(x) = x·σ(x);  silu'(x) = σ(x)·(1 + x·(1 − σ(x))). */
-export const silu = (x: Tensor): Tensor =>
-  unary('silu', x, (v) => v * sigmoidOf(v), (v) => {
-    const s = sigmoidOf(v);
-    return s * (1 + v * (1 - s));
-  });
-
-const SQRT1_2 = Math.SQRT1_2;
 const INV_SQRT_2PI = 0.3989422804014327;
 const SQRT_2_OVER_PI = 0.7978845608028654;
 
+export const neg = (x: Tensor): Tensor => unary('neg', x, kernels.neg);
+export const exp = (x: Tensor): Tensor => unary('exp', x, kernels.exp);
+export const log = (x: Tensor): Tensor => unary('log', x, kernels.log);
+export const sqrt = (x: Tensor): Tensor => unary('sqrt', x, kernels.sqrt);
+export const rsqrt = (x: Tensor): Tensor => unary('rsqrt', x, kernels.rsqrt);
+export const tanh = (x: Tensor): Tensor => unary('tanh', x, kernels.tanh);
+export const relu = (x: Tensor): Tensor => unary('relu', x, kernels.relu);
+export const sigmoid = (x: Tensor): Tensor => unary('sigmoid', x, kernels.sigmoid);
+export const silu = (x: Tensor): Tensor => unary('silu', x, kernels.silu);
+
 /** Exact GELU x·Φ(x), or the tanh approximation (GPT-2's "gelu_new"). */
 export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor {
-  if (approximate === 'tanh') {
-    return unary('gelu', x, (v) => 0.5 * v * (1 + Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v))), (v) => {
-      const t = Math.tanh(SQRT_2_OVER_PI * (v + 0.044715 * v * v * v));
-      const dInner = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * v * v);
-      return 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * dInner;
-    });
-  }
-  return unary('gelu', x, (v) => 0.5 * v * (1 + erf(v * SQRT1_2)), (v) => {
-    return 0.5 * (1 + erf(v * SQRT1_2)) + v * INV_SQRT_2PI * Math.exp(-0.5 * v * v);
+  return unary('gelu', x, approximate === 'tanh' ? kernels.geluTanh : kernels.gelu);
+}
+
+/** x^p for a constant p. */
+export function pow(x: Tensor, p: number): Tensor {
+  return unary('pow', x, {
+    forward(xs, y) { for (let i = 0; i < xs.length; i++) y[i] = p === 2 ? xs[i] * xs[i] : xs[i] ** p; },
+    backward(xs, _y, g, dx) { for (let i = 0; i < g.length; i++) dx[i] = g[i] * p * (p === 2 ? xs[i] : xs[i] ** (p - 1)); },
   });
 }

@@ -1,0 +1,72 @@
+import test from 'ava';
+import { Tensor } from '../tensor.ts';
+import { Generator } from '../random.ts';
+import { gradcheck } from '../testing/gradcheck.ts';
+import { maxAbsDiff } from '../testing/assert.ts';
+import { rotaryAttention } from './rotary-attention.ts';
+import { attentionBias, repeatKv, scaledDotProductAttention } from './attention.ts';
+import { applyRotary, rotaryTables } from './rope.ts';
+import { concat } from './layout.ts';
+
+const rng = new Generator(5);
+const randn = (...shape: number[]) => Tensor.randn(shape, { generator: rng, dtype: 'float64' });
+const dims = { heads: 4, kvHeads: 2, headDim: 4 };
+
+function tables(positions: number[]) {
+  const { cos, sin } = rotaryTables(positions, Float64Array.from([1, 0.1]));
+  const as4d = (v: Float32Array) => new Tensor(Float64Array.from(v), [1, 1, positions.length, 4]);
+  return { cos: as4d(cos), sin: as4d(sin) };
+}
+
+/** The same attention from separately tested ops: rope, repeatKv, scaledDotProductAttention. */
+function unfused(q: Tensor, k: Tensor, v: Tensor, pastK: Tensor | null, pastV: Tensor | null, bias: Tensor, positions: number[]) {
+  const { cos, sin } = tables(positions);
+  const [b, t] = q.shape;
+  const split = (x: Tensor, n: number) => x.reshape([b, t, n, 4]).transpose(1, 2);
+  const qh = applyRotary(split(q, 4), cos, sin);
+  let kh = applyRotary(split(k, 2), cos, sin);
+  let vh = split(v, 2);
+  if (pastK && pastV) {
+    kh = concat([pastK, kh], 2);
+    vh = concat([pastV, vh], 2);
+  }
+  const o = scaledDotProductAttention(qh, repeatKv(kh, 2), repeatKv(vh, 2), { bias });
+  return { out: o.transpose(1, 2).reshape([b, t, 16]), key: kh, value: vh };
+}
+
+test('fused rotary attention equals rope + repeatKv + attention, with and without a cache', (t) => {
+  const q = randn(2, 3, 16), k = randn(2, 3, 8), v = randn(2, 3, 8);
+  const bias = attentionBias({ batch: 2, queryLength: 3, keyLength: 3, causal: true, dtype: 'float64' });
+  const fused = rotaryAttention(q, k, v, { ...dims, ...tables([0, 1, 2]), bias });
+  const reference = unfused(q, k, v, null, null, bias, [0, 1, 2]);
+  t.true(maxAbsDiff(fused.out.values, reference.out.values) < 1e-12);
+  t.true(maxAbsDiff(fused.key.values, reference.key.values) < 1e-12);
+
+  const q2 = randn(2, 1, 16), k2 = randn(2, 1, 8), v2 = randn(2, 1, 8);
+  const bias2 = attentionBias({ batch: 2, queryLength: 1, keyLength: 4, causal: true, dtype: 'float64' });
+  const step = rotaryAttention(q2, k2, v2, { ...dims, ...tables([3]), bias: bias2, pastKey: fused.key, pastValue: fused.value });
+  const stepReference = unfused(q2, k2, v2, reference.key, reference.value, bias2, [3]);
+  t.true(maxAbsDiff(step.out.values, stepReference.out.values) < 1e-12);
+  t.deepEqual(step.value.shape, [2, 2, 4, 4]);
+});
+
+test('fused rotary attention gradients match finite differences', (t) => {
+  const bias = attentionBias({ batch: 1, queryLength: 3, keyLength: 3, causal: true, dtype: 'float64' });
+  const { maxError, worst } = gradcheck((q, k, v) => rotaryAttention(q, k, v, { ...dims, ...tables([0, 1, 2]), bias }).out, [randn(1, 3, 16), randn(1, 3, 8), randn(1, 3, 8)]);
+  t.true(maxError < 1e-6, worst);
+});
+
+test('with a cache, only the new positions get gradients', (t) => {
+  const pastK = randn(1, 2, 2, 4), pastV = randn(1, 2, 2, 4);
+  const bias = attentionBias({ batch: 1, queryLength: 2, keyLength: 4, causal: true, dtype: 'float64' });
+  const fn = (q: Tensor, k: Tensor, v: Tensor) => rotaryAttention(q, k, v, { ...dims, ...tables([2, 3]), bias, pastKey: pastK, pastValue: pastV }).out;
+  const { maxError, worst } = gradcheck(fn, [randn(1, 2, 16), randn(1, 2, 8), randn(1, 2, 8)]);
+  t.true(maxError < 1e-6, worst);
+});
+
+test('shapes that do not fit the heads are an error naming them', (t) => {
+  const bias = attentionBias({ batch: 1, queryLength: 3, keyLength: 3, causal: true, dtype: 'float64' });
+  t.throws(() => rotaryAttention(randn(1, 3, 12), randn(1, 3, 8), randn(1, 3, 8), { ...dims, ...tables([0, 1, 2]), bias }), {
+    message: /rotaryAttention: shapes .* do not fit 4 heads, 2 key\/value heads of 4/,
+  });
+});

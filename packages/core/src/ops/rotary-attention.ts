@@ -1,0 +1,172 @@
+/**
+ * Decoder self-attention as Llama-family models compute it, fused on the
+ * native runtime: head split, rotary positions, a key/value cache,
+ * grouped-query heads, softmax and head merge in one graph each way.
+ *
+ *   q [B, T, H·D], k/v [B, T, Hkv·D], past k/v [B, Hkv, P, D] (P may be 0)
+ *   cos/sin [B|1, 1, T, D], bias [B|1, 1, T, P+T] (see attentionBias)
+ *   qh = rope(q as [B, H, T, D]);  kh = cat(pastK, rope(k));  vh = cat(pastV, v)
+ *   grouped-query: the G = H/Hkv query heads of one key head are adjacent, so
+ *   q as [B, Hkv, G·T, D] meets k [B, Hkv, S, D] with no copies of k or v
+ *   out = softmax((scale·qh)·khᵀ + bias)·vh  -> [B, T, H·D]
+ *
+ * Backward: the attention gradients of ops/attention.ts (with Σ_s dP·P taken
+ * as Σ_d dO·O, a reduction over D rather than S), then rope's transpose
+ * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
+ * constant: only the new positions' k and v get gradients.
+ */
+import { record } from '../autograd.ts';
+import { Tensor } from '../tensor.ts';
+import { formatShape } from '../shape.ts';
+import { GraphBuilder } from '../native/graph.ts';
+import { nativeKernel } from '../native/session.ts';
+import { expand, reshape } from './layout.ts';
+
+type Float = 'float32' | 'float64';
+
+interface Heads {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+const SWAP_LAST = [0, 1, 3, 2];
+const SWAP_TIME_HEADS = [0, 2, 1, 3];
+
+/** Graph helpers shared by both directions. */
+class AttentionGraph extends GraphBuilder {
+  constructor(name: string, dtype: Float, readonly dims: Heads) {
+    super(name, dtype);
+  }
+
+  /** [B, T, n·D] -> [B, n, T, D] */
+  splitHeads(x: string): string {
+    return this.node('Transpose', [this.node('Reshape', [x, this.int64Constant([0, 0, -1, this.dims.headDim])])], { perm: SWAP_TIME_HEADS });
+  }
+
+  /** [B, n, T, D] -> [B, T, n·D] */
+  mergeHeads(x: string, heads: number): string {
+    const swapped = this.node('Transpose', [x], { perm: SWAP_TIME_HEADS });
+    return this.node('Reshape', [swapped, this.int64Constant([0, 0, heads * this.dims.headDim])]);
+  }
+
+  /** x·cos + rotateHalf(x)·sin, rotateHalf([x1, x2]) = [−x2, x1] */
+  rope(x: string, cos: string, sin: string): string {
+    const half = this.dims.headDim / 2;
+    const [x1, x2] = this.nodeWithOutputs('Split', [x, this.int64Constant([half, half])], 2, { axis: -1 });
+    const rotated = this.node('Concat', [this.node('Neg', [x2]), x1], { axis: -1 });
+    return this.node('Add', [this.node('Mul', [x, cos]), this.node('Mul', [rotated, sin])]);
+  }
+
+  /** [B, H, T, D] <-> [B, Hkv, G·T, D] */
+  grouped(x: string): string {
+    return this.node('Reshape', [x, this.int64Constant([0, this.dims.kvHeads, -1, this.dims.headDim])]);
+  }
+
+  ungrouped(x: string): string {
+    return this.node('Reshape', [x, this.int64Constant([0, this.dims.heads, -1, this.dims.headDim])]);
+  }
+}
+
+function forwardGraph(dtype: Float, dims: Heads): Uint8Array {
+  const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
+  const [q, k, v, pastK, pastV, cos, sin, bias, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'scale'].map((n) => g.input(n));
+  const qh = g.node('Mul', [g.grouped(g.rope(g.splitHeads(q), cos, sin)), scale]); // scaled here, on [B, Hkv, G·T, D] rather than the scores
+  const kh = g.node('Concat', [pastK, g.rope(g.splitHeads(k), cos, sin)], { axis: 2 }); // [B, Hkv, S, D]
+  const vh = g.node('Concat', [pastV, g.splitHeads(v)], { axis: 2 });
+  const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
+  const probs = g.node('Softmax', [scores], { axis: -1 }); // [B, Hkv, G·T, S]
+  const og = g.node('MatMul', [probs, vh]); // [B, Hkv, G·T, D]
+  g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
+  for (const kept of [kh, vh, qh, probs, og]) g.output(kept);
+  return g.build();
+}
+
+function backwardGraph(dtype: Float, dims: Heads): Uint8Array {
+  const g = new AttentionGraph('rotary_attention_backward', dtype, dims);
+  const [dOut, qh, kh, vh, probs, og, cos, sin, scale, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'probs', 'og', 'cos', 'sin', 'scale', 'new_from'].map((n) =>
+    g.input(n, n === 'new_from' ? 'int64' : undefined),
+  );
+  const dO = g.grouped(g.splitHeads(dOut)); // [B, Hkv, G·T, D]
+  const dV = g.node('MatMul', [g.node('Transpose', [probs], { perm: SWAP_LAST }), dO]);
+  const dP = g.node('MatMul', [dO, g.node('Transpose', [vh], { perm: SWAP_LAST })]);
+  // Σ_s dP·P = Σ_d dO·O (FlashAttention's identity): a reduction over D instead of S.
+  const rowDot = g.node('ReduceSum', [g.node('Mul', [dO, og]), g.int64Constant([-1])], { keepdims: 1 });
+  const dS = g.node('Mul', [g.node('Sub', [dP, rowDot]), probs]);
+  const dQ = g.node('Mul', [g.node('MatMul', [dS, kh]), scale]);
+  const dK = g.node('MatMul', [g.node('Transpose', [dS], { perm: SWAP_LAST }), qh]); // qh carries the scale
+  const newPositions = (x: string) => g.node('Slice', [x, newFrom, g.int64Constant([Number.MAX_SAFE_INTEGER]), g.int64Constant([2])]);
+  const minusSin = g.node('Neg', [sin]);
+  g.output(g.mergeHeads(g.rope(g.ungrouped(dQ), cos, minusSin), dims.heads));
+  g.output(g.mergeHeads(g.rope(newPositions(dK), cos, minusSin), dims.kvHeads));
+  g.output(g.mergeHeads(newPositions(dV), dims.kvHeads));
+  return g.build();
+}
+
+export interface RotaryAttentionOptions extends Heads {
+  cos: Tensor;
+  sin: Tensor;
+  /** Additive mask [B|1, 1, T, P+T] from attentionBias. */
+  bias: Tensor;
+  pastKey?: Tensor | null;
+  pastValue?: Tensor | null;
+  scale?: number;
+}
+
+export interface RotaryAttentionResult {
+  out: Tensor; // [B, T, H·D]
+  /** The cache after this step: past and new positions, rotated. */
+  key: Tensor; // [B, Hkv, P+T, D]
+  value: Tensor;
+}
+
+/** The mask repeated for each query head of a group: [B|1, 1, T, S] -> [B|1, 1, G·T, S]. */
+const groupedBiases = new WeakMap<Tensor, Map<number, Tensor>>();
+function groupedBias(bias: Tensor, groups: number): Tensor {
+  const byGroups = groupedBiases.get(bias) ?? new Map<number, Tensor>();
+  groupedBiases.set(bias, byGroups);
+  let tiled = byGroups.get(groups);
+  if (tiled === undefined) {
+    const [b, , t, s] = bias.shape;
+    tiled = reshape(expand(reshape(bias, [b, 1, 1, t, s]), [b, 1, groups, t, s]), [b, 1, groups * t, s]);
+    byGroups.set(groups, tiled);
+  }
+  return tiled;
+}
+
+function checkShapes(q: Tensor, k: Tensor, v: Tensor, past: Tensor, o: RotaryAttentionOptions): void {
+  const [b, t] = q.shape;
+  const { heads, kvHeads, headDim } = o;
+  const ok =
+    q.ndim === 3 && q.shape[2] === heads * headDim && heads % kvHeads === 0 && headDim % 2 === 0 &&
+    [k, v].every((x) => x.ndim === 3 && x.shape[0] === b && x.shape[1] === t && x.shape[2] === kvHeads * headDim) &&
+    [o.cos, o.sin].every((c) => c.ndim === 4 && [1, b].includes(c.shape[0]) && c.shape[2] === t && c.shape[3] === headDim) &&
+    past.ndim === 4 && past.shape[0] === b && past.shape[1] === kvHeads && past.shape[3] === headDim &&
+    o.bias.ndim === 4 && [1, b].includes(o.bias.shape[0]) && o.bias.shape[2] === t && o.bias.shape[3] === past.shape[2] + t;
+  if (!ok) {
+    const shapes = [q, k, v, past, o.cos, o.bias].map((x) => formatShape(x.shape)).join(', ');
+    throw new Error(`rotaryAttention: shapes q, k, v, past, cos, bias = ${shapes} do not fit ${heads} heads, ${kvHeads} key/value heads of ${headDim}`);
+  }
+}
+
+export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: RotaryAttentionOptions): RotaryAttentionResult {
+  const { heads, kvHeads, headDim, cos, sin, bias } = options;
+  const dtype = q.dtype as Float;
+  const empty = Tensor.zeros([q.shape[0], kvHeads, 0, headDim], dtype);
+  const pastKey = options.pastKey ?? empty;
+  const pastValue = options.pastValue ?? empty;
+  checkShapes(q, k, v, pastKey, options);
+  const dims = { heads, kvHeads, headDim };
+  const key = `${dtype}:${heads}:${kvHeads}:${headDim}`;
+  const scale = Tensor.scalar(options.scale ?? 1 / Math.sqrt(headDim), dtype);
+  const forward = nativeKernel(`rotary_attention_forward:${key}`, dtype, () => forwardGraph(dtype, dims));
+  const [out, kh, vh, qh, probs, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, groupedBias(bias, heads / kvHeads), scale]);
+  let grads: Tensor[] | null = null;
+  const gradsFor = (dOut: Tensor) => {
+    const backward = nativeKernel(`rotary_attention_backward:${key}`, dtype, () => backwardGraph(dtype, dims));
+    const newFrom = new Tensor(BigInt64Array.of(BigInt(pastKey.shape[2])), [1]);
+    return (grads ??= backward.run([dOut, qh, kh, vh, probs, og, cos, sin, scale, newFrom]));
+  };
+  record('rotaryAttention', out, [q, k, v], (dOut) => [() => gradsFor(dOut)[0], () => gradsFor(dOut)[1], () => gradsFor(dOut)[2]]);
+  return { out, key: kh, value: vh };
+}
