@@ -1,7 +1,7 @@
 /**
  * Normalizations over the last axis.
  *
- * rmsNorm (Llama's order), fused because the benchmark asked for it:
+ * rmsNorm (Llama's order), on the native runtime because the benchmark asked for it:
  *   r = 1/sqrt(mean(x²) + eps);  y = w · (x · r)
  *   dx = r · (g·w) − x · r³ · Σ(g·w·x) / C;   dw = Σ_rows g · x · r
  *
@@ -9,66 +9,49 @@
  *   y = (x − mean) / sqrt(var + eps) · w + b        (biased variance)
  */
 import { record } from '../autograd.ts';
-import { Tensor, type FloatArray } from '../tensor.ts';
+import { Tensor } from '../tensor.ts';
 import { formatShape } from '../shape.ts';
+import { GraphBuilder } from '../native/graph.ts';
+import { nativeKernel } from '../native/session.ts';
 
-function like(a: FloatArray, n = a.length): FloatArray {
-  return new (a.constructor as Float32ArrayConstructor)(n) as FloatArray;
+type Float = 'float32' | 'float64';
+
+function forwardGraph(dtype: Float): Uint8Array {
+  const g = new GraphBuilder('rms_norm_forward', dtype);
+  const [x, w, eps] = ['x', 'w', 'eps'].map((n) => g.input(n));
+  const meanSquare = g.node('ReduceMean', [g.node('Mul', [x, x])], { axes: [-1], keepdims: 1 });
+  const inverse = g.node('Reciprocal', [g.node('Sqrt', [g.node('Add', [meanSquare, eps])])]); // [..., 1]
+  g.output(g.node('Mul', [w, g.node('Mul', [x, inverse])]));
+  g.output(inverse);
+  return g.build();
+}
+
+function backwardGraph(dtype: Float): Uint8Array {
+  const g = new GraphBuilder('rms_norm_backward', dtype);
+  const [grad, x, w, inverse, size] = ['grad', 'x', 'w', 'inverse', 'size'].map((n) => g.input(n));
+  const rowsShape = g.input('rows_shape', 'int64'); // [-1, C]
+  const gw = g.node('Mul', [grad, w]);
+  const dot = g.node('ReduceSum', [g.node('Mul', [gw, x]), g.int64Constant([-1])], { keepdims: 1 });
+  const cubed = g.node('Mul', [g.node('Mul', [inverse, inverse]), inverse]);
+  const k = g.node('Div', [g.node('Mul', [cubed, dot]), size]);
+  g.output(g.node('Sub', [g.node('Mul', [gw, inverse]), g.node('Mul', [x, k])]));
+  const rows = g.node('Reshape', [g.node('Mul', [grad, g.node('Mul', [x, inverse])]), rowsShape]);
+  g.output(g.node('ReduceSum', [rows, g.int64Constant([0])], { keepdims: 0 }));
+  return g.build();
 }
 
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
   const size = x.shape[x.ndim - 1];
-  if (weight !== null && (weight.ndim !== 1 || weight.shape[0] !== size)) {
-    throw new Error(`rmsNorm: weight ${formatShape(weight.shape)} does not fit input ${formatShape(x.shape)}`);
+  if (weight !== null && (weight.ndim !== 1 || weight.shape[0] !== size || weight.dtype !== x.dtype)) {
+    throw new Error(`rmsNorm: weight ${formatShape(weight.shape)} ${weight.dtype} does not fit input ${formatShape(x.shape)} ${x.dtype}`);
   }
-  const xs = x.values;
-  const w = weight?.values ?? null;
-  const rows = xs.length / size;
-  const inverseRms = new Float64Array(rows);
-  const y = like(xs);
-  for (let r = 0; r < rows; r++) {
-    const base = r * size;
-    let squares = 0;
-    for (let c = 0; c < size; c++) squares += xs[base + c] * xs[base + c];
-    const inv = 1 / Math.sqrt(squares / size + eps);
-    inverseRms[r] = inv;
-    for (let c = 0; c < size; c++) y[base + c] = w === null ? xs[base + c] * inv : w[c] * (xs[base + c] * inv);
-  }
-  const inputs = weight === null ? [x] : [x, weight];
-  return record('rmsNorm', new Tensor(y, x.shape), inputs, (g) => [
-    () => new Tensor(rmsNormInputGrad(xs, w, g.values, inverseRms, size), x.shape),
-    () => new Tensor(rmsNormWeightGrad(xs, g.values, inverseRms, size, like(xs, size)), [size]),
-  ]);
-}
-
-/** dx = r · (g·w) − x · r³ · Σ(g·w·x) / C, row by row. */
-function rmsNormInputGrad(xs: FloatArray, w: FloatArray | null, gs: FloatArray, inverseRms: Float64Array, size: number): FloatArray {
-  const dx = like(xs);
-  const gw = new Float64Array(size);
-  for (let r = 0; r < inverseRms.length; r++) {
-    const base = r * size;
-    let dot = 0;
-    for (let c = 0; c < size; c++) {
-      gw[c] = w === null ? gs[base + c] : gs[base + c] * w[c];
-      dot += gw[c] * xs[base + c];
-    }
-    const inv = inverseRms[r];
-    const k = (inv * inv * inv * dot) / size;
-    for (let c = 0; c < size; c++) dx[base + c] = inv * gw[c] - xs[base + c] * k;
-  }
-  return dx;
-}
-
-/** dw = Σ_rows g · x · r */
-function rmsNormWeightGrad(xs: FloatArray, gs: FloatArray, inverseRms: Float64Array, size: number, dw: FloatArray): FloatArray {
-  const sums = new Float64Array(size);
-  for (let r = 0; r < inverseRms.length; r++) {
-    const base = r * size;
-    const inv = inverseRms[r];
-    for (let c = 0; c < size; c++) sums[c] += gs[base + c] * xs[base + c] * inv;
-  }
-  dw.set(sums);
-  return dw;
+  const dtype = x.dtype as Float;
+  const w = weight ?? Tensor.ones([size], dtype);
+  const [y, inverse] = nativeKernel(`rms_norm_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([x, w, Tensor.scalar(eps, dtype)]);
+  let grads: Tensor[] | null = null;
+  const gradsFor = (g: Tensor) =>
+    (grads ??= nativeKernel(`rms_norm_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([g, x, w, inverse, Tensor.scalar(size, dtype), Tensor.fromArray([-1, size], 'int64')]));
+  return record('rmsNorm', y, weight === null ? [x] : [x, weight], (g) => [() => gradsFor(g)[0], () => gradsFor(g)[1]]);
 }
 
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
