@@ -8,7 +8,10 @@ import { swiglu } from './swiglu.ts';
 import { softmax, logSoftmax } from './softmax.ts';
 import { crossEntropy } from './loss.ts';
 import { attentionBias, scaledDotProductAttention } from './attention.ts';
-import { rmsNorm } from './norm.ts';
+import { layerNorm, rmsNorm } from './norm.ts';
+import { dropout } from './dropout.ts';
+import { embedding } from './embedding.ts';
+import { Generator } from '../random.ts';
 import { max, sum } from './reduce.ts';
 import { applyRotary, rotaryTables } from './rope.ts';
 import { concat, permute, slice } from './layout.ts';
@@ -82,4 +85,24 @@ test('rotary embedding rotates each (x_i, x_{i+h}) pair by position × frequency
   const y = applyRotary(x, new Tensor(cos, [1, 1, 2, 4]), new Tensor(sin, [1, 1, 2, 4])).toArray();
   t.true(allClose(y.slice(0, 4), [1, 2, 0, 0]));
   t.true(allClose(y.slice(4), [Math.cos(1.5), 2 * Math.cos(0.75), Math.sin(1.5), 2 * Math.sin(0.75)]));
+});
+
+test('layerNorm centres and scales each row', (t) => {
+  const y = layerNorm(Tensor.fromArray([[1, 2, 3]]), Tensor.fromArray([1, 1, 2]), Tensor.fromArray([0, 1, 0]), 0);
+  const s = Math.sqrt(2 / 3);
+  t.true(allClose(y, [-1 / s, 1, 2 / s]));
+});
+
+test('dropout zeroes about p of the elements and scales the rest by 1/(1-p)', (t) => {
+  const y = dropout(Tensor.ones([10000]), 0.25, true, new Generator(3)).toArray();
+  const zeros = y.filter((v) => v === 0).length;
+  t.true(Math.abs(zeros / 10000 - 0.25) < 0.02);
+  t.true(y.every((v) => v === 0 || Math.abs(v - 4 / 3) < 1e-6));
+  t.deepEqual(dropout(Tensor.ones([3]), 0.5, false).toArray(), [1, 1, 1]);
+});
+
+test('embedding gathers rows by id and rejects ids outside the table', (t) => {
+  const table = Tensor.fromArray([[0, 1], [2, 3], [4, 5]]);
+  t.deepEqual(embedding(Tensor.fromArray([[2, 0]], 'int32'), table).toArray(), [4, 5, 0, 1]);
+  t.throws(() => embedding(Tensor.fromArray([3], 'int32'), table), { message: /id 3 is outside the table of 3 rows/ });
 });
