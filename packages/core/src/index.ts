@@ -34,3 +34,4 @@ export { clipGradNorm_ } from './optim/clip.ts';
 export { LRScheduler, scheduleFactor, type ScheduleName } from './optim/schedule.ts';
 export { nativeKernel, nativeThreads, NativeKernel } from './native/session.ts';
 export { GraphBuilder } from './native/graph.ts';
+export * from './io/index.ts';

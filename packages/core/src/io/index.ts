@@ -1,0 +1,10 @@
+export { FileFormatError, quote } from './errors.ts';
+export { parseStrictJson, JsonNumber, JsonSyntaxError, type JsonValue } from './strict-json.ts';
+export { SAFETENSORS_DTYPES, type SafetensorsDtype, bytesToTensor } from './dtypes.ts';
+export { tensorToBytes } from './tensor-bytes.ts';
+export { type TensorEntry, MAX_HEADER_BYTES } from './safetensors-header.ts';
+export { SafetensorsFile } from './safetensors-reader.ts';
+export { saveSafetensors, tensorRecord, encodeHeader, type TensorRecord } from './safetensors-writer.ts';
+export { Checkpoint, SINGLE_FILE, INDEX_FILE } from './checkpoint.ts';
+export { planShards, shardFileName, indexJson, saveShardedSafetensors } from './sharded-writer.ts';
+export { writeFileAtomic, writeAll, assertNotSymlink, temporaryPath, fsyncDirectory } from './atomic.ts';

@@ -1,0 +1,206 @@
+/**
+ * A strict JSON parser for files users hand us (RFC 8259, nothing more).
+ *
+ * JSON.parse keeps the last of two duplicate keys, rounds integers above 2^53
+ * and lets "__proto__" reach object prototypes. This parser rejects duplicate
+ * keys, builds objects without prototypes, and in `exact` mode returns every
+ * number as its source text (JsonNumber), so `8.0` and `8` differ and
+ * 18446744073709551615 is never rounded.
+ *
+ *   parseStrictJson('{"a": 1}')                        // { a: 1 } (null prototype)
+ *   parseStrictJson('[8.0]', { exact: true })[0].isInteger()  // false
+ */
+
+export class JsonNumber {
+  constructor(readonly text: string) {}
+
+  /** Written as an integer: no fraction, no exponent. */
+  isInteger(): boolean {
+    return /^-?\d+$/.test(this.text);
+  }
+
+  bigint(): bigint {
+    return BigInt(this.text);
+  }
+
+  value(): number {
+    return Number(this.text);
+  }
+}
+
+export type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | { [key: string]: JsonValue };
+
+export class JsonSyntaxError extends Error {
+  /** `depth` is the nesting level where the error was found (0 = the top object's keys). */
+  constructor(message: string, readonly position: number, readonly depth = 0) {
+    super(`${message} at character ${position}`);
+  }
+}
+
+const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+export interface StrictJsonOptions {
+  /** Return numbers as JsonNumber (source text) instead of JS numbers. */
+  exact?: boolean;
+  /** Deepest nesting accepted (arrays and objects). */
+  maxDepth?: number;
+}
+
+class Parser {
+  #at = 0;
+
+  constructor(readonly text: string, readonly exact: boolean, readonly maxDepth: number) {}
+
+  parseDocument(): JsonValue {
+    this.#skipWhitespace();
+    const value = this.#value(0);
+    this.#skipWhitespace();
+    if (this.#at < this.text.length) this.#fail('unexpected content after the JSON value');
+    return value;
+  }
+
+  #fail(message: string): never {
+    throw new JsonSyntaxError(message, this.#at);
+  }
+
+  #skipWhitespace(): void {
+    while (WHITESPACE.has(this.text[this.#at])) this.#at++;
+  }
+
+  #expect(char: string): void {
+    if (this.text[this.#at] !== char) this.#fail(`expected '${char}'`);
+    this.#at++;
+  }
+
+  #value(depth: number): JsonValue {
+    if (depth > this.maxDepth) this.#fail(`nesting deeper than ${this.maxDepth}`);
+    const c = this.text[this.#at];
+    if (c === '{') return this.#object(depth);
+    if (c === '[') return this.#array(depth);
+    if (c === '"') return this.#string();
+    if (c === '-' || (c >= '0' && c <= '9')) return this.#number();
+    for (const [word, value] of [['true', true], ['false', false], ['null', null]] as const) {
+      if (this.text.startsWith(word, this.#at)) {
+        this.#at += word.length;
+        return value;
+      }
+    }
+    return this.#fail(c === undefined ? 'unexpected end of input' : `unexpected character ${JSON.stringify(c)}`);
+  }
+
+  #object(depth: number): JsonValue {
+    const result: { [key: string]: JsonValue } = Object.create(null);
+    const seen = new Set<string>();
+    this.#expect('{');
+    this.#skipWhitespace();
+    if (this.text[this.#at] === '}') {
+      this.#at++;
+      return result;
+    }
+    for (;;) {
+      this.#skipWhitespace();
+      if (this.text[this.#at] !== '"') this.#fail('expected a string key');
+      const keyAt = this.#at;
+      const key = this.#string();
+      if (seen.has(key)) throw new JsonSyntaxError(`duplicate key ${JSON.stringify(key).slice(0, 200)}`, keyAt, depth);
+      seen.add(key);
+      this.#skipWhitespace();
+      this.#expect(':');
+      this.#skipWhitespace();
+      result[key] = this.#value(depth + 1);
+      this.#skipWhitespace();
+      if (this.text[this.#at] === ',') {
+        this.#at++;
+        continue;
+      }
+      this.#expect('}');
+      return result;
+    }
+  }
+
+  #array(depth: number): JsonValue {
+    const result: JsonValue[] = [];
+    this.#expect('[');
+    this.#skipWhitespace();
+    if (this.text[this.#at] === ']') {
+      this.#at++;
+      return result;
+    }
+    for (;;) {
+      this.#skipWhitespace();
+      result.push(this.#value(depth + 1));
+      this.#skipWhitespace();
+      if (this.text[this.#at] === ',') {
+        this.#at++;
+        continue;
+      }
+      this.#expect(']');
+      return result;
+    }
+  }
+
+  #string(): string {
+    this.#expect('"');
+    let out = '';
+    for (;;) {
+      const c = this.text[this.#at];
+      if (c === undefined) this.#fail('unterminated string');
+      if (c === '"') {
+        this.#at++;
+        return out;
+      }
+      if (c < ' ') this.#fail('control character in a string');
+      if (c !== '\\') {
+        out += c;
+        this.#at++;
+        continue;
+      }
+      const e = this.text[this.#at + 1];
+      if (e === 'u') {
+        out += this.#unicodeEscape();
+      } else if (e in ESCAPES) {
+        out += ESCAPES[e];
+        this.#at += 2;
+      } else {
+        this.#fail('invalid escape');
+      }
+    }
+  }
+
+  /** \uXXXX, with surrogate pairs joined and lone surrogates rejected. */
+  #unicodeEscape(): string {
+    const unit = (at: number) => {
+      const hex = this.text.slice(at + 2, at + 6);
+      if (this.text.slice(at, at + 2) !== '\\u' || !/^[0-9a-fA-F]{4}$/.test(hex)) return -1;
+      return parseInt(hex, 16);
+    };
+    const high = unit(this.#at);
+    if (high < 0) this.#fail('invalid \\u escape');
+    if (high >= 0xdc00 && high <= 0xdfff) this.#fail('lone low surrogate');
+    if (high < 0xd800 || high > 0xdbff) {
+      this.#at += 6;
+      return String.fromCharCode(high);
+    }
+    const low = unit(this.#at + 6);
+    if (low < 0xdc00 || low > 0xdfff) this.#fail('lone high surrogate');
+    this.#at += 12;
+    return String.fromCharCode(high, low);
+  }
+
+  #number(): JsonValue {
+    NUMBER.lastIndex = this.#at;
+    const match = NUMBER.exec(this.text);
+    if (match === null) this.#fail('invalid number');
+    this.#at += match[0].length;
+    if (this.exact) return new JsonNumber(match[0]);
+    const value = Number(match[0]);
+    if (/^-?\d+$/.test(match[0]) && !Number.isSafeInteger(value)) this.#fail(`integer ${match[0].slice(0, 40)} is beyond 2^53`);
+    return value;
+  }
+}
+
+export function parseStrictJson(text: string, { exact = false, maxDepth = 64 }: StrictJsonOptions = {}): JsonValue {
+  return new Parser(text, exact, maxDepth).parseDocument();
+}
