@@ -12,10 +12,28 @@ import type { Tensor } from './tensor.ts';
 import { formatShape } from './shape.ts';
 
 type Options = { generator?: Generator };
+
+let skipping = false;
+
+/**
+ * Build modules without drawing their initial weights, because a checkpoint
+ * will overwrite them (transformers' no_init_weights). Inits become no-ops
+ * inside `fn`; tensors keep their zeros.
+ */
+export function withoutInit<T>(fn: () => T): T {
+  const previous = skipping;
+  skipping = true;
+  try {
+    return fn();
+  } finally {
+    skipping = previous;
+  }
+}
 export type FanMode = 'fan_in' | 'fan_out';
 export type Nonlinearity = 'leaky_relu' | 'relu' | 'linear' | 'sigmoid' | 'tanh' | 'selu';
 
 function fill(t: Tensor, sample: () => number): Tensor {
+  if (skipping) return t;
   const values = t.values;
   for (let i = 0; i < values.length; i++) values[i] = sample();
   return t;
@@ -46,6 +64,7 @@ export function ones_(t: Tensor): Tensor {
 }
 
 export function constant_(t: Tensor, value: number): Tensor {
+  if (skipping) return t;
   t.values.fill(value);
   return t;
 }

@@ -1,4 +1,16 @@
-export type { LlamaLayerConfig } from './llama/config.ts';
+export { loadConfig, readJsonFile, SUPPORTED_MODEL_TYPES, type ModelConfig } from './config.ts';
+export type { LlamaFamilyConfig, LlamaLayerConfig, RopeParameters } from './llama/config.ts';
+export type { GPT2Config } from './gpt2/config.ts';
+export { inverseFrequencies, rotaryFor, ropeParameters, SUPPORTED_ROPE_TYPES } from './rope.ts';
+export { CausalLM, KVCache, causalLMLoss, type CausalLMInputs, type CausalLMOutput } from './causal-lm.ts';
 export { LlamaAttention, type LayerCache, type RotaryTables } from './llama/attention.ts';
 export { LlamaMLP } from './llama/mlp.ts';
 export { LlamaDecoderLayer } from './llama/decoder-layer.ts';
+export { LlamaModel, LlamaForCausalLM } from './llama/model.ts';
+export { Conv1D } from './gpt2/conv1d.ts';
+export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2/model.ts';
+export { loadWeights, type LoadWeightsOptions } from './weights.ts';
+export { AutoModelForCausalLM, modelForConfig, type FromPretrainedOptions } from './auto.ts';
+export { AutoTokenizer, Tokenizer, type ChatMessage } from './tokenizer.ts';
+export { generate, type GenerateOptions } from './generation.ts';
+export { argmax, sample, type SamplingOptions } from './sampling.ts';

@@ -91,11 +91,13 @@ export interface AttentionBiasOptions {
   causal: boolean;
   /** [B, S] with 1 for real tokens and 0 for padding. */
   paddingMask?: Tensor | null;
+  /** Mistral's sliding window: a query sees only the last `slidingWindow` positions. */
+  slidingWindow?: number | null;
   dtype?: Float;
 }
 
 /** The additive mask: 0 where a query may attend, the dtype's lowest value where not. */
-export function attentionBias({ batch, queryLength, keyLength, causal, paddingMask = null, dtype = 'float32' }: AttentionBiasOptions): Tensor {
+export function attentionBias({ batch, queryLength, keyLength, causal, paddingMask = null, slidingWindow = null, dtype = 'float32' }: AttentionBiasOptions): Tensor {
   const lowest = dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
   if (paddingMask !== null && (paddingMask.ndim !== 2 || paddingMask.shape[0] !== batch || paddingMask.shape[1] !== keyLength)) {
     throw new Error(`attentionBias: padding mask ${formatShape(paddingMask.shape)} is not [${batch}, ${keyLength}]`);
@@ -108,7 +110,8 @@ export function attentionBias({ batch, queryLength, keyLength, causal, paddingMa
   for (let b = 0; b < rows; b++) {
     for (let t = 0; t < queryLength; t++) {
       for (let s = 0; s < keyLength; s++) {
-        const hidden = (causal && s > t + offset) || (pad !== undefined && pad[b * keyLength + s] === 0);
+        const query = t + offset;
+        const hidden = (causal && s > query) || (slidingWindow !== null && query - s >= slidingWindow) || (pad !== undefined && pad[b * keyLength + s] === 0);
         if (hidden) values[(b * queryLength + t) * keyLength + s] = lowest;
       }
     }

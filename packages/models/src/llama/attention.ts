@@ -34,11 +34,11 @@ export class LlamaAttention extends Module {
     this.heads = config.num_attention_heads;
     this.kvHeads = config.num_key_value_heads;
     this.headDim = config.head_dim;
-    const bias = config.attention_bias;
+    const bias = config.qkv_bias;
     this.q_proj = new Linear(config.hidden_size, this.heads * this.headDim, { bias });
     this.k_proj = new Linear(config.hidden_size, this.kvHeads * this.headDim, { bias });
     this.v_proj = new Linear(config.hidden_size, this.kvHeads * this.headDim, { bias });
-    this.o_proj = new Linear(this.heads * this.headDim, config.hidden_size, { bias });
+    this.o_proj = new Linear(this.heads * this.headDim, config.hidden_size, { bias: config.o_bias });
   }
 
   forward(x: Tensor, rotary: RotaryTables, bias: Tensor, cache: LayerCache | null = null): Tensor {

@@ -1,12 +1,58 @@
-/** The fields of a Llama-family config.json that the modules read (transformers' names). */
-export interface LlamaLayerConfig {
+/**
+ * Llama-family configs (llama, mistral, qwen2) with transformers' defaults.
+ * Field names are transformers' own.
+ */
+export interface RopeParameters {
+  rope_type?: string;
+  type?: string;
+  rope_theta?: number;
+  factor?: number;
+  low_freq_factor?: number;
+  high_freq_factor?: number;
+  original_max_position_embeddings?: number;
+}
+
+export interface LlamaFamilyConfig {
+  model_type: 'llama' | 'mistral' | 'qwen2';
+  vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
+  num_hidden_layers: number;
   num_attention_heads: number;
   num_key_value_heads: number;
   head_dim: number;
+  hidden_act: 'silu' | 'gelu' | 'gelu_pytorch_tanh' | 'relu';
+  max_position_embeddings: number;
   rms_norm_eps: number;
+  tie_word_embeddings: boolean;
   attention_bias: boolean;
   mlp_bias: boolean;
-  hidden_act: 'silu' | 'gelu' | 'gelu_pytorch_tanh' | 'relu';
+  rope_theta?: number;
+  rope_scaling?: RopeParameters | null;
+  rope_parameters?: RopeParameters | null;
+  sliding_window?: number | null;
+  pad_token_id?: number | null;
+  eos_token_id?: number | number[] | null;
+  bos_token_id?: number | null;
+}
+
+/** The fields one decoder layer reads. */
+export type LlamaLayerConfig = Pick<LlamaFamilyConfig, 'hidden_size' | 'intermediate_size' | 'num_attention_heads' | 'num_key_value_heads' | 'head_dim' | 'rms_norm_eps' | 'mlp_bias' | 'hidden_act'> & {
+  /** Biases on q, k and v (qwen2, or llama's attention_bias). */
+  qkv_bias: boolean;
+  /** Bias on o_proj (llama's attention_bias; never for qwen2). */
+  o_bias: boolean;
+};
+
+const common = { hidden_act: 'silu', rms_norm_eps: 1e-6, tie_word_embeddings: false, attention_bias: false, mlp_bias: false, rope_theta: 10000 } as const;
+
+export const LLAMA_DEFAULTS = {
+  llama: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048 },
+  mistral: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, sliding_window: 4096 },
+  qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768 },
+} as const;
+
+export function layerConfig(c: LlamaFamilyConfig): LlamaLayerConfig {
+  const qwen = c.model_type === 'qwen2';
+  return { ...c, qkv_bias: qwen || c.attention_bias, o_bias: !qwen && c.attention_bias };
 }

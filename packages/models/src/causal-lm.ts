@@ -1,0 +1,97 @@
+/**
+ * What every causal language model in lorakit takes and returns, with
+ * transformers' semantics:
+ *
+ *   model.call({ inputIds, attentionMask, positionIds, labels }) -> { logits, loss }
+ *   inputIds [B, T] int; attentionMask [B, P+T] (1 = token, 0 = padding);
+ *   positions 0..T-1 (after any cache) unless given; labels shifted inside,
+ *   -100 ignored, mean over the rest.
+ */
+import { Module, Tensor, attentionBias, crossEntropy, formatShape, slice } from '@lorakit/core';
+import type { ModelConfig } from './config.ts';
+import type { LayerCache } from './llama/attention.ts';
+
+export interface CausalLMInputs {
+  inputIds: Tensor;
+  attentionMask?: Tensor | null;
+  positionIds?: Tensor | null;
+  labels?: Tensor | null;
+  /** Keys and values of earlier positions; extended in place. */
+  cache?: KVCache | null;
+  /** Compute logits for the last N positions only (generation needs 1). */
+  logitsToKeep?: number;
+}
+
+export interface CausalLMOutput {
+  logits: Tensor; // [B, T or logitsToKeep, V]
+  loss: Tensor | null;
+}
+
+export abstract class CausalLM extends Module {
+  abstract readonly config: ModelConfig;
+  abstract override forward(inputs: CausalLMInputs): CausalLMOutput;
+  /** Parameter names that are the same tensor as another (tied embeddings): [alias, source]. */
+  abstract tiedWeights(): Array<[string, string]>;
+  /** A cache with one entry per layer. */
+  abstract newCache(): KVCache;
+}
+
+export class KVCache {
+  readonly layers: LayerCache[];
+
+  constructor(layers: number) {
+    this.layers = Array.from({ length: layers }, () => ({ key: null, value: null }));
+  }
+
+  /** Positions already cached. */
+  get length(): number {
+    return this.layers[0]?.key?.shape[2] ?? 0;
+  }
+}
+
+/** The head over the final hidden states (only the last `logitsToKeep` positions), and the loss when labels are given. */
+export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs): CausalLMOutput {
+  const t = hidden.shape[1]; // hidden [B, T, C]
+  const kept = logitsToKeep !== undefined && logitsToKeep < t ? slice(hidden, 1, t - logitsToKeep, t) : hidden;
+  const logits = lmHead.call(kept); // [B, T', V]
+  return { logits, loss: labels ? causalLMLoss(logits, labels) : null };
+}
+
+/** transformers' ForCausalLMLoss: logits[:, :-1] predict labels[:, 1:]; -100 is ignored. */
+export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
+  const [b, t, v] = logits.shape;
+  if (labels.ndim !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
+    throw new Error(`labels ${formatShape(labels.shape)} do not match logits ${formatShape(logits.shape)}`);
+  }
+  const predicted = slice(logits, 1, 0, t - 1).reshape([b * (t - 1), v]);
+  const ids = Int32Array.from(labels.data as ArrayLike<number | bigint>, Number);
+  const shifted = new Int32Array(b * (t - 1));
+  for (let r = 0; r < b; r++) shifted.set(ids.subarray(r * t + 1, (r + 1) * t), r * (t - 1));
+  return crossEntropy(predicted, new Tensor(shifted, [b * (t - 1)]));
+}
+
+/** Per-row positions: given, or past..past+T-1 shared by every row. */
+export function positionsOf(inputIds: Tensor, positionIds: Tensor | null | undefined, past: number): number[][] {
+  const [b, t] = inputIds.shape;
+  if (positionIds === null || positionIds === undefined) return [Array.from({ length: t }, (_, i) => past + i)];
+  if (positionIds.numel !== b * t && positionIds.numel !== t) throw new Error(`positionIds ${formatShape(positionIds.shape)} do not match inputIds ${formatShape(inputIds.shape)}`);
+  const flat = positionIds.toArray();
+  const rows = flat.length / t;
+  return Array.from({ length: rows }, (_, r) => flat.slice(r * t, (r + 1) * t));
+}
+
+/** The additive attention mask for a step of T new tokens after `past` cached ones. */
+export function causalBias(inputIds: Tensor, attentionMask: Tensor | null | undefined, past: number, slidingWindow: number | null = null): Tensor {
+  const [batch, queryLength] = inputIds.shape;
+  const keyLength = past + queryLength;
+  if (attentionMask && (attentionMask.ndim !== 2 || attentionMask.shape[0] !== batch || attentionMask.shape[1] !== keyLength)) {
+    throw new Error(`attentionMask ${formatShape(attentionMask.shape)} should be [${batch}, ${keyLength}] (cached plus new positions)`);
+  }
+  const hasPadding = attentionMask?.toArray().some((v) => v === 0) ?? false;
+  return attentionBias({ batch, queryLength, keyLength, causal: true, paddingMask: hasPadding ? attentionMask : null, slidingWindow });
+}
+
+export function checkInputIds(inputIds: Tensor, vocab: number): void {
+  if (inputIds.isFloat || inputIds.ndim !== 2) throw new Error(`inputIds must be an int tensor [B, T], got ${inputIds.dtype} ${formatShape(inputIds.shape)}`);
+  for (const id of inputIds.toArray()) if (!(id >= 0 && id < vocab)) throw new Error(`inputIds: token ${id} is outside the vocabulary of ${vocab}`);
+}

@@ -1,0 +1,88 @@
+/**
+ * config.json, read strictly and completed with transformers' defaults.
+ *
+ *   const config = await loadConfig('examples/models/tiny-code-llama');
+ *   config.model_type  // 'llama'
+ *
+ * No code in a config is ever run (auto_map and trust_remote_code are
+ * ignored); an unknown model_type is an error that lists what is supported.
+ * Sizes are checked before anything is allocated.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileFormatError, parseStrictJson, quote, type JsonValue } from '@lorakit/core';
+import { LLAMA_DEFAULTS, type LlamaFamilyConfig } from './llama/config.ts';
+import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
+
+export type ModelConfig = LlamaFamilyConfig | GPT2Config;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gpt2'] as const;
+
+const MAX_CONFIG_BYTES = 10_000_000;
+
+/** Fields that must be positive integers, with the largest value that is still plausible. */
+const LIMITS: Record<string, number> = {
+  vocab_size: 10_000_000, hidden_size: 131_072, intermediate_size: 1_048_576, num_hidden_layers: 1000,
+  num_attention_heads: 4096, num_key_value_heads: 4096, head_dim: 8192, max_position_embeddings: 100_000_000,
+  n_embd: 131_072, n_layer: 1000, n_head: 4096, n_positions: 100_000_000, n_inner: 1_048_576,
+};
+
+export async function readJsonFile(path: string, what: string): Promise<Record<string, JsonValue>> {
+  const info = await stat(path).catch(() => null);
+  if (info === null) throw new FileFormatError('MissingConfig', path, `no ${what} here`);
+  if (info.size > MAX_CONFIG_BYTES) throw new FileFormatError('ConfigParseError', path, `${info.size} bytes is too large for a ${what}`);
+  let json: JsonValue;
+  try {
+    json = parseStrictJson(await readFile(path, 'utf8'));
+  } catch (error) {
+    throw new FileFormatError('ConfigParseError', path, `is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FileFormatError('ConfigParseError', path, `a ${what} must be a JSON object`);
+  return json as Record<string, JsonValue>;
+}
+
+function checkSizes(config: Record<string, unknown>, path: string): void {
+  for (const [field, limit] of Object.entries(LIMITS)) {
+    const v = config[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > limit) {
+      throw new FileFormatError('InvalidConfig', path, `${field} = ${quote(JSON.stringify(v))} must be a positive integer of at most ${limit}`);
+    }
+  }
+}
+
+export async function loadConfig(dir: string): Promise<ModelConfig> {
+  const path = join(dir, 'config.json');
+  const raw = await readJsonFile(path, 'model config');
+  const modelType = raw.model_type;
+  if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
+    throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(JSON.stringify(modelType ?? null))} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+  }
+  const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as 'llama' | 'mistral' | 'qwen2'];
+  const config = { ...defaults, ...raw } as Record<string, unknown>;
+  checkSizes(config, path);
+  return (modelType === 'gpt2' ? completeGpt2(config, path) : completeLlama(config, path)) as ModelConfig;
+}
+
+function completeLlama(config: Record<string, unknown>, path: string): LlamaFamilyConfig {
+  const c = config as unknown as LlamaFamilyConfig;
+  c.num_key_value_heads ??= c.num_attention_heads;
+  c.head_dim ??= c.hidden_size / c.num_attention_heads;
+  const fail = (detail: string) => { throw new FileFormatError('InvalidConfig', path, detail); };
+  if (!Number.isInteger(c.head_dim)) fail(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}; set head_dim`);
+  if (c.num_attention_heads % c.num_key_value_heads !== 0) fail(`num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
+  if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) fail(`hidden_act ${quote(String(c.hidden_act))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
+  if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
+  if (c.model_type === 'qwen2' && config.use_sliding_window === true) fail('qwen2 with use_sliding_window is not supported');
+  return c;
+}
+
+function completeGpt2(config: Record<string, unknown>, path: string): GPT2Config {
+  const c = config as unknown as GPT2Config;
+  c.n_inner ??= 4 * c.n_embd;
+  if (c.n_embd % c.n_head !== 0) throw new FileFormatError('InvalidConfig', path, `n_embd ${c.n_embd} is not divisible by n_head ${c.n_head}`);
+  if (!['gelu_new', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(c.activation_function)) {
+    throw new FileFormatError('InvalidConfig', path, `activation_function ${quote(String(c.activation_function))} is not supported`);
+  }
+  if (c.scale_attn_by_inverse_layer_idx || c.reorder_and_upcast_attn) throw new FileFormatError('InvalidConfig', path, 'scale_attn_by_inverse_layer_idx and reorder_and_upcast_attn are not supported');
+  return c;
+}

@@ -1,0 +1,64 @@
+/**
+ * LlamaForCausalLM, also for mistral (sliding window) and qwen2 (q/k/v biases).
+ *
+ *   ids [B, T] -> embed_tokens -> layers × N -> norm -> lm_head -> logits [B, T, V]
+ *
+ * Property names are transformers' own, so stateDict() keys are the checkpoint's.
+ */
+import { Embedding, Linear, Module, RMSNorm, type Tensor } from '@lorakit/core';
+import { LlamaDecoderLayer } from './decoder-layer.ts';
+import { layerConfig, type LlamaFamilyConfig } from './config.ts';
+import { inverseFrequencies, rotaryFor } from '../rope.ts';
+import { CausalLM, KVCache, causalBias, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
+
+export class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  readonly #invFreq: Float64Array;
+
+  constructor(readonly config: LlamaFamilyConfig) {
+    super();
+    this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
+    this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(layerConfig(config)));
+    this.norm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
+    this.#invFreq = inverseFrequencies(config);
+  }
+
+  forward({ inputIds, attentionMask, positionIds, cache }: CausalLMInputs): Tensor {
+    checkInputIds(inputIds, this.config.vocab_size);
+    const past = cache?.length ?? 0;
+    const rotary = rotaryFor(positionsOf(inputIds, positionIds, past), this.#invFreq);
+    const window = this.config.model_type === 'mistral' ? (this.config.sliding_window ?? null) : null;
+    const bias = causalBias(inputIds, attentionMask, past, window);
+    let h = this.embed_tokens.call(inputIds); // [B, T, C]
+    this.layers.forEach((layer, i) => {
+      h = layer.call(h, rotary, bias, cache?.layers[i] ?? null);
+    });
+    return this.norm.call(h);
+  }
+}
+
+export class LlamaForCausalLM extends CausalLM {
+  model: LlamaModel;
+  lm_head: Linear;
+
+  constructor(readonly config: LlamaFamilyConfig) {
+    super();
+    this.model = new LlamaModel(config);
+    this.lm_head = new Linear(config.hidden_size, config.vocab_size, { bias: false });
+    if (config.tie_word_embeddings) this.lm_head.weight = this.model.embed_tokens.weight;
+  }
+
+  forward(inputs: CausalLMInputs): CausalLMOutput {
+    return headOutput(this.lm_head, this.model.call(inputs), inputs);
+  }
+
+  tiedWeights(): Array<[string, string]> {
+    return this.config.tie_word_embeddings ? [['lm_head.weight', 'model.embed_tokens.weight']] : [];
+  }
+
+  newCache(): KVCache {
+    return new KVCache(this.config.num_hidden_layers);
+  }
+}

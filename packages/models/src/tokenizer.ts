@@ -1,0 +1,64 @@
+/**
+ * AutoTokenizer: @huggingface/transformers' tokenizer, loaded offline from the
+ * model folder (tokenizer.json and tokenizer_config.json), behind a small API.
+ *
+ *   const tok = await AutoTokenizer.fromPretrained('examples/models/tiny-code-llama');
+ *   tok.encode('def f():')     // ids, no special tokens added unless the config says so
+ */
+import { access } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { AutoTokenizer as HFAutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import { FileFormatError } from '@lorakit/core';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export class Tokenizer {
+  constructor(readonly inner: PreTrainedTokenizer, readonly dir: string) {}
+
+  encode(text: string, { addSpecialTokens = false } = {}): number[] {
+    return this.inner.encode(text, { add_special_tokens: addSpecialTokens });
+  }
+
+  decode(ids: readonly number[], { skipSpecialTokens = false } = {}): string {
+    return this.inner.decode([...ids], { skip_special_tokens: skipSpecialTokens });
+  }
+
+  get eosTokenId(): number | null {
+    return this.inner.eos_token_id ?? null;
+  }
+
+  get padTokenId(): number | null {
+    return this.inner.pad_token_id ?? null;
+  }
+
+  get bosTokenId(): number | null {
+    return this.inner.bos_token_id ?? null;
+  }
+
+  get hasChatTemplate(): boolean {
+    return typeof this.inner.chat_template === 'string' && this.inner.chat_template.length > 0;
+  }
+
+  /** Render messages with the tokenizer's chat template. */
+  applyChatTemplate(messages: ChatMessage[], { addGenerationPrompt = false } = {}): string {
+    if (!this.hasChatTemplate) throw new Error(`${this.dir}: the tokenizer has no chat template`);
+    return this.inner.apply_chat_template(messages, { tokenize: false, add_generation_prompt: addGenerationPrompt }) as string;
+  }
+}
+
+export class AutoTokenizer {
+  static async fromPretrained(dir: string): Promise<Tokenizer> {
+    const absolute = resolve(dir); // NOTE: a relative path would be taken for a Hub id
+    for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
+      await access(join(absolute, file)).catch(() => {
+        throw new FileFormatError('MissingTokenizer', join(absolute, file), 'is missing; lorakit loads tokenizers from tokenizer.json and tokenizer_config.json');
+      });
+    }
+    env.allowRemoteModels = false;
+    const inner = await HFAutoTokenizer.from_pretrained(absolute, { local_files_only: true });
+    return new Tokenizer(inner, absolute);
+  }
+}
