@@ -23,6 +23,7 @@ export class Tokenizer {
   }
 
   decode(ids: readonly number[], { skipSpecialTokens = false } = {}): string {
+    if (ids.length === 0) return ''; // the wrapped tokenizer rejects an empty list
     return this.inner.decode([...ids], { skip_special_tokens: skipSpecialTokens });
   }
 

@@ -2,7 +2,11 @@
  * Scaled dot-product attention, forward and backward each one native call.
  *
  *   q [B, H, T, D], k/v [B, H, S, D], bias [B|1, H|1, T, S] (additive)
- *   S = q·kᵀ·scale + bias;  P = softmax(S);  O = P·v            -> [B, H, T, D]
+ *   S = q·kᵀ·scale + bias;  P = softmax(S) · visible;  O = P·v  -> [B, H, T, D]
+ *
+ * `visible` is 0 for a query row that may see no key at all (a left-padded
+ * position): like PyTorch's sdpa, which transformers uses by default, such a
+ * row outputs zeros rather than a uniform average.
  *
  * Backward (P is kept from the forward):
  *   dv = Pᵀ·dO;  dP = dO·vᵀ;  dS = P ⊙ (dP − Σ_s dP ⊙ P)
@@ -23,9 +27,9 @@ const SWAP_LAST = [0, 1, 3, 2];
 
 function forwardGraph(dtype: Float): Uint8Array {
   const g = new GraphBuilder('attention_forward', dtype);
-  const [q, k, v, bias, scale] = ['q', 'k', 'v', 'bias', 'scale'].map((n) => g.input(n));
+  const [q, k, v, bias, visible, scale] = ['q', 'k', 'v', 'bias', 'visible', 'scale'].map((n) => g.input(n));
   const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, g.node('Transpose', [k], { perm: SWAP_LAST })]), scale]), bias]);
-  const probs = g.node('Softmax', [scores], { axis: -1 });
+  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]);
   g.output(g.node('MatMul', [probs, v]));
   g.output(probs);
   return g.build();
@@ -69,11 +73,30 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, { bia
   checkShapes(q, k, v, bias);
   const dtype = q.dtype as Float;
   const scaleTensor = Tensor.scalar(scale ?? 1 / Math.sqrt(q.shape[3]), dtype);
-  const [out, probs] = nativeKernel(`attention_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([q, k, v, bias, scaleTensor]);
+  const [out, probs] = nativeKernel(`attention_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([q, k, v, bias, visibleRows(bias), scaleTensor]);
   let grads: Tensor[] | null = null;
   const gradsFor = (dO: Tensor): Tensor[] =>
     (grads ??= nativeKernel(`attention_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([dO, q, k, v, probs, scaleTensor]));
   return record('scaledDotProductAttention', out, [q, k, v], (dO) => [() => gradsFor(dO)[0], () => gradsFor(dO)[1], () => gradsFor(dO)[2]]);
+}
+
+const visibility = new WeakMap<Tensor, Tensor>();
+
+/** [B|1, H|1, T, S] bias -> [B|1, H|1, T, 1]: 1 where the row sees at least one key. */
+export function visibleRows(bias: Tensor): Tensor {
+  let visible = visibility.get(bias);
+  if (visible === undefined) {
+    const keys = bias.shape[3];
+    const lowest = bias.dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
+    const values = bias.values;
+    visible = Tensor.zeros([...bias.shape.slice(0, 3), 1], bias.dtype);
+    visible.values.forEach((_, row) => {
+      const line = values.subarray(row * keys, (row + 1) * keys);
+      visible!.values[row] = line.some((v) => v > lowest) ? 1 : 0;
+    });
+    visibility.set(bias, visible);
+  }
+  return visible;
 }
 
 /** [B, Hkv, S, D] -> [B, Hkv·groups, S, D], each head repeated `groups` times in place. */

@@ -9,6 +9,7 @@
  *   grouped-query: the G = H/Hkv query heads of one key head are adjacent, so
  *   q as [B, Hkv, G·T, D] meets k [B, Hkv, S, D] with no copies of k or v
  *   out = softmax((scale·qh)·khᵀ + bias)·vh  -> [B, T, H·D]
+ *   (a query row that sees no key outputs zeros, as in ops/attention.ts)
  *
  * Backward: the attention gradients of ops/attention.ts (with Σ_s dP·P taken
  * as Σ_d dO·O, a reduction over D rather than S), then rope's transpose
@@ -21,6 +22,7 @@ import { formatShape } from '../shape.ts';
 import { GraphBuilder } from '../native/graph.ts';
 import { nativeKernel } from '../native/session.ts';
 import { expand, reshape } from './layout.ts';
+import { visibleRows } from './attention.ts';
 
 type Float = 'float32' | 'float64';
 
@@ -70,12 +72,12 @@ class AttentionGraph extends GraphBuilder {
 
 function forwardGraph(dtype: Float, dims: Heads): Uint8Array {
   const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
-  const [q, k, v, pastK, pastV, cos, sin, bias, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'scale'].map((n) => g.input(n));
+  const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale'].map((n) => g.input(n));
   const qh = g.node('Mul', [g.grouped(g.rope(g.splitHeads(q), cos, sin)), scale]); // scaled here, on [B, Hkv, G·T, D] rather than the scores
   const kh = g.node('Concat', [pastK, g.rope(g.splitHeads(k), cos, sin)], { axis: 2 }); // [B, Hkv, S, D]
   const vh = g.node('Concat', [pastV, g.splitHeads(v)], { axis: 2 });
   const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
-  const probs = g.node('Softmax', [scores], { axis: -1 }); // [B, Hkv, G·T, S]
+  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // [B, Hkv, G·T, S]; rows that see no key are 0
   const og = g.node('MatMul', [probs, vh]); // [B, Hkv, G·T, D]
   g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
   for (const kept of [kh, vh, qh, probs, og]) g.output(kept);
@@ -160,7 +162,8 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const key = `${dtype}:${heads}:${kvHeads}:${headDim}`;
   const scale = Tensor.scalar(options.scale ?? 1 / Math.sqrt(headDim), dtype);
   const forward = nativeKernel(`rotary_attention_forward:${key}`, dtype, () => forwardGraph(dtype, dims));
-  const [out, kh, vh, qh, probs, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, groupedBias(bias, heads / kvHeads), scale]);
+  const grouped = groupedBias(bias, heads / kvHeads);
+  const [out, kh, vh, qh, probs, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visibleRows(grouped), scale]);
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
     const backward = nativeKernel(`rotary_attention_backward:${key}`, dtype, () => backwardGraph(dtype, dims));

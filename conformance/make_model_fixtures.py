@@ -1,0 +1,84 @@
+"""Reference cases for @lorakit/models, made with PyTorch + transformers.
+
+Writes packages/models/fixtures/<case>/ (config.json, model.safetensors as
+transformers saves it) and reference.safetensors beside them:
+  input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
+  loss (labels = input_ids with padding at -100), greedy [1, 5 + 8]
+and tiny-code-llama's loss on the PEFT fixture's inputs.
+
+    conformance/.venv/bin/python conformance/make_model_fixtures.py
+"""
+import json
+import pathlib
+
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "packages" / "models" / "fixtures"
+SHARED = ROOT.parent / "shared" / "fixtures" / "peft"
+
+LLAMA = dict(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+             num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, tie_word_embeddings=False,
+             pad_token_id=1, eos_token_id=2, bos_token_id=0)
+
+CASES = {
+    "llama-rope-linear": LlamaConfig(**LLAMA, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}),
+    "llama-rope-llama3": LlamaConfig(**LLAMA, rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 8,
+                                                            "rope_theta": 10000.0}),
+    "llama-bf16-tied": LlamaConfig(**{**LLAMA, "tie_word_embeddings": True}, attention_bias=True, mlp_bias=True),
+    "mistral": MistralConfig(**LLAMA, sliding_window=4),
+    "qwen2": Qwen2Config(**LLAMA),
+    "gpt2": GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=2, n_head=4, pad_token_id=1, eos_token_id=2, bos_token_id=0),
+}
+
+
+def inputs(vocab):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, vocab, (2, 12), generator=g)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, :3] = 0
+    ids[1, :3] = 1
+    return ids, mask
+
+
+def reference(model, vocab):
+    ids, mask = inputs(vocab)
+    labels = ids.masked_fill(mask == 0, -100)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, labels=labels)
+        greedy = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=8, do_sample=False)
+    return {"input_ids": ids, "attention_mask": mask, "logits": out.logits.float().contiguous(),
+            "loss": out.loss.reshape(1).float(), "greedy": greedy}
+
+
+def main():
+    torch.manual_seed(0)
+    for name, config in CASES.items():
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config).eval()
+        if name.endswith("bf16-tied"):
+            model = model.to(torch.bfloat16).to(torch.float32)  # weights exactly representable in bf16
+        case = OUT / name
+        model.save_pretrained(case, safe_serialization=True)
+        if name.endswith("bf16-tied"):
+            model.to(torch.bfloat16).save_pretrained(case, safe_serialization=True)
+            model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32).eval()
+        save_file(reference(model, config.vocab_size), str(case / "reference.safetensors"))
+        print(name, "written")
+
+    model = AutoModelForCausalLM.from_pretrained(ROOT / "examples" / "models" / "tiny-code-llama", dtype=torch.float32).eval()
+    from safetensors.torch import load_file
+    io = load_file(str(SHARED / "codellama_qv_r8" / "io.safetensors"))
+    labels = io["input_ids"].masked_fill(io["attention_mask"] == 0, -100)
+    with torch.no_grad():
+        loss = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"], labels=labels).loss
+    save_file({"loss": loss.reshape(1)}, str(OUT / "tiny-code-llama-loss.safetensors"))
+    (OUT / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
