@@ -34,7 +34,7 @@ export async function readJsonFile(path: string, what: string): Promise<Record<s
   try {
     json = parseStrictJson(await readFile(path, 'utf8'));
   } catch (error) {
-    throw new FileFormatError('ConfigParseError', path, `is not valid JSON: ${(error as Error).message}`);
+    throw new FileFormatError('ConfigParseError', path, `not valid JSON: ${(error as Error).message}`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FileFormatError('ConfigParseError', path, `a ${what} must be a JSON object`);
   return json as Record<string, JsonValue>;
@@ -45,7 +45,7 @@ function checkSizes(config: Record<string, unknown>, path: string): void {
     const v = config[field];
     if (v === undefined || v === null) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0 || v > limit) {
-      throw new FileFormatError('InvalidConfig', path, `${field} = ${quote(JSON.stringify(v))} must be a positive integer of at most ${limit}`);
+      throw new FileFormatError('InvalidConfig', path, `${field} = ${quote(v)} must be a positive integer of at most ${limit}`);
     }
   }
 }
@@ -55,7 +55,7 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   const raw = await readJsonFile(path, 'model config');
   const modelType = raw.model_type;
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
-    throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(JSON.stringify(modelType ?? null))} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
+    throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(modelType ?? null)} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   }
   const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as 'llama' | 'mistral' | 'qwen2'];
   const config = { ...defaults, ...raw } as Record<string, unknown>;

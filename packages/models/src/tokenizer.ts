@@ -55,7 +55,7 @@ export class AutoTokenizer {
     const absolute = resolve(dir); // NOTE: a relative path would be taken for a Hub id
     for (const file of ['tokenizer.json', 'tokenizer_config.json']) {
       await access(join(absolute, file)).catch(() => {
-        throw new FileFormatError('MissingTokenizer', join(absolute, file), 'is missing; lorakit loads tokenizers from tokenizer.json and tokenizer_config.json');
+        throw new FileFormatError('MissingTokenizer', join(absolute, file), 'missing; lorakit loads tokenizers from tokenizer.json and tokenizer_config.json');
       });
     }
     env.allowRemoteModels = false;

@@ -36,10 +36,10 @@ async function readIndex(path: string): Promise<{ weightMap: Map<string, string>
   try {
     json = parseStrictJson(await readFile(path, 'utf8'));
   } catch (error) {
-    throw new FileFormatError('InvalidIndex', path, `is not valid JSON: ${(error as Error).message}`);
+    throw new FileFormatError('InvalidIndex', path, `not valid JSON: ${(error as Error).message}`);
   }
   const isObject = (v: JsonValue): v is Record<string, JsonValue> => typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isObject(json) || !isObject(json.weight_map ?? null)) throw new FileFormatError('InvalidIndex', path, 'has no "weight_map" object');
+  if (!isObject(json) || !isObject(json.weight_map ?? null)) throw new FileFormatError('InvalidIndex', path, 'no "weight_map" object');
   const weightMap = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(json.weight_map as Record<string, JsonValue>)) {
     if (typeof shard !== 'string') throw new FileFormatError('InvalidIndex', path, `weight_map value for ${quote(tensor)} is not a string`);
@@ -68,9 +68,9 @@ export class Checkpoint {
     }
     const pickles = entries.filter((e) => PICKLE_FILES.test(e));
     if (pickles.length > 0) {
-      throw new FileFormatError('PickleNotSupported', dir, `holds only pickle weights (${pickles.join(', ')}); lorakit never runs pickles. Convert them to safetensors first (for example with transformers: model.save_pretrained(dir, safe_serialization=True))`);
+      throw new FileFormatError('PickleNotSupported', dir, `only pickle weights here (${pickles.join(', ')}); lorakit never runs pickles. Convert them to safetensors first (for example with transformers: model.save_pretrained(dir, safe_serialization=True))`);
     }
-    throw new FileFormatError('MissingWeights', dir, `has neither ${SINGLE_FILE} nor ${INDEX_FILE}`);
+    throw new FileFormatError('MissingWeights', dir, `neither ${SINGLE_FILE} nor ${INDEX_FILE} here`);
   }
 
   static async #openSharded(dir: string, entries: string[]): Promise<Checkpoint> {
@@ -78,7 +78,7 @@ export class Checkpoint {
     const { weightMap, totalSize } = await readIndex(indexPath);
     const shardNames = [...new Set(weightMap.values())];
     const missing = shardNames.filter((s) => !entries.includes(s));
-    if (missing.length > 0) throw new FileFormatError('MissingShard', indexPath, `lists shards that are not in the folder: ${missing.map((m) => quote(m)).join(', ')}`);
+    if (missing.length > 0) throw new FileFormatError('MissingShard', indexPath, `shards listed but not in the folder: ${missing.map((m) => quote(m)).join(', ')}`);
     const root = await realpath(dir);
     const files = new Map<string, SafetensorsFile>();
     try {
@@ -116,7 +116,7 @@ export class Checkpoint {
 
   #file(name: string): SafetensorsFile {
     const file = this.located.get(name);
-    if (file === undefined) throw new FileFormatError('MissingTensor', this.dir, `has no tensor ${quote(name)}`);
+    if (file === undefined) throw new FileFormatError('MissingTensor', this.dir, `no tensor ${quote(name)}`);
     return file;
   }
 
@@ -151,7 +151,7 @@ function locateTensors(weightMap: Map<string, string>, files: Map<string, Safete
   const located = new Map<string, SafetensorsFile>();
   for (const [tensor, shard] of weightMap) {
     const file = files.get(shard)!;
-    if (!file.has(tensor)) throw new FileFormatError('MissingTensor', indexPath, `lists ${quote(tensor)} in ${quote(shard)}, which does not hold it`);
+    if (!file.has(tensor)) throw new FileFormatError('MissingTensor', indexPath, `${quote(tensor)} is listed in ${quote(shard)}, which does not hold it`);
     located.set(tensor, file);
   }
   for (const [shard, file] of files) {

@@ -29,7 +29,7 @@ export class SafetensorsFile {
 
   static async open(path: string): Promise<SafetensorsFile> {
     // NOTE: checked before open(), which would block forever on a FIFO.
-    if (!(await stat(path)).isFile()) throw new FileFormatError('NotAFile', path, 'is not a regular file');
+    if (!(await stat(path)).isFile()) throw new FileFormatError('NotAFile', path, 'not a regular file');
     const handle = await open(path, 'r');
     try {
       const stat = await handle.stat();
@@ -59,7 +59,7 @@ export class SafetensorsFile {
 
   entry(name: string): TensorEntry {
     const entry = this.#header.tensors.get(name);
-    if (entry === undefined) throw new FileFormatError('MissingTensor', this.path, `has no tensor ${quote(name)}`);
+    if (entry === undefined) throw new FileFormatError('MissingTensor', this.path, `no tensor ${quote(name)}`);
     return entry;
   }
 
