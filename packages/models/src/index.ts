@@ -14,3 +14,4 @@ export { AutoModelForCausalLM, modelForConfig, type FromPretrainedOptions } from
 export { AutoTokenizer, Tokenizer, type ChatMessage } from './tokenizer.ts';
 export { generate, type GenerateOptions } from './generation.ts';
 export { argmax, sample, type SamplingOptions } from './sampling.ts';
+export { saveModel, type SaveModelOptions } from './save.ts';

@@ -66,3 +66,12 @@ test('stateDict keys equal the checkpoint keys, with lm_head tied to embed_token
   t.is(model.numParameters(), 5_770_496);
   t.false(model.training);
 });
+
+test('explicit position ids equal to the default give the same logits; spread-out ones do not', (t) => {
+  const ids = Tensor.fromArray([[330, 284, 844, 264]], 'int32');
+  const plain = noGrad(() => model.call({ inputIds: ids }).logits).toArray();
+  const same = noGrad(() => model.call({ inputIds: ids, positionIds: Tensor.fromArray([[0, 1, 2, 3]], 'int32') }).logits).toArray();
+  const spread = noGrad(() => model.call({ inputIds: ids, positionIds: Tensor.fromArray([[0, 3, 6, 9]], 'int32') }).logits).toArray();
+  t.deepEqual(same, plain);
+  t.true(spread.some((v, i) => Math.abs(v - plain[i]) > 0.1), 'rotary positions change the attention');
+});

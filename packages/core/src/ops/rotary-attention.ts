@@ -16,7 +16,7 @@
  * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
  * constant: only the new positions' k and v get gradients.
  */
-import { record } from '../autograd.ts';
+import { isGradEnabled, record } from '../autograd.ts';
 import { Tensor } from '../tensor.ts';
 import { formatShape } from '../shape.ts';
 import { GraphBuilder } from '../native/graph.ts';
@@ -70,7 +70,8 @@ class AttentionGraph extends GraphBuilder {
   }
 }
 
-function forwardGraph(dtype: Float, dims: Heads): Uint8Array {
+/** With `forTraining`, also outputs what the backward needs (qh, probs, og); inference skips those copies. */
+function forwardGraph(dtype: Float, dims: Heads, forTraining: boolean): Uint8Array {
   const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
   const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale'].map((n) => g.input(n));
   const qh = g.node('Mul', [g.grouped(g.rope(g.splitHeads(q), cos, sin)), scale]); // scaled here, on [B, Hkv, G·T, D] rather than the scores
@@ -80,7 +81,7 @@ function forwardGraph(dtype: Float, dims: Heads): Uint8Array {
   const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // [B, Hkv, G·T, S]; rows that see no key are 0
   const og = g.node('MatMul', [probs, vh]); // [B, Hkv, G·T, D]
   g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
-  for (const kept of [kh, vh, qh, probs, og]) g.output(kept);
+  for (const kept of forTraining ? [kh, vh, qh, probs, og] : [kh, vh]) g.output(kept);
   return g.build();
 }
 
@@ -161,9 +162,11 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const dims = { heads, kvHeads, headDim };
   const key = `${dtype}:${heads}:${kvHeads}:${headDim}`;
   const scale = Tensor.scalar(options.scale ?? 1 / Math.sqrt(headDim), dtype);
-  const forward = nativeKernel(`rotary_attention_forward:${key}`, dtype, () => forwardGraph(dtype, dims));
+  const forTraining = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
+  const forward = nativeKernel(`rotary_attention_forward:${key}:${forTraining}`, dtype, () => forwardGraph(dtype, dims, forTraining));
   const grouped = groupedBias(bias, heads / kvHeads);
   const [out, kh, vh, qh, probs, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visibleRows(grouped), scale]);
+  if (!forTraining) return { out, key: kh, value: vh };
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
     const backward = nativeKernel(`rotary_attention_backward:${key}`, dtype, () => backwardGraph(dtype, dims));
