@@ -26,6 +26,7 @@ export { Embedding } from './nn/embedding.ts';
 export { RMSNorm, LayerNorm } from './nn/norm.ts';
 export { SiLU, ReLU, GELU, Dropout, Identity } from './nn/activation.ts';
 export { Sequential } from './nn/sequential.ts';
+export { ModuleDict } from './nn/module-dict.ts';
 export * as init from './init.ts';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';

@@ -7,6 +7,7 @@ import { Linear } from './nn/linear.ts';
 import { Sequential } from './nn/sequential.ts';
 import { SiLU } from './nn/activation.ts';
 import { findUnregisteredTensors } from './debug.ts';
+import { ModuleDict } from './nn/module-dict.ts';
 import { manualSeed } from './random.ts';
 
 class Head extends Module {
@@ -191,4 +192,27 @@ test('toString prints the tree as PyTorch does', (t) => {
     '  )',
     ')',
   ].join('\n'));
+});
+
+test('clone copies parameters deeply, keeps ties within the copy and drops hooks', (t) => {
+  const stack = new Stack();
+  stack.norm.weight = stack.layers[0].weight;
+  stack.layers[1].registerForwardHook(() => Tensor.zeros([1, 2]));
+  stack.eval();
+  const copy = stack.clone();
+  t.not(copy.layers[0].weight, stack.layers[0].weight);
+  t.deepEqual(copy.layers[0].weight.toArray(), stack.layers[0].weight.toArray());
+  t.is(copy.norm.weight, copy.layers[0].weight, 'the tie holds inside the copy');
+  copy.layers[0].weight.values[0] = 42;
+  t.not(stack.layers[0].weight.values[0], 42);
+  t.false(copy.training);
+  const x = Tensor.fromArray([[1, 2]]);
+  t.notDeepEqual(copy.layers[1].call(x).toArray(), [0, 0], 'hooks are not copied');
+});
+
+test('a ModuleDict names its children by key', (t) => {
+  const dict = new ModuleDict({ default: new Linear(2, 2), other: new Linear(2, 1) });
+  t.deepEqual(dict.keys(), ['default', 'other']);
+  t.true(dict.stateDict().has('other.weight'));
+  t.throws(() => dict.set('a.b', new Linear(1, 1)), { message: /without dots/ });
 });

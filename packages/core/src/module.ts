@@ -2,7 +2,8 @@
  * Module: PyTorch's nn.Module tree, discovered from the module's own
  * properties in assignment order. A Module value is a child, an array of
  * Modules gives children `name.0`, `name.1`, a Parameter is a parameter, a
- * Buffer a buffer. Private state lives in #fields, which traversal never sees.
+ * Buffer a buffer. The module's own bookkeeping (training flag, hooks) sits
+ * under a symbol, which traversal never sees and clone() handles.
  *
  *   class Head extends Module {
  *     mlp = new Sequential(new Linear(4, 8), new SiLU(), new Linear(8, 1));
@@ -32,21 +33,28 @@ function isModuleArray(value: unknown): value is Module[] {
   return Array.isArray(value) && value.length > 0 && value.every((v) => v instanceof Module);
 }
 
+interface ModuleState {
+  training: boolean;
+  preHooks: Map<number, ForwardPreHook> | null;
+  hooks: Map<number, ForwardHook> | null;
+}
+
+const STATE = Symbol('module state');
+let nextHookId = 0;
+
 export abstract class Module {
-  #training = true;
-  #preHooks: Map<number, ForwardPreHook> | null = null;
-  #hooks: Map<number, ForwardHook> | null = null;
-  static #nextHookId = 0;
+  [STATE]: ModuleState = { training: true, preHooks: null, hooks: null };
 
   abstract forward(...args: never[]): unknown;
 
   /** Run pre-hooks (which may replace the inputs), forward, then hooks (which may replace the output). */
   call(...args: Parameters<this['forward']>): ReturnType<this['forward']> {
-    if (this.#preHooks === null && this.#hooks === null) return (this.forward as (...a: unknown[]) => ReturnType<this['forward']>)(...args);
+    const { preHooks, hooks } = this[STATE];
+    if (preHooks === null && hooks === null) return (this.forward as (...a: unknown[]) => ReturnType<this['forward']>)(...args);
     let inputs: unknown[] = args;
-    for (const hook of this.#preHooks?.values() ?? []) inputs = hook(this, inputs) ?? inputs;
+    for (const hook of preHooks?.values() ?? []) inputs = hook(this, inputs) ?? inputs;
     let output = (this.forward as (...a: unknown[]) => unknown)(...inputs);
-    for (const hook of this.#hooks?.values() ?? []) {
+    for (const hook of hooks?.values() ?? []) {
       const replaced = hook(this, inputs, output);
       if (replaced !== undefined) output = replaced;
     }
@@ -54,15 +62,23 @@ export abstract class Module {
   }
 
   registerForwardHook(hook: ForwardHook): HookHandle {
-    const id = Module.#nextHookId++;
-    (this.#hooks ??= new Map()).set(id, hook);
-    return { remove: () => { this.#hooks?.delete(id); if (this.#hooks?.size === 0) this.#hooks = null; } };
+    return this.#register('hooks', hook);
   }
 
   registerForwardPreHook(hook: ForwardPreHook): HookHandle {
-    const id = Module.#nextHookId++;
-    (this.#preHooks ??= new Map()).set(id, hook);
-    return { remove: () => { this.#preHooks?.delete(id); if (this.#preHooks?.size === 0) this.#preHooks = null; } };
+    return this.#register('preHooks', hook);
+  }
+
+  #register<K extends 'hooks' | 'preHooks'>(kind: K, hook: NonNullable<ModuleState[K]> extends Map<number, infer H> ? H : never): HookHandle {
+    const id = nextHookId++;
+    const state = this[STATE];
+    ((state[kind] ??= new Map()) as Map<number, unknown>).set(id, hook);
+    return {
+      remove: () => {
+        state[kind]?.delete(id);
+        if (state[kind]?.size === 0) state[kind] = null;
+      },
+    };
   }
 
   // ---- the tree ----
@@ -206,12 +222,38 @@ export abstract class Module {
   // ---- modes and bulk operations ----
 
   get training(): boolean {
-    return this.#training;
+    return this[STATE].training;
   }
 
   train(mode = true): this {
-    for (const m of this.modules()) m.#training = mode;
+    for (const m of this.modules()) m[STATE].training = mode;
     return this;
+  }
+
+  /**
+   * A deep copy: sub-modules and parameters copied (a tied pair stays tied
+   * within the copy), hooks not copied, everything else shared. Subclasses
+   * that keep #private state must override this.
+   */
+  clone(copies = new Map<object, object>()): this {
+    const copy = Object.create(Object.getPrototypeOf(this)) as this;
+    copies.set(this, copy);
+    const copyValue = (value: unknown): unknown => {
+      if (value instanceof Module) return copies.get(value) ?? value.clone(copies);
+      if (value instanceof Parameter || value instanceof Buffer) {
+        if (!copies.has(value)) {
+          const data = value.clone();
+          copies.set(value, value instanceof Parameter ? new Parameter(data, value.requiresGrad) : new Buffer(data, value.persistent));
+        }
+        return copies.get(value);
+      }
+      return isModuleArray(value) ? value.map(copyValue) : value;
+    };
+    for (const key of Reflect.ownKeys(this)) {
+      const value = (this as Record<PropertyKey, unknown>)[key];
+      (copy as Record<PropertyKey, unknown>)[key] = key === STATE ? { training: this.training, preHooks: null, hooks: null } : copyValue(value);
+    }
+    return copy;
   }
 
   eval(): this {

@@ -19,22 +19,22 @@ export class GPT2Attention extends Module {
   c_attn: Conv1D;
   c_proj: Conv1D;
   resid_dropout: Dropout;
-  readonly #heads: number;
-  readonly #scale: number;
+  readonly heads: number;
+  readonly scale: number;
 
   constructor(config: GPT2Config) {
     super();
     this.c_attn = new Conv1D(config.n_embd, 3 * config.n_embd);
     this.c_proj = new Conv1D(config.n_embd, config.n_embd);
     this.resid_dropout = new Dropout((config as Pdrop).resid_pdrop ?? 0.1);
-    this.#heads = config.n_head;
-    this.#scale = config.scale_attn_weights ? 1 / Math.sqrt(config.n_embd / config.n_head) : 1;
+    this.heads = config.n_head;
+    this.scale = config.scale_attn_weights ? 1 / Math.sqrt(config.n_embd / config.n_head) : 1;
   }
 
   forward(x: Tensor, bias: Tensor, cache: LayerCache | null): Tensor {
     const [b, t, c] = x.shape;
-    const d = c / this.#heads;
-    const heads = (y: Tensor) => y.reshape([b, t, this.#heads, d]).transpose(1, 2); // [B, H, T, D]
+    const d = c / this.heads;
+    const heads = (y: Tensor) => y.reshape([b, t, this.heads, d]).transpose(1, 2); // [B, H, T, D]
     let [q, k, v] = split(this.c_attn.call(x), [c, c, c], -1).map(heads);
     if (cache !== null) {
       if (cache.key && cache.value) {
@@ -44,7 +44,7 @@ export class GPT2Attention extends Module {
       cache.key = k;
       cache.value = v;
     }
-    const o = scaledDotProductAttention(q, k, v, { bias, scale: this.#scale });
+    const o = scaledDotProductAttention(q, k, v, { bias, scale: this.scale });
     return this.resid_dropout.call(this.c_proj.call(o.transpose(1, 2).reshape([b, t, c])));
   }
 }

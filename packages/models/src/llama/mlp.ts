@@ -17,7 +17,7 @@ export class LlamaMLP extends Module {
   gate_proj: Linear;
   up_proj: Linear;
   down_proj: Linear;
-  readonly #act: (x: Tensor) => Tensor;
+  readonly act: (x: Tensor) => Tensor;
 
   constructor(config: LlamaLayerConfig) {
     super();
@@ -25,13 +25,13 @@ export class LlamaMLP extends Module {
     this.gate_proj = new Linear(config.hidden_size, config.intermediate_size, { bias });
     this.up_proj = new Linear(config.hidden_size, config.intermediate_size, { bias });
     this.down_proj = new Linear(config.intermediate_size, config.hidden_size, { bias });
-    this.#act = activations[config.hidden_act];
+    this.act = activations[config.hidden_act];
   }
 
   forward(x: Tensor): Tensor {
     const gate = this.gate_proj.call(x);
     const up = this.up_proj.call(x);
-    const hidden = this.#act === activations.silu ? swiglu(gate, up) : this.#act(gate).mul(up); // [B, T, I]
+    const hidden = this.act === activations.silu ? swiglu(gate, up) : this.act(gate).mul(up); // [B, T, I]
     return this.down_proj.call(hidden);
   }
 }

@@ -15,20 +15,20 @@ export class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: LlamaDecoderLayer[];
   norm: RMSNorm;
-  readonly #invFreq: Float64Array;
+  readonly invFreq: Float64Array; // rotary inverse frequencies [D/2]
 
   constructor(readonly config: LlamaFamilyConfig) {
     super();
     this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
     this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(layerConfig(config)));
     this.norm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
-    this.#invFreq = inverseFrequencies(config);
+    this.invFreq = inverseFrequencies(config);
   }
 
   forward({ inputIds, attentionMask, positionIds, cache }: CausalLMInputs): Tensor {
     checkInputIds(inputIds, this.config.vocab_size);
     const past = cache?.length ?? 0;
-    const rotary = rotaryFor(positionsOf(inputIds, positionIds, past), this.#invFreq);
+    const rotary = rotaryFor(positionsOf(inputIds, positionIds, past), this.invFreq);
     const window = this.config.model_type === 'mistral' ? (this.config.sliding_window ?? null) : null;
     const bias = causalBias(inputIds, attentionMask, past, window);
     let h = this.embed_tokens.call(inputIds); // [B, T, C]
