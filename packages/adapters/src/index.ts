@@ -1,1 +1,11 @@
-export {};
+export { LoraConfig, LORA_DEFAULTS, patternKey, type LoraConfigFields, type TargetModules, type LoraBias, type InitLoraWeights } from './config.ts';
+export { selectTargets, targetMatches, layerIndex, allLinearNames, isTargetable, type TargetSelection } from './targets.ts';
+export { baseOf, type LinearBase } from './base-layer.ts';
+export { loraLinear } from './lora-kernel.ts';
+export { LoraLinear, type AdapterSettings } from './lora-linear.ts';
+export { DoraMagnitude } from './dora.ts';
+export { ModulesToSaveWrapper } from './modules-to-save.ts';
+export { PeftModel, LoraModel, getPeftModel, type AdapterReport, type FromPretrainedOptions } from './peft-model.ts';
+export { adapterStateDict } from './adapter-io.ts';
+export { configToJson, configFromJson, savedKey, normalizeSavedKey, CONFIG_FILE, WEIGHTS_FILE } from './peft-format.ts';
+export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';

@@ -34,6 +34,8 @@ export abstract class CausalLM extends Module {
   abstract tiedWeights(): Array<[string, string]>;
   /** A cache with one entry per layer. */
   abstract newCache(): KVCache;
+  /** The output head (transformers' get_output_embeddings): "all-linear" leaves it alone. */
+  abstract outputEmbeddingsName(): string;
 }
 
 export class KVCache {

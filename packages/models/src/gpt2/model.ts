@@ -140,6 +140,10 @@ export class GPT2LMHeadModel extends CausalLM {
     return this.config.tie_word_embeddings ? [['lm_head.weight', 'transformer.wte.weight']] : [];
   }
 
+  outputEmbeddingsName(): string {
+    return 'lm_head';
+  }
+
   newCache(): KVCache {
     return new KVCache(this.config.n_layer);
   }

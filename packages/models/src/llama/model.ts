@@ -58,6 +58,10 @@ export class LlamaForCausalLM extends CausalLM {
     return this.config.tie_word_embeddings ? [['lm_head.weight', 'model.embed_tokens.weight']] : [];
   }
 
+  outputEmbeddingsName(): string {
+    return 'lm_head';
+  }
+
   newCache(): KVCache {
     return new KVCache(this.config.num_hidden_layers);
   }

@@ -1,0 +1,69 @@
+/**
+ * Saving and loading a PeftModel's adapters. Loading is strict where PEFT
+ * only warns: every adapter tensor of the model must be in the file, every
+ * tensor in the file must belong to the model, shapes must agree and values
+ * must be finite — an adapter that silently does nothing is an error.
+ */
+import { join } from 'node:path';
+import { FileFormatError, formatShape, noGrad, quote, type Tensor } from '@lorakit/core';
+import type { PeftModel } from './peft-model.ts';
+import { configToJson, readAdapter, savedKey, writeAdapter, type AdapterFiles } from './peft-format.ts';
+
+/** The adapter's tensors under their saved (PEFT) keys. */
+export function adapterStateDict(peft: PeftModel, adapter: string): Map<string, Tensor> {
+  const config = peft.peftConfig.get(adapter);
+  if (config === undefined) throw new Error(`no adapter named "${adapter}"`);
+  const result = new Map<string, Tensor>();
+  for (const [key, tensor] of peft.stateDict()) {
+    const saved = savedKey(key, adapter, config.bias);
+    if (saved !== null) result.set(saved, tensor);
+  }
+  return result;
+}
+
+/** PEFT's layout: the default adapter in `dir`, any other in `dir/<name>`. */
+export async function saveAdapters(peft: PeftModel, dir: string, adapters: string[]): Promise<void> {
+  for (const adapter of adapters) {
+    const config = peft.peftConfig.get(adapter)!;
+    const target = adapter === 'default' ? dir : join(dir, adapter);
+    await writeAdapter(target, configToJson(config, config.targetModules ?? []), adapterStateDict(peft, adapter));
+  }
+}
+
+const LISTED = 8;
+const show = (keys: string[]) => keys.slice(0, LISTED).map((k) => `    ${quote(k)}`).join('\n') + (keys.length > LISTED ? `\n    ... and ${keys.length - LISTED} more` : '');
+
+/** Copy the file's tensors into the injected adapter, or throw one error listing every key that does not fit. */
+export function loadAdapterTensors(peft: PeftModel, adapter: string, files: AdapterFiles, warn: (message: string) => void): void {
+  const expected = adapterStateDict(peft, adapter);
+  const missing = [...expected.keys()].filter((k) => !files.tensors.has(k));
+  const unexpected = [...files.tensors.keys()].filter((k) => !expected.has(k));
+  const mismatched = [...expected].flatMap(([k, t]) => {
+    const found = files.tensors.get(k);
+    return found && found.shape.join() !== t.shape.join() ? [`${k}: file ${formatShape(found.shape)}, model ${formatShape(t.shape)}`] : [];
+  });
+  if (missing.length + unexpected.length + mismatched.length > 0) {
+    const none = missing.length === expected.size && unexpected.length === files.tensors.size;
+    const lead = none ? `none of its ${files.tensors.size} tensors fit this model (is it for another model, or saved with other key names?)` : 'does not fit this model';
+    const parts = [
+      missing.length ? `  adapter tensors the file lacks (${missing.length}):\n${show(missing)}` : '',
+      unexpected.length ? `  tensors for modules the model does not have (${unexpected.length}):\n${show(unexpected)}` : '',
+      mismatched.length ? `  shape mismatches (${mismatched.length}):\n${mismatched.slice(0, LISTED).map((m) => `    ${m}`).join('\n')}` : '',
+    ].filter(Boolean);
+    throw new FileFormatError('AdapterKeyMismatch', files.weightsFile, `${lead}:\n${parts.join('\n')}`);
+  }
+  for (const [key, tensor] of files.tensors) {
+    if (!tensor.values.every(Number.isFinite)) throw new FileFormatError('NonFiniteAdapter', files.weightsFile, `${quote(key)} holds NaN or Inf`);
+  }
+  noGrad(() => {
+    for (const [key, target] of expected) target.values.set(files.tensors.get(key)!.values);
+  });
+  const bKeys = [...expected.keys()].filter((k) => k.endsWith('.lora_B.weight'));
+  if (bKeys.length > 0 && bKeys.every((k) => files.tensors.get(k)!.values.every((v) => v === 0))) {
+    warn(`${files.weightsFile}: every lora_B is zero, so this adapter does not change the model (was it trained?)`);
+  }
+}
+
+export async function readAdapterFiles(dir: string, warn: (message: string) => void): Promise<AdapterFiles> {
+  return readAdapter(dir, warn);
+}

@@ -1,0 +1,75 @@
+/**
+ * What a LoRA layer needs from the layer it wraps, whatever its storage:
+ * the pieces of the fused native graph (y = base(x) and dx = base'ᵀ(dy)), and
+ * the dense weight [out, in] for merging and DoRA. Linear and GPT-2's Conv1D
+ * are seen through this view; a 4-bit base implements it directly, so QLoRA
+ * is LoRA with another base.
+ */
+import { Linear, Tensor, type GraphBuilder, type Module, type Parameter } from '@lorakit/core';
+import { Conv1D } from '@lorakit/models';
+
+export interface LinearBase {
+  readonly module: Module;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly bias: Parameter | null;
+  /** Names the graph variant in kernel keys. */
+  readonly kernelKind: string;
+  /** Tensors the graph pieces read, in order. */
+  kernelInputs(): Tensor[];
+  /** [N, in] -> [N, out], without the bias. */
+  forwardNodes(g: GraphBuilder, x: string, inputs: string[]): string;
+  /** [N, out] -> [N, in]: the gradient with respect to x. */
+  inputGradNodes(g: GraphBuilder, dy: string, inputs: string[]): string;
+  /** The weight as [out, in] float32 (a copy for transposed or quantized storage). */
+  denseWeight(): Tensor;
+  /** Replace the weight with a dense [out, in] one (merge and unmerge). */
+  setDenseWeight(weight: Tensor): void;
+  /** The stored weight when it is a plain trainable Parameter (Linear, Conv1D). */
+  readonly weightParameter: Parameter | null;
+}
+
+function transpose2d(t: Tensor): Tensor {
+  const [rows, cols] = t.shape;
+  const out = new Float32Array(t.numel);
+  const v = t.values;
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = v[r * cols + c];
+  return new Tensor(out, [cols, rows]);
+}
+
+class LinearView implements LinearBase {
+  readonly kernelKind = 'linear';
+  constructor(readonly module: Linear) {}
+  get inFeatures() { return this.module.inFeatures; }
+  get outFeatures() { return this.module.outFeatures; }
+  get bias() { return this.module.bias; }
+  get weightParameter() { return this.module.weight; }
+  kernelInputs() { return [this.module.weight]; }
+  forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, g.node('Transpose', [w], { perm: [1, 0] })]); }
+  inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, w]); }
+  denseWeight() { return this.module.weight; }
+  setDenseWeight(weight: Tensor) { this.module.weight.values.set(weight.values); }
+}
+
+/** GPT-2's Conv1D stores W [in, out] (PEFT's fan_in_fan_out). */
+class Conv1DView implements LinearBase {
+  readonly kernelKind = 'conv1d';
+  constructor(readonly module: Conv1D) {}
+  get inFeatures() { return this.module.inFeatures; }
+  get outFeatures() { return this.module.outFeatures; }
+  get bias() { return this.module.bias; }
+  get weightParameter() { return this.module.weight; }
+  kernelInputs() { return [this.module.weight]; }
+  forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, w]); }
+  inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, g.node('Transpose', [w], { perm: [1, 0] })]); }
+  denseWeight() { return transpose2d(this.module.weight); }
+  setDenseWeight(weight: Tensor) { this.module.weight.values.set(transpose2d(weight).values); }
+}
+
+/** The base view of a layer, or an error naming what cannot be wrapped. */
+export function baseOf(layer: Module): LinearBase {
+  if (layer instanceof Linear) return new LinearView(layer);
+  if (layer instanceof Conv1D) return new Conv1DView(layer);
+  if ('kernelKind' in layer && 'denseWeight' in layer) return layer as unknown as LinearBase;
+  throw new Error(`LoRA cannot wrap a ${layer.constructor.name}; it applies to Linear, Conv1D and 4-bit linear layers`);
+}

@@ -1,0 +1,63 @@
+/**
+ * Putting an adapter into a model by module replacement: each selected layer
+ * becomes a LoraLinear holding it (or gains it, if already wrapped), and each
+ * modules_to_save module a ModulesToSaveWrapper with a trainable copy.
+ */
+import type { Module } from '@lorakit/core';
+import { Conv1D, type CausalLM } from '@lorakit/models';
+import type { LoraConfig } from './config.ts';
+import { LoraLinear } from './lora-linear.ts';
+import { ModulesToSaveWrapper } from './modules-to-save.ts';
+import { selectTargets, type TargetSelection } from './targets.ts';
+
+export interface Injection extends TargetSelection {
+  /** modules_to_save entries that matched nothing. */
+  unmatchedModulesToSave: string[];
+}
+
+function checkPatterns(config: LoraConfig, names: string[]): void {
+  for (const [field, pattern] of [['rankPattern', config.rankPattern], ['alphaPattern', config.alphaPattern]] as const) {
+    for (const key of Object.keys(pattern)) {
+      if (!names.some((n) => new RegExp(`^(?:.*\\.)?(?:${key})$`).test(n))) {
+        throw new Error(`LoraConfig.${field}: key "${key}" matches none of the ${names.length} targeted modules`);
+      }
+    }
+  }
+}
+
+export function injectAdapter(model: CausalLM, config: LoraConfig, adapter: string): Injection {
+  const selection = selectTargets(model, config);
+  checkPatterns(config, selection.names);
+  for (const name of selection.names) {
+    const module = model.getSubmodule(name);
+    const { r, alpha } = config.rankAndAlpha(name);
+    const layer = module instanceof LoraLinear ? module : new LoraLinear(module);
+    layer.addAdapter(adapter, { r, alpha, scaling: config.scaling(name), dropout: config.loraDropout, useDora: config.useDora, initLoraWeights: config.initLoraWeights });
+    if (layer.activeAdapters.length === 0) layer.activeAdapters = [adapter];
+    if (layer !== module) model.setSubmodule(name, layer);
+  }
+  const unmatchedModulesToSave = (config.modulesToSave ?? []).filter((entry) => wrapModulesToSave(model, entry, adapter) === 0);
+  return { ...selection, unmatchedModulesToSave };
+}
+
+/** Wrap every module whose name is `entry` or ends in `.entry`; returns how many. */
+function wrapModulesToSave(model: CausalLM, entry: string, adapter: string): number {
+  const matches = model.namedModules().filter(([name, m]) => (name === entry || name.endsWith(`.${entry}`)) && !(m instanceof ModulesToSaveWrapper) && !isInsideWrapper(name));
+  for (const [name, module] of matches) {
+    const existing = model.getSubmodule(name);
+    const wrapper = existing instanceof ModulesToSaveWrapper ? existing : new ModulesToSaveWrapper(module as Module);
+    wrapper.addAdapter(adapter);
+    if (wrapper !== existing) model.setSubmodule(name, wrapper);
+  }
+  const wrapped = model.namedModules().filter(([name, m]) => m instanceof ModulesToSaveWrapper && (name === entry || name.endsWith(`.${entry}`)));
+  return wrapped.length;
+}
+
+function isInsideWrapper(name: string): boolean {
+  return /\.(original_module|modules_to_save|base_layer|lora_A|lora_B)(\.|$)/.test(name);
+}
+
+/** Whether any adapted layer stores its weight [in, out] (GPT-2's Conv1D), which PEFT records as fan_in_fan_out. */
+export function hasTransposedTargets(model: CausalLM): boolean {
+  return model.modules().some((m) => m instanceof LoraLinear && m.base_layer instanceof Conv1D);
+}

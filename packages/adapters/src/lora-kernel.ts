@@ -1,0 +1,95 @@
+/**
+ * The LoRA linear layer as one native call each way.
+ *
+ *   x, xl [N, in] (xl = dropout(x), or x itself), A [r, in], B [out, r]
+ *   y  = base(x) + b + s·(xl·Aᵀ)·Bᵀ                       -> [N, out]
+ *
+ * Backward, with h = xl·Aᵀ kept from the forward and g = s·(dy·B):
+ *   dx  = base'ᵀ(dy)  (+ g·A when xl is x)
+ *   dxl = g·A;   dA = gᵀ·xl;   dB = s·dyᵀ·h
+ * The frozen base weight gets no gradient, so no [out, in] product is ever formed.
+ */
+import { GraphBuilder, Tensor, formatShape, matmul, nativeKernel, record, sum } from '@lorakit/core';
+import type { LinearBase } from './base-layer.ts';
+
+interface Variant {
+  kind: string;
+  /** The LoRA input is x itself (no dropout): one input, one input gradient. */
+  shared: boolean;
+  bias: boolean;
+  weights: number;
+}
+
+function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
+  const g = new GraphBuilder(`lora_forward_${v.kind}`, 'float32');
+  const x = g.input('x');
+  const xl = v.shared ? x : g.input('xl');
+  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32'));
+  const bias = v.bias ? g.input('bias') : null;
+  const [a, b, s] = ['a', 'b', 's'].map((n) => g.input(n));
+  let y = base.forwardNodes(g, x, weights);
+  if (bias !== null) y = g.node('Add', [y, bias]);
+  const h = g.node('MatMul', [xl, g.node('Transpose', [a], { perm: [1, 0] })]); // [N, r]
+  const lora = g.node('Mul', [g.node('MatMul', [h, g.node('Transpose', [b], { perm: [1, 0] })]), s]);
+  g.output(g.node('Add', [y, lora]));
+  g.output(h);
+  return g.build();
+}
+
+function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
+  const g = new GraphBuilder(`lora_backward_${v.kind}`, 'float32');
+  const dy = g.input('dy');
+  const xl = g.input('xl');
+  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32'));
+  const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
+  const gr = g.node('Mul', [g.node('MatMul', [dy, b]), s]); // [N, r]
+  const dxl = g.node('MatMul', [gr, a]);
+  const dxBase = base.inputGradNodes(g, dy, weights);
+  if (v.shared) g.output(g.node('Add', [dxBase, dxl]));
+  else {
+    g.output(dxBase);
+    g.output(dxl);
+  }
+  g.output(g.node('MatMul', [g.node('Transpose', [gr], { perm: [1, 0] }), xl])); // dA [r, in]
+  g.output(g.node('Mul', [g.node('MatMul', [g.node('Transpose', [dy], { perm: [1, 0] }), h]), s])); // dB [out, r]
+  return g.build();
+}
+
+export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b: Tensor, scaling: number): Tensor {
+  const [n, inFeatures] = x.shape;
+  if (x.ndim !== 2 || inFeatures !== base.inFeatures || xl.shape.join() !== x.shape.join()) {
+    throw new Error(`loraLinear: input ${formatShape(x.shape)} does not fit a layer of ${base.inFeatures} inputs`);
+  }
+  const weights = base.kernelInputs();
+  const bias = base.bias;
+  const v: Variant = { kind: base.kernelKind, shared: xl === x, bias: bias !== null, weights: weights.length };
+  const key = `lora:${v.kind}:${v.shared}:${v.bias}:${v.weights}`;
+  const s = Tensor.scalar(scaling);
+  const forwardInputs = [x, ...(v.shared ? [] : [xl]), ...weights, ...(bias ? [bias] : []), a, b, s];
+  const [y, h] = nativeKernel(`${key}:forward`, 'float32', () => forwardGraph(base, v)).run(forwardInputs);
+  if (y.shape[0] !== n || y.shape[1] !== base.outFeatures) throw new Error(`loraLinear: native result ${formatShape(y.shape)}`);
+
+  let grads: Tensor[] | null = null;
+  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, 'float32', () => backwardGraph(base, v)).run([dy, xl, ...weights, a, b, h, s]));
+  const next = v.shared ? 1 : 2; // index of dA among the outputs
+  const inputs = v.shared ? [x, a, b] : [x, xl, a, b];
+  const thunks = (dy: Tensor) => (v.shared ? [() => gradsFor(dy)[0]] : [() => gradsFor(dy)[0], () => gradsFor(dy)[1]]).concat([() => gradsFor(dy)[next], () => gradsFor(dy)[next + 1]]);
+  const out = record('loraLinear', y, inputs, thunks);
+  return withBaseGradients(out, x, base, bias);
+}
+
+/**
+ * When the base weight or bias is trainable (bias "all" / "lora_only", or a
+ * user who unfroze it), their gradients flow through a zero-valued side path,
+ * computed only if needed: dW = dyᵀ·x (transposed for Conv1D), db = Σ dy.
+ */
+function withBaseGradients(out: Tensor, x: Tensor, base: LinearBase, bias: Tensor | null): Tensor {
+  const weight = base.weightParameter;
+  const trainable = [weight, bias].filter((t): t is Tensor => t !== null && t.requiresGrad);
+  if (trainable.length === 0) return out;
+  const result = new Tensor(out.data, out.shape);
+  return record('loraLinearBase', result, [out, ...trainable], (dy) => [
+    () => dy,
+    ...trainable.map((t) => () => (t === bias ? sum(dy, 0) : base.kernelKind === 'conv1d' ? matmul(x, dy, { transposeA: true }) : matmul(dy, x, { transposeA: true }))),
+  ]);
+}

@@ -1,0 +1,143 @@
+/**
+ * PEFT's file format, and only here: adapter_config.json and
+ * adapter_model.safetensors, both directions.
+ *
+ *   adapter_config.json   PEFT's field names; "peft_type": "LORA", "inference_mode": true;
+ *                         newer fields written only when they differ from their defaults,
+ *                         so PEFT releases that reject unknown keys still load the file.
+ *   adapter_model.safetensors   {"format": "pt"}; keys as PEFT saves them:
+ *     base_model.model.<module>.lora_A.weight / .lora_B.weight
+ *     base_model.model.<module>.lora_magnitude_vector          (DoRA)
+ *     base_model.model.<module>.base_layer.bias                (bias "lora_only" / "all")
+ *     base_model.model.<module to save>.<its own keys>         (modules_to_save)
+ * In memory the keys carry the adapter name (lora_A.default.weight), as in PEFT.
+ */
+import { join } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { FileFormatError, SafetensorsFile, quote, saveSafetensors, tensorRecord, writeFileAtomic, type JsonValue, type Tensor } from '@lorakit/core';
+import { readJsonFile } from '@lorakit/models';
+import { LoraConfig, type LoraConfigFields } from './config.ts';
+
+export const CONFIG_FILE = 'adapter_config.json';
+export const WEIGHTS_FILE = 'adapter_model.safetensors';
+
+/** camelCase field -> PEFT's JSON name. */
+const FIELDS: Record<keyof LoraConfigFields, string> = {
+  r: 'r', loraAlpha: 'lora_alpha', targetModules: 'target_modules', excludeModules: 'exclude_modules',
+  layersToTransform: 'layers_to_transform', layersPattern: 'layers_pattern', rankPattern: 'rank_pattern', alphaPattern: 'alpha_pattern',
+  loraDropout: 'lora_dropout', fanInFanOut: 'fan_in_fan_out', bias: 'bias', useRslora: 'use_rslora', useDora: 'use_dora',
+  initLoraWeights: 'init_lora_weights', modulesToSave: 'modules_to_save', baseModelNameOrPath: 'base_model_name_or_path',
+  revision: 'revision', taskType: 'task_type', inferenceMode: 'inference_mode',
+};
+
+/** Fields every PEFT release since 0.6 knows; the rest are written only when not default. */
+const LONG_STANDING = new Set(['r', 'lora_alpha', 'target_modules', 'layers_to_transform', 'layers_pattern', 'rank_pattern', 'alpha_pattern', 'lora_dropout', 'fan_in_fan_out', 'bias', 'init_lora_weights', 'modules_to_save', 'base_model_name_or_path', 'revision', 'task_type', 'inference_mode']);
+const NEWER_DEFAULTS: Record<string, unknown> = { use_rslora: false, use_dora: false, exclude_modules: null };
+
+/** Fields PEFT writes that change nothing lorakit computes. */
+const COSMETIC = new Set(['peft_type', 'peft_version', 'auto_mapping', 'megatron_config', 'megatron_core', 'loftq_config', 'eva_config', 'corda_config', 'kasa_config', 'lora_ga_config', 'monteclora_config', 'velora_config', 'qalora_group_size', 'ensure_weight_tying', 'use_bdlora', 'layer_replication', 'target_parameters', 'trainable_token_indices', 'alora_invocation_tokens', 'arrow_config', 'lora_bias', 'use_qalora', 'runtime_config']);
+
+/** Fields that would change the math if set: lorakit refuses rather than compute something else. */
+const UNSUPPORTED: Record<string, (v: JsonValue) => boolean> = {
+  lora_bias: (v) => v === true,
+  use_qalora: (v) => v === true,
+  layer_replication: (v) => v !== null,
+  target_parameters: (v) => v !== null && !(Array.isArray(v) && v.length === 0),
+  trainable_token_indices: (v) => v !== null,
+  alora_invocation_tokens: (v) => v !== null,
+  arrow_config: (v) => v !== null,
+  init_lora_weights: (v) => typeof v === 'string' && !['gaussian', 'eva'].includes(v),
+};
+
+export function configToJson(config: LoraConfig, targetModules: string[] | string): Record<string, unknown> {
+  const json: Record<string, unknown> = { peft_type: 'LORA' };
+  for (const [field, name] of Object.entries(FIELDS) as Array<[keyof LoraConfigFields, string]>) {
+    const value = field === 'targetModules' ? targetModules : field === 'inferenceMode' ? true : config[field];
+    if (LONG_STANDING.has(name) || JSON.stringify(value) !== JSON.stringify(NEWER_DEFAULTS[name])) json[name] = value;
+  }
+  return Object.fromEntries(Object.entries(json).sort(([a], [b]) => (a < b ? -1 : 1)));
+}
+
+export function configFromJson(json: Record<string, JsonValue>, file: string, warn: (message: string) => void): LoraConfig {
+  if (json.peft_type === undefined) throw new FileFormatError('InvalidAdapterConfig', file, 'no "peft_type"; a LoRA adapter config says "peft_type": "LORA"');
+  if (json.peft_type !== 'LORA') throw new FileFormatError('UnsupportedAdapterFeature', file, `peft_type ${quote(json.peft_type)} is not supported; lorakit reads LORA adapters`);
+  for (const [name, isSet] of Object.entries(UNSUPPORTED)) {
+    if (json[name] !== undefined && isSet(json[name])) throw new FileFormatError('UnsupportedAdapterFeature', file, `${name} = ${quote(JSON.stringify(json[name]))} is not supported by lorakit`);
+  }
+  const known = new Set([...Object.values(FIELDS), ...COSMETIC]);
+  const unknown = Object.keys(json).filter((k) => !known.has(k));
+  if (unknown.length > 0) warn(`${file}: ignoring unknown fields ${unknown.map((k) => quote(k)).join(', ')}`);
+  if (typeof json.lora_alpha !== 'number' || !Number.isFinite(json.lora_alpha)) throw new FileFormatError('InvalidAdapterConfig', file, `lora_alpha must be a number, got ${quote(JSON.stringify(json.lora_alpha ?? null))}`);
+  const fields: Partial<LoraConfigFields> = {};
+  for (const [field, name] of Object.entries(FIELDS) as Array<[keyof LoraConfigFields, string]>) {
+    const value = json[name];
+    if (value !== undefined && !(value === null && ['rankPattern', 'alphaPattern'].includes(field))) (fields as Record<string, unknown>)[field] = value;
+  }
+  if ((fields.initLoraWeights as unknown) === 'eva') fields.initLoraWeights = true; // EVA only chose the initial A: a trained adapter is plain LoRA
+  try {
+    return new LoraConfig({ ...fields, inferenceMode: true });
+  } catch (error) {
+    throw new FileFormatError('InvalidAdapterConfig', file, (error as Error).message.replace(/^LoraConfig\./, ''));
+  }
+}
+
+/** An in-memory key (with the adapter name) -> the saved key, or null when it is not part of this adapter. */
+export function savedKey(key: string, adapter: string, bias: LoraConfig['bias']): string | null {
+  const a = escape(adapter);
+  const lora = new RegExp(`\\.(lora_A|lora_B)\\.${a}\\.(weight|bias)$`);
+  if (lora.test(key)) return key.replace(lora, '.$1.$2');
+  const magnitude = new RegExp(`\\.lora_magnitude_vector\\.${a}\\.weight$`);
+  if (magnitude.test(key)) return key.replace(magnitude, '.lora_magnitude_vector');
+  const toSave = `.modules_to_save.${adapter}.`;
+  if (key.includes(toSave)) return key.replace(toSave, '.');
+  if (/\.(lora_A|lora_B|lora_magnitude_vector|modules_to_save|original_module)\./.test(key)) return null;
+  if (bias === 'all' && key.endsWith('.bias')) return key;
+  if (bias === 'lora_only' && key.endsWith('.base_layer.bias')) return key;
+  return null;
+}
+
+/** A saved key as lorakit saves it, accepting the adapter-name segment older PEFT releases left in. */
+export function normalizeSavedKey(key: string): string {
+  return key
+    .replace(/\.(lora_A|lora_B)\.[^.]+\.(weight|bias)$/, '.$1.$2')
+    .replace(/\.lora_magnitude_vector(\.[^.]+)?(\.weight)?$/, '.lora_magnitude_vector');
+}
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export async function writeAdapter(dir: string, config: Record<string, unknown>, tensors: Map<string, Tensor>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await saveSafetensors(join(dir, WEIGHTS_FILE), new Map([...tensors].map(([k, t]) => [k, tensorRecord(t, 'F32')])));
+  const text = `${JSON.stringify(config, null, 2)}\n`;
+  await writeFileAtomic(join(dir, CONFIG_FILE), (handle) => writeFile(handle, text));
+}
+
+export interface AdapterFiles {
+  config: LoraConfig;
+  tensors: Map<string, Tensor>;
+  weightsFile: string;
+}
+
+export async function readAdapter(dir: string, warn: (message: string) => void): Promise<AdapterFiles> {
+  const configFile = join(dir, CONFIG_FILE);
+  const config = configFromJson(await readJsonFile(configFile, 'adapter config'), configFile, warn);
+  const weightsFile = join(dir, WEIGHTS_FILE);
+  const file = await SafetensorsFile.open(weightsFile).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') throw new FileFormatError('MissingAdapterWeights', weightsFile, `missing (lorakit reads ${WEIGHTS_FILE}; adapter_model.bin pickles are never loaded)`);
+    throw error;
+  });
+  try {
+    const tensors = new Map<string, Tensor>();
+    for (const name of file.names()) {
+      const key = normalizeSavedKey(name);
+      if (tensors.has(key)) throw new FileFormatError('DuplicateTensorName', weightsFile, `${quote(name)} and another key both mean ${quote(key)}`);
+      tensors.set(key, await file.read(name));
+    }
+    if (tensors.size === 0) throw new FileFormatError('EmptyAdapter', weightsFile, 'holds no tensors');
+    return { config, tensors, weightsFile };
+  } finally {
+    await file.close();
+  }
+}

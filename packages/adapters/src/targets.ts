@@ -1,0 +1,96 @@
+/**
+ * Which modules get an adapter: PEFT's check_target_module_exists, exactly.
+ *
+ *   exclude_modules first (regex: whole name; list: exact or dotted suffix);
+ *   modules inside a modules_to_save module are skipped;
+ *   a string target is a regex that must match the whole module name;
+ *   a list entry matches the name exactly or as a dotted suffix, and only then
+ *   do layers_to_transform / layers_pattern filter by layer index;
+ *   "all-linear" is every Linear and Conv1D except the output head.
+ *
+ * Unlike PEFT, a list entry that matched nothing is reported by name.
+ */
+import { Linear, type Module } from '@lorakit/core';
+import { Conv1D, type CausalLM } from '@lorakit/models';
+import type { LoraConfig, TargetModules } from './config.ts';
+import { LoraLinear } from './lora-linear.ts';
+
+export type Targetable = Linear | Conv1D | LoraLinear;
+
+export function isTargetable(m: Module): m is Targetable {
+  return m instanceof Linear || m instanceof Conv1D || m instanceof LoraLinear;
+}
+
+/** Anchored like Python's re.fullmatch. */
+const fullMatch = (pattern: string, name: string) => new RegExp(`^(?:${pattern})$`).test(name);
+const listMatch = (entries: readonly string[], name: string) => entries.some((e) => name === e || name.endsWith(`.${e}`));
+
+function excluded(config: LoraConfig, name: string): boolean {
+  const exclude = config.excludeModules;
+  if (exclude !== null && (typeof exclude === 'string' ? fullMatch(exclude, name) : listMatch(exclude, name))) return true;
+  return (config.modulesToSave ?? []).some((m) => new RegExp(`^(?:|.*\\.)(?:${m})(?:$|\\..*)`).test(name));
+}
+
+/** The layer index from the first `.<pattern>.<digits>.` segment (any name when no pattern is set). */
+export function layerIndex(name: string, layersPattern: string | string[] | null): number | null {
+  const patterns = layersPattern === null || layersPattern.length === 0 ? [null] : typeof layersPattern === 'string' ? [layersPattern] : layersPattern;
+  for (const pattern of patterns) {
+    const match = pattern === null ? /^.*?\.[^.]*\.(\d+)\./.exec(name) : new RegExp(`^(?:|.*?\\.)${pattern}\\.(\\d+)\\.`).exec(name);
+    if (match) return Number(match[1]);
+  }
+  return null;
+}
+
+/** Whether PEFT would put an adapter on the module with this name. */
+export function targetMatches(config: LoraConfig, name: string, targets: TargetModules = config.targetModules): boolean {
+  if (targets === null || excluded(config, name)) return false;
+  if (typeof targets === 'string') return fullMatch(targets, name);
+  if (!listMatch(targets, name)) return false;
+  const layers = config.layersToTransform;
+  if (layers === null || (Array.isArray(layers) && layers.length === 0)) return true;
+  const index = layerIndex(name, config.layersPattern);
+  return index !== null && (typeof layers === 'number' ? index === layers : layers.includes(index));
+}
+
+/** "all-linear" expanded: every linear layer but the output head, outside existing adapter internals. */
+export function allLinearNames(model: CausalLM): string[] {
+  const head = model.outputEmbeddingsName();
+  return candidates(model).filter(([name, m]) => name !== head && isTargetable(m)).map(([name]) => name).sort();
+}
+
+/** The model's modules, minus the insides of existing LoRA layers. */
+function candidates(model: CausalLM): Array<[string, Module]> {
+  const inside = new Set<Module>();
+  for (const m of model.modules()) if (m instanceof LoraLinear) for (const sub of m.modules()) if (sub !== m) inside.add(sub);
+  return model.namedModules().filter(([name, m]) => name !== '' && !inside.has(m));
+}
+
+export interface TargetSelection {
+  /** Module names that get the adapter, in model order. */
+  names: string[];
+  /** target_modules as it should be saved ("all-linear" expanded). */
+  targetModules: string[] | string;
+  /** List entries that matched no module (PEFT ignores them silently). */
+  unmatchedEntries: string[];
+}
+
+export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelection {
+  if (config.targetModules === null || (Array.isArray(config.targetModules) && config.targetModules.length === 0)) {
+    throw new Error('LoraConfig.targetModules is empty: name the modules to adapt, for example ["q_proj", "v_proj"] or "all-linear"');
+  }
+  const targets = config.targetModules === 'all-linear' ? allLinearNames(model) : config.targetModules;
+  const names: string[] = [];
+  for (const [name, module] of candidates(model)) {
+    if (!targetMatches(config, name, targets)) continue;
+    if (!isTargetable(module)) {
+      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear and Conv1D layers (did you mean one of its projections?)`);
+    }
+    names.push(name);
+  }
+  if (names.length === 0) {
+    const available = [...new Set(allLinearNames(model).map((n) => n.slice(n.lastIndexOf('.') + 1)))];
+    throw Object.assign(new Error(`target modules ${JSON.stringify(config.targetModules)} matched no module of the ${model.config.model_type} model; its linear layers are: ${available.join(', ')}`), { name: 'NoMatchingModules', available });
+  }
+  const unmatchedEntries = Array.isArray(targets) && config.targetModules !== 'all-linear' ? targets.filter((e) => !names.some((n) => n === e || n.endsWith(`.${e}`))) : [];
+  return { names, targetModules: targets, unmatchedEntries };
+}
