@@ -14,6 +14,7 @@ import type { LinearBase } from './base-layer.ts';
 
 interface Variant {
   kind: string;
+  dtype: 'float32' | 'float64';
   /** The LoRA input is x itself (no dropout): one input, one input gradient. */
   shared: boolean;
   bias: boolean;
@@ -21,10 +22,10 @@ interface Variant {
 }
 
 function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
-  const g = new GraphBuilder(`lora_forward_${v.kind}`, 'float32');
+  const g = new GraphBuilder(`lora_forward_${v.kind}`, v.dtype);
   const x = g.input('x');
   const xl = v.shared ? x : g.input('xl');
-  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32'));
+  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32' | 'float64'));
   const bias = v.bias ? g.input('bias') : null;
   const [a, b, s] = ['a', 'b', 's'].map((n) => g.input(n));
   let y = base.forwardNodes(g, x, weights);
@@ -37,10 +38,10 @@ function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
 }
 
 function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
-  const g = new GraphBuilder(`lora_backward_${v.kind}`, 'float32');
+  const g = new GraphBuilder(`lora_backward_${v.kind}`, v.dtype);
   const dy = g.input('dy');
   const xl = g.input('xl');
-  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32'));
+  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32' | 'float64'));
   const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
   const gr = g.node('Mul', [g.node('MatMul', [dy, b]), s]); // [N, r]
   const dxl = g.node('MatMul', [gr, a]);
@@ -62,15 +63,16 @@ export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b
   }
   const weights = base.kernelInputs();
   const bias = base.bias;
-  const v: Variant = { kind: base.kernelKind, shared: xl === x, bias: bias !== null, weights: weights.length };
-  const key = `lora:${v.kind}:${v.shared}:${v.bias}:${v.weights}`;
-  const s = Tensor.scalar(scaling);
+  const dtype = x.dtype as Variant['dtype'];
+  const v: Variant = { kind: base.kernelKind, dtype, shared: xl === x, bias: bias !== null, weights: weights.length };
+  const key = `lora:${v.kind}:${dtype}:${v.shared}:${v.bias}:${v.weights}`;
+  const s = Tensor.scalar(scaling, dtype);
   const forwardInputs = [x, ...(v.shared ? [] : [xl]), ...weights, ...(bias ? [bias] : []), a, b, s];
-  const [y, h] = nativeKernel(`${key}:forward`, 'float32', () => forwardGraph(base, v)).run(forwardInputs);
+  const [y, h] = nativeKernel(`${key}:forward`, dtype, () => forwardGraph(base, v)).run(forwardInputs);
   if (y.shape[0] !== n || y.shape[1] !== base.outFeatures) throw new Error(`loraLinear: native result ${formatShape(y.shape)}`);
 
   let grads: Tensor[] | null = null;
-  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, 'float32', () => backwardGraph(base, v)).run([dy, xl, ...weights, a, b, h, s]));
+  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, dtype, () => backwardGraph(base, v)).run([dy, xl, ...weights, a, b, h, s]));
   const next = v.shared ? 1 : 2; // index of dA among the outputs
   const inputs = v.shared ? [x, a, b] : [x, xl, a, b];
   const thunks = (dy: Tensor) => (v.shared ? [() => gradsFor(dy)[0]] : [() => gradsFor(dy)[0], () => gradsFor(dy)[1]]).concat([() => gradsFor(dy)[next], () => gradsFor(dy)[next + 1]]);

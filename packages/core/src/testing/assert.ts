@@ -16,3 +16,15 @@ export function allClose(a: Tensor | ArrayLike<number>, b: Tensor | ArrayLike<nu
   for (let i = 0; i < x.length; i++) if (!(Math.abs(x[i] - y[i]) <= atol + rtol * Math.abs(y[i]))) return false;
   return true;
 }
+
+/** Largest |a − b| over the positions of [B, T, V] logits whose mask is 1. */
+export function maxMaskedDiff(a: Tensor, b: Tensor, mask: Tensor): number {
+  const [rows, time, vocab] = b.shape;
+  const m = mask.toArray();
+  let worst = 0;
+  for (let p = 0; p < rows * time; p++) {
+    if (m[p] === 0) continue;
+    for (let v = 0; v < vocab; v++) worst = Math.max(worst, Math.abs(a.values[p * vocab + v] - b.values[p * vocab + v]));
+  }
+  return a.shape.join() === b.shape.join() ? worst : Infinity;
+}
