@@ -62,23 +62,11 @@ export abstract class Module {
   }
 
   registerForwardHook(hook: ForwardHook): HookHandle {
-    return this.#register('hooks', hook);
+    return register(this[STATE], 'hooks', hook);
   }
 
   registerForwardPreHook(hook: ForwardPreHook): HookHandle {
-    return this.#register('preHooks', hook);
-  }
-
-  #register<K extends 'hooks' | 'preHooks'>(kind: K, hook: NonNullable<ModuleState[K]> extends Map<number, infer H> ? H : never): HookHandle {
-    const id = nextHookId++;
-    const state = this[STATE];
-    ((state[kind] ??= new Map()) as Map<number, unknown>).set(id, hook);
-    return {
-      remove: () => {
-        state[kind]?.delete(id);
-        if (state[kind]?.size === 0) state[kind] = null;
-      },
-    };
+    return register(this[STATE], 'preHooks', hook);
   }
 
   // ---- the tree ----
@@ -129,7 +117,7 @@ export abstract class Module {
 
   /** Every parameter once (a tied weight under its first name). */
   namedParameters(): Array<[string, Parameter]> {
-    return this.#namedTensors((t) => t instanceof Parameter) as Array<[string, Parameter]>;
+    return namedTensors(this, (t) => t instanceof Parameter) as Array<[string, Parameter]>;
   }
 
   parameters(): Parameter[] {
@@ -137,24 +125,11 @@ export abstract class Module {
   }
 
   namedBuffers(): Array<[string, Buffer]> {
-    return this.#namedTensors((t) => t instanceof Buffer) as Array<[string, Buffer]>;
+    return namedTensors(this, (t) => t instanceof Buffer) as Array<[string, Buffer]>;
   }
 
   buffers(): Buffer[] {
     return this.namedBuffers().map(([, b]) => b);
-  }
-
-  #namedTensors(keep: (t: Tensor) => boolean): Array<[string, Tensor]> {
-    const seen = new Set<Tensor>();
-    const result: Array<[string, Tensor]> = [];
-    for (const [path, module] of this.namedModules()) {
-      for (const [name, tensor] of module.ownTensors()) {
-        if (!keep(tensor) || seen.has(tensor)) continue;
-        seen.add(tensor);
-        result.push([path ? `${path}.${name}` : name, tensor]);
-      }
-    }
-    return result;
   }
 
   numParameters({ trainableOnly = false } = {}): number {
@@ -300,3 +275,28 @@ export abstract class Module {
   }
 }
 
+// NOTE: helpers live outside the class (no #private members), so clone() can copy any Module.
+function register<K extends 'hooks' | 'preHooks'>(state: ModuleState, kind: K, hook: NonNullable<ModuleState[K]> extends Map<number, infer H> ? H : never): HookHandle {
+  const id = nextHookId++;
+  ((state[kind] ??= new Map()) as Map<number, unknown>).set(id, hook);
+  return {
+    remove: () => {
+      state[kind]?.delete(id);
+      if (state[kind]?.size === 0) state[kind] = null;
+    },
+  };
+}
+
+/** Each tensor once, under the first name the tree gives it. */
+function namedTensors(root: Module, keep: (t: Tensor) => boolean): Array<[string, Tensor]> {
+  const seen = new Set<Tensor>();
+  const result: Array<[string, Tensor]> = [];
+  for (const [path, module] of root.namedModules()) {
+    for (const [name, tensor] of module.ownTensors()) {
+      if (!keep(tensor) || seen.has(tensor)) continue;
+      seen.add(tensor);
+      result.push([path ? `${path}.${name}` : name, tensor]);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,76 @@
+"""PEFT adapters across LoraConfig's options, for @lorakit/adapters' tests.
+
+For each case, on a tiny checkpoint from packages/models/fixtures: PEFT's
+get_peft_model with random A and B (B with std 0.05, as the shared fixtures),
+the adapter saved by PEFT, and reference.safetensors with the logits of the
+adapted model, the gradients of every adapter parameter for the causal-LM loss
+(in-memory names), and the logits after merge_and_unload.
+
+    conformance/.venv/bin/python conformance/make_adapter_fixtures.py
+"""
+import json
+import pathlib
+
+import peft
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+MODELS = ROOT / "packages" / "models" / "fixtures"
+OUT = ROOT / "packages" / "adapters" / "fixtures"
+
+CASES = {
+    "list-layers-to-transform": ("llama-rope-linear", dict(target_modules=["q_proj", "v_proj", "down_proj"], layers_to_transform=[1], layers_pattern="layers")),
+    "regex-targets": ("llama-rope-linear", dict(target_modules=r".*\.(k_proj|o_proj)")),
+    "all-linear-exclude": ("qwen2", dict(target_modules="all-linear", exclude_modules=["down_proj"])),
+    "rslora-rank-alpha-patterns": ("mistral", dict(target_modules=["q_proj", "v_proj", "up_proj"], use_rslora=True, rank_pattern={"q_proj": 2}, alpha_pattern={"v_proj": 32})),
+    "dora": ("llama-bf16-tied", dict(target_modules=["q_proj", "v_proj", "gate_proj"], use_dora=True)),
+    "gpt2-fan-in-fan-out-lora-only-bias": ("gpt2", dict(target_modules=["c_attn", "c_proj"], fan_in_fan_out=True, bias="lora_only")),
+    "gpt2-bias-all": ("gpt2", dict(target_modules=["c_fc"], fan_in_fan_out=True, bias="all")),
+    "modules-to-save": ("llama-rope-linear", dict(target_modules=["q_proj"], modules_to_save=["lm_head"])),
+    "gaussian-init": ("mistral", dict(target_modules=["k_proj"], init_lora_weights="gaussian")),
+}
+
+
+def randomize(model, generator):
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+            elif "lora_magnitude_vector" in name or ("modules_to_save" in name) or (name.endswith(".bias") and param.requires_grad):
+                param.add_(torch.randn(param.shape, generator=generator) * 0.05)
+
+
+def main():
+    for case, (base, options) in CASES.items():
+        torch.manual_seed(0)
+        generator = torch.Generator().manual_seed(2)
+        model = AutoModelForCausalLM.from_pretrained(MODELS / base, dtype=torch.float32)
+        init = options.pop("init_lora_weights", False)
+        config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=init, **options)
+        model = get_peft_model(model, config)
+        randomize(model, generator)
+        out = OUT / case
+        model.save_pretrained(out / "adapter")
+        reference = load_file(str(MODELS / base / "reference.safetensors"))
+        ids, mask = reference["input_ids"], reference["attention_mask"]
+        labels = ids.masked_fill(mask == 0, -100)
+        model.eval()  # no dropout anywhere, so both sides compute the same function; gradients still flow
+        result = model(input_ids=ids, attention_mask=mask, labels=labels)
+        result.loss.backward()
+        tensors = {"input_ids": ids, "attention_mask": mask, "logits": result.logits.detach().contiguous(), "loss": result.loss.detach().reshape(1)}
+        for name, param in model.named_parameters():
+            if param.grad is not None:
+                tensors[f"grad.{name}"] = param.grad.contiguous()
+        with torch.no_grad():
+            tensors["merged_logits"] = model.merge_and_unload()(input_ids=ids, attention_mask=mask).logits.contiguous()
+        save_file(tensors, str(out / "reference.safetensors"))
+        (out / "case.json").write_text(json.dumps({"base": base, "lora_config": {k: v for k, v in options.items()}, "init_lora_weights": init}, indent=2) + "\n")
+        print(case, "written")
+    (OUT / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "peft": peft.__version__}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
