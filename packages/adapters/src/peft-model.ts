@@ -16,6 +16,7 @@ import { ModulesToSaveWrapper } from './modules-to-save.ts';
 import { hasTransposedTargets, injectAdapter } from './inject.ts';
 import { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
 import { loadAdapterTensors, readAdapterFiles, saveAdapters } from './adapter-io.ts';
+import { addWeightedAdapter, type Combination } from './weighted.ts';
 
 export interface FromPretrainedOptions {
   /** Keep the adapter trainable (default: frozen, in eval mode, as PEFT's inference mode). */
@@ -82,6 +83,11 @@ export class PeftModel extends Module {
     this.reports.set(name, report);
     markOnlyAdapterTrainable(this, this.activeAdapter, this.peftConfig.get(this.activeAdapter)?.bias ?? config.bias);
     return report;
+  }
+
+  /** A new adapter from weighted existing ones (see weighted.ts for the math); not made active. */
+  addWeightedAdapter(adapters: string[], weights: number[], newName: string, combination: Combination = 'svd', options: { svdRank?: number } = {}): void {
+    addWeightedAdapter(this, adapters, weights, newName, combination, { svdRank: options.svdRank ?? null });
   }
 
   /** Make `name` the adapter that runs and trains. */
