@@ -9,3 +9,5 @@ export { PeftModel, LoraModel, getPeftModel, type AdapterReport, type FromPretra
 export { adapterStateDict } from './adapter-io.ts';
 export { configToJson, configFromJson, savedKey, normalizeSavedKey, CONFIG_FILE, WEIGHTS_FILE } from './peft-format.ts';
 export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
+export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, type CompatibilityReport, type CompatibilityProblem } from './compatibility.ts';
+export { addWeightedAdapter, type Combination } from './weighted.ts';
