@@ -1,0 +1,35 @@
+"""PEFT loads the adapters lorakit wrote (write-lorakit-adapters.ts) and must
+reproduce lorakit's logits on the unpadded positions (max abs error 1e-4)."""
+import pathlib
+import sys
+
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOLERANCE = 1e-4
+
+
+def main(folder):
+    failures = 0
+    cases = sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir())
+    for case in cases:
+        ref = load_file(str(case / "lorakit.safetensors"))
+        base = bytes(ref["base"].tolist()).decode()
+        model = AutoModelForCausalLM.from_pretrained(ROOT / "packages" / "models" / "fixtures" / base, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, case / "adapter").eval()
+        with torch.no_grad():
+            logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits
+        mask = ref["attention_mask"].bool()
+        error = (logits - ref["logits"]).abs()[mask].max().item()
+        ok = error <= TOLERANCE
+        failures += not ok
+        print(f"{'ok' if ok else 'FAIL'} peft loads lorakit adapter {case.name}: max abs logit error {error:.2e}")
+    print(f"{len(cases) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "conformance/out/lorakit-adapters"))
