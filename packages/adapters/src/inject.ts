@@ -33,7 +33,6 @@ export function injectAdapter(model: CausalLM, config: LoraConfig, adapter: stri
     const { r, alpha } = config.rankAndAlpha(name);
     const layer = module instanceof LoraLinear ? module : new LoraLinear(module);
     layer.addAdapter(adapter, { r, alpha, scaling: config.scaling(name), dropout: config.loraDropout, useDora: config.useDora, initLoraWeights: config.initLoraWeights });
-    if (layer.activeAdapters.length === 0) layer.activeAdapters = [adapter];
     if (layer !== module) model.setSubmodule(name, layer);
   }
   const unmatchedModulesToSave = (config.modulesToSave ?? []).filter((entry) => wrapModulesToSave(model, entry, adapter) === 0);

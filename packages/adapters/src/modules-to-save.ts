@@ -23,7 +23,6 @@ export class ModulesToSaveWrapper extends Module {
     const copy = this.original_module.clone();
     copy.unfreeze();
     this.modules_to_save.set(name, copy);
-    this.activeAdapter ??= name;
   }
 
   /** The module that runs: the active copy, or the original when disabled. */

@@ -81,8 +81,15 @@ export class PeftModel extends Module {
     this.peftConfig.set(name, saved);
     const report = { wrapped: injection.names, unmatchedTargets: injection.unmatchedEntries, unmatchedModulesToSave: injection.unmatchedModulesToSave };
     this.reports.set(name, report);
-    markOnlyAdapterTrainable(this, this.activeAdapter, this.peftConfig.get(this.activeAdapter)?.bias ?? config.bias);
+    this.#activate(this.activeAdapter);
+    markOnlyAdapterTrainable(this, this.activeAdapter, this.peftConfig.get(this.activeAdapter)!.bias);
     return report;
+  }
+
+  /** Point every layer and modules_to_save wrapper at `name` (layers without it run their base). */
+  #activate(name: string): void {
+    for (const [, layer] of this.loraLayers()) layer.activeAdapters = layer.settings.has(name) ? [name] : [];
+    for (const wrapper of this.#wrappers()) wrapper.activeAdapter = wrapper.modules_to_save.has(name) ? name : null;
   }
 
   /** A new adapter from weighted existing ones (see weighted.ts for the math); not made active. */
@@ -95,8 +102,7 @@ export class PeftModel extends Module {
     const config = this.peftConfig.get(name);
     if (config === undefined) throw new Error(`no adapter named "${name}"; adapters: ${[...this.peftConfig.keys()].join(', ')}`);
     this.activeAdapter = name;
-    for (const layer of this.loraLayers().map(([, l]) => l)) layer.activeAdapters = layer.settings.has(name) ? [name] : [];
-    for (const wrapper of this.#wrappers()) wrapper.activeAdapter = wrapper.modules_to_save.has(name) ? name : null;
+    this.#activate(name);
     if (!config.inferenceMode) markOnlyAdapterTrainable(this, name, config.bias);
   }
 
