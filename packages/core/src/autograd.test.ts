@@ -3,6 +3,7 @@ import { noGrad, record } from './autograd.ts';
 import { Tensor } from './tensor.ts';
 import { Parameter } from './parameter.ts';
 import { matmul } from './ops/matmul.ts';
+import { checkpoint } from './checkpoint.ts';
 
 test('a frozen input never has its gradient computed', (t) => {
   const x = Tensor.fromArray([1, 2]).requiresGrad_();
@@ -44,4 +45,18 @@ test('backward of a non-scalar needs a gradient, and gradient shapes are asserte
   t.throws(() => w.mul(2).backward(), { message: /non-scalar/ });
   const bad = record('bad', Tensor.fromArray([0]), [w], () => [() => Tensor.zeros([3])]);
   t.throws(() => bad.sum().backward(), { message: /backward of bad: gradient \[3\] for input 0 of shape \[2\]/ });
+});
+
+test('a checkpointed block gives the same gradients as the plain one', (t) => {
+  const w1 = new Parameter(Tensor.fromArray([[0.5, -1], [2, 0.25]]));
+  const w2 = new Parameter(Tensor.fromArray([[1, 0.5], [-0.5, 1.5]]));
+  const block = (x: Tensor) => matmul(matmul(x, w1).tanh(), w2);
+  const x = Tensor.fromArray([[1, 2], [3, -1]]).requiresGrad_();
+  block(x).pow(2).sum().backward();
+  const plain = [x.grad!.toArray(), w1.grad!.toArray(), w2.grad!.toArray()];
+  x.grad = w1.grad = w2.grad = null;
+  const out = checkpoint(block, x);
+  t.is(out.gradFn?.op, 'checkpoint');
+  out.pow(2).sum().backward();
+  t.deepEqual([x.grad!.toArray(), w1.grad!.toArray(), w2.grad!.toArray()], plain);
 });

@@ -48,6 +48,17 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Run `fn` with the tape recording again (inside noGrad, or inside a backward). */
+export function enableGrad<T>(fn: () => T): T {
+  const previous = gradEnabled;
+  gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = previous;
+  }
+}
+
 /** Attach a backward to `out` when grad is on and an input requires grad. */
 export function record(
   op: string,

@@ -2,7 +2,8 @@ export { Tensor, type DType, type FloatDType, type FloatArray, type Storage } fr
 export { Parameter, Buffer } from './parameter.ts';
 export { Module, type ForwardHook, type ForwardPreHook, type HookHandle } from './module.ts';
 export { type LoadOptions, type LoadResult } from './state-dict.ts';
-export { noGrad, isGradEnabled, record, type GradThunk } from './autograd.ts';
+export { noGrad, enableGrad, isGradEnabled, record, type GradThunk } from './autograd.ts';
+export { checkpoint } from './checkpoint.ts';
 export { Generator, manualSeed, defaultGenerator } from './random.ts';
 export { findUnregisteredTensors, type UnregisteredTensor } from './debug.ts';
 export * from './dtype.ts';

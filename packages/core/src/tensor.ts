@@ -176,6 +176,7 @@ export class Tensor {
   exp(): Tensor { return unary.exp(this); }
   log(): Tensor { return unary.log(this); }
   sqrt(): Tensor { return unary.sqrt(this); }
+  tanh(): Tensor { return unary.tanh(this); }
   rsqrt(): Tensor { return unary.rsqrt(this); }
   pow(exponent: number): Tensor { return unary.pow(this, exponent); }
   matmul(other: Tensor): Tensor { return matmul(this, other); }

@@ -7,7 +7,7 @@
  *   positions 0..T-1 (after any cache) unless given; labels shifted inside,
  *   -100 ignored, mean over the rest.
  */
-import { Module, Tensor, attentionBias, crossEntropy, formatShape, slice } from '@lorakit/core';
+import { Module, Tensor, attentionBias, checkpoint, crossEntropy, formatShape, slice } from '@lorakit/core';
 import type { ModelConfig } from './config.ts';
 import type { LayerCache } from './llama/attention.ts';
 
@@ -29,6 +29,8 @@ export interface CausalLMOutput {
 
 export abstract class CausalLM extends Module {
   abstract readonly config: ModelConfig;
+  /** Activation checkpointing per decoder layer, for long sequences (transformers' gradient_checkpointing_enable). */
+  abstract enableGradientCheckpointing(on?: boolean): void;
   abstract override forward(inputs: CausalLMInputs): CausalLMOutput;
   /** Parameter names that are the same tensor as another (tied embeddings): [alias, source]. */
   abstract tiedWeights(): Array<[string, string]>;
@@ -96,4 +98,9 @@ export function causalBias(inputIds: Tensor, attentionMask: Tensor | null | unde
 export function checkInputIds(inputIds: Tensor, vocab: number): void {
   if (inputIds.isFloat || inputIds.ndim !== 2) throw new Error(`inputIds must be an int tensor [B, T], got ${inputIds.dtype} ${formatShape(inputIds.shape)}`);
   for (const id of inputIds.toArray()) if (!(id >= 0 && id < vocab)) throw new Error(`inputIds: token ${id} is outside the vocabulary of ${vocab}`);
+}
+
+/** Run one decoder layer, checkpointed when training with gradientCheckpointing (never with a cache). */
+export function runLayer(owner: Module & { gradientCheckpointing: boolean }, h: Tensor, cache: LayerCache | null, layer: (x: Tensor) => Tensor): Tensor {
+  return owner.gradientCheckpointing && owner.training && cache === null ? checkpoint(layer, h) : layer(h);
 }

@@ -75,3 +75,24 @@ test('explicit position ids equal to the default give the same logits; spread-ou
   t.deepEqual(same, plain);
   t.true(spread.some((v, i) => Math.abs(v - plain[i]) > 0.1), 'rotary positions change the attention');
 });
+
+test('gradient checkpointing gives the same loss and gradients', (t) => {
+  const inputIdsSmall = Tensor.fromArray([[330, 284, 844, 264, 908, 539]], 'int32');
+  const run = () => {
+    model.zeroGrad();
+    model.train();
+    model.unfreeze();
+    const { loss } = model.call({ inputIds: inputIdsSmall, labels: inputIdsSmall });
+    loss!.backward();
+    const grads = ['model.layers.0.self_attn.q_proj.weight', 'model.layers.5.mlp.down_proj.weight', 'model.norm.weight'].map((n) => model.namedParameters().find(([k]) => k === n)![1].grad!.toArray());
+    model.eval();
+    return { loss: loss!.item(), grads };
+  };
+  const plain = run();
+  model.enableGradientCheckpointing();
+  const checkpointed = run();
+  model.enableGradientCheckpointing(false);
+  model.zeroGrad();
+  t.is(checkpointed.loss, plain.loss);
+  checkpointed.grads.forEach((g, i) => t.true(g.every((v, j) => Math.abs(v - plain.grads[i][j]) <= 1e-6 * (1 + Math.abs(v)))));
+});

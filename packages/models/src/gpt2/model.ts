@@ -11,7 +11,7 @@ import { Dropout, Embedding, GELU, LayerNorm, Linear, Module, ReLU, Tensor, conc
 import type { GPT2Config } from './config.ts';
 import { Conv1D } from './conv1d.ts';
 import type { LayerCache } from '../llama/attention.ts';
-import { CausalLM, KVCache, causalBias, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
+import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 
 type Pdrop = { resid_pdrop?: number; embd_pdrop?: number };
 
@@ -96,6 +96,8 @@ export class GPT2Model extends Module {
   drop: Dropout;
   h: GPT2Block[];
   ln_f: LayerNorm;
+  /** Recompute each block in the backward instead of keeping its activations (training only). */
+  gradientCheckpointing = false;
 
   constructor(readonly config: GPT2Config) {
     super();
@@ -115,7 +117,8 @@ export class GPT2Model extends Module {
     let h = this.drop.call(this.wte.call(inputIds).add(this.wpe.call(positionTensor))); // [B, T, C]
     const bias = causalBias(inputIds, attentionMask, past);
     this.h.forEach((block, i) => {
-      h = block.call(h, bias, cache?.layers[i] ?? null);
+      const layerCache = cache?.layers[i] ?? null;
+      h = runLayer(this, h, layerCache, (x) => block.call(x, bias, layerCache));
     });
     return this.ln_f.call(h);
   }
@@ -138,6 +141,10 @@ export class GPT2LMHeadModel extends CausalLM {
 
   tiedWeights(): Array<[string, string]> {
     return this.config.tie_word_embeddings ? [['lm_head.weight', 'transformer.wte.weight']] : [];
+  }
+
+  enableGradientCheckpointing(on = true): void {
+    this.transformer.gradientCheckpointing = on;
   }
 
   outputEmbeddingsName(): string {

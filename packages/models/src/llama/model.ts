@@ -9,13 +9,16 @@ import { Embedding, Linear, Module, RMSNorm, type Tensor } from '@lorakit/core';
 import { LlamaDecoderLayer } from './decoder-layer.ts';
 import { layerConfig, type LlamaFamilyConfig } from './config.ts';
 import { inverseFrequencies, rotaryFor } from '../rope.ts';
-import { CausalLM, KVCache, causalBias, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
+import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 
 export class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: LlamaDecoderLayer[];
   norm: RMSNorm;
   readonly invFreq: Float64Array; // rotary inverse frequencies [D/2]
+
+  /** Recompute each layer in the backward instead of keeping its activations (training only). */
+  gradientCheckpointing = false;
 
   constructor(readonly config: LlamaFamilyConfig) {
     super();
@@ -33,7 +36,8 @@ export class LlamaModel extends Module {
     const bias = causalBias(inputIds, attentionMask, past, window);
     let h = this.embed_tokens.call(inputIds); // [B, T, C]
     this.layers.forEach((layer, i) => {
-      h = layer.call(h, rotary, bias, cache?.layers[i] ?? null);
+      const layerCache = cache?.layers[i] ?? null;
+      h = runLayer(this, h, layerCache, (x) => layer.call(x, rotary, bias, layerCache));
     });
     return this.norm.call(h);
   }
@@ -56,6 +60,10 @@ export class LlamaForCausalLM extends CausalLM {
 
   tiedWeights(): Array<[string, string]> {
     return this.config.tie_word_embeddings ? [['lm_head.weight', 'model.embed_tokens.weight']] : [];
+  }
+
+  enableGradientCheckpointing(on = true): void {
+    this.model.gradientCheckpointing = on;
   }
 
   outputEmbeddingsName(): string {
