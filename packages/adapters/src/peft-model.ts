@@ -9,7 +9,7 @@
  * so in-memory keys read base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight.
  */
 import { Module, noGrad, type Parameter } from '@lorakit/core';
-import type { CausalLM, CausalLMInputs, CausalLMOutput } from '@lorakit/models';
+import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { ModulesToSaveWrapper } from './modules-to-save.ts';
@@ -65,6 +65,15 @@ export class PeftModel extends Module {
 
   get model(): CausalLM {
     return this.base_model.model;
+  }
+
+  /** The wrapped model's config (so generate() takes a PeftModel as it takes a model). */
+  get config(): CausalLM['config'] {
+    return this.model.config;
+  }
+
+  newCache(): KVCache {
+    return this.model.newCache();
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {

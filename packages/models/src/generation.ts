@@ -7,7 +7,15 @@
  *   generate(model, prompts, { temperature: 0.8, topP: 0.95, seed: 1, onToken: (t) => ... });
  */
 import { Generator, Tensor, noGrad } from '@lorakit/core';
-import type { CausalLM } from './causal-lm.ts';
+import type { CausalLMInputs, CausalLMOutput, KVCache } from './causal-lm.ts';
+import type { ModelConfig } from './config.ts';
+
+/** A CausalLM, or a PeftModel around one. */
+export interface GenerativeModel {
+  readonly config: ModelConfig;
+  newCache(): KVCache;
+  call(inputs: CausalLMInputs): CausalLMOutput;
+}
 import { argmax, sample } from './sampling.ts';
 
 export interface GenerateOptions {
@@ -38,7 +46,7 @@ function checkOptions(o: GenerateOptions): void {
 }
 
 /** Returns each row's prompt followed by its new tokens (no padding). */
-export function generate(model: CausalLM, prompts: number[][], options: GenerateOptions = {}): number[][] {
+export function generate(model: GenerativeModel, prompts: number[][], options: GenerateOptions = {}): number[][] {
   checkOptions(options);
   if (prompts.length === 0 || prompts.some((p) => p.length === 0)) throw new Error('generate: every prompt needs at least one token');
   const { maxNewTokens = 20, onToken } = options;

@@ -12,6 +12,13 @@ export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from '.
 export { loadWeights, type LoadWeightsOptions } from './weights.ts';
 export { AutoModelForCausalLM, modelForConfig, type FromPretrainedOptions } from './auto.ts';
 export { AutoTokenizer, Tokenizer, type ChatMessage } from './tokenizer.ts';
-export { generate, type GenerateOptions } from './generation.ts';
+export { generate, type GenerateOptions, type GenerativeModel } from './generation.ts';
 export { argmax, sample, type SamplingOptions } from './sampling.ts';
 export { saveModel, type SaveModelOptions } from './save.ts';
+export { Trainer, TrainingAborted, type TrainerOptions, type TrainResult, type LogEntry, type TrainableModel } from './training/trainer.ts';
+export { loadDataset, type DatasetOptions } from './training/dataset.ts';
+export { readJsonl, DataError, type JsonlRecord } from './training/jsonl.ts';
+export { tokenizeRecord, tokenizeRecords, type TokenizedExample, type TokenizeOptions } from './training/examples.ts';
+export { BatchSchedule, collate, packExamples, type Batch, type DataPosition } from './training/batches.ts';
+export { listCheckpoints, readCheckpoint, rotateCheckpoints } from './training/checkpoint-files.ts';
+export { createProgress, type ProgressMode } from './training/progress.ts';
