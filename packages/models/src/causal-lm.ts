@@ -61,17 +61,20 @@ export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden:
   return { logits, loss: labels ? causalLMLoss(logits, labels) : null };
 }
 
-/** transformers' ForCausalLMLoss: logits[:, :-1] predict labels[:, 1:]; -100 is ignored. */
+/**
+ * transformers' ForCausalLMLoss: logits[:, t] predict labels[:, t + 1]; -100 is
+ * ignored. The shift moves the labels, not the logits: each row's last
+ * position gets -100, so the [B, T, V] logits are never copied.
+ */
 export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, t, v] = logits.shape;
   if (labels.ndim !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
     throw new Error(`labels ${formatShape(labels.shape)} do not match logits ${formatShape(logits.shape)}`);
   }
-  const predicted = slice(logits, 1, 0, t - 1).reshape([b * (t - 1), v]);
   const ids = Int32Array.from(labels.data as ArrayLike<number | bigint>, Number);
-  const shifted = new Int32Array(b * (t - 1));
-  for (let r = 0; r < b; r++) shifted.set(ids.subarray(r * t + 1, (r + 1) * t), r * (t - 1));
-  return crossEntropy(predicted, new Tensor(shifted, [b * (t - 1)]));
+  const shifted = new Int32Array(b * t).fill(-100);
+  for (let r = 0; r < b; r++) shifted.set(ids.subarray(r * t + 1, (r + 1) * t), r * t);
+  return crossEntropy(logits.reshape([b * t, v]), new Tensor(shifted, [b * t]));
 }
 
 /** Per-row positions: given, or past..past+T-1 shared by every row. */

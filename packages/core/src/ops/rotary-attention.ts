@@ -11,7 +11,9 @@
  *   out = softmax((scale·qh)·khᵀ + bias)·vh  -> [B, T, H·D]
  *   (a query row that sees no key outputs zeros, as in ops/attention.ts)
  *
- * Backward: the attention gradients of ops/attention.ts (with Σ_s dP·P taken
+ * Backward: the probabilities recomputed from qh and kh (FlashAttention's
+ * trade: one more q·kᵀ instead of keeping a T×T tensor per layer), then the
+ * attention gradients of ops/attention.ts (with Σ_s dP·P taken
  * as Σ_d dO·O, a reduction over D rather than S), then rope's transpose
  * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
  * constant: only the new positions' k and v get gradients.
@@ -70,7 +72,7 @@ class AttentionGraph extends GraphBuilder {
   }
 }
 
-/** With `forTraining`, also outputs what the backward needs (qh, probs, og); inference skips those copies. */
+/** With `forTraining`, also outputs what the backward needs (qh, og); the T×T probabilities are recomputed there, not kept. */
 function forwardGraph(dtype: Float, dims: Heads, forTraining: boolean): Uint8Array {
   const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
   const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale'].map((n) => g.input(n));
@@ -81,15 +83,17 @@ function forwardGraph(dtype: Float, dims: Heads, forTraining: boolean): Uint8Arr
   const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // [B, Hkv, G·T, S]; rows that see no key are 0
   const og = g.node('MatMul', [probs, vh]); // [B, Hkv, G·T, D]
   g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
-  for (const kept of forTraining ? [kh, vh, qh, probs, og] : [kh, vh]) g.output(kept);
+  for (const kept of forTraining ? [kh, vh, qh, og] : [kh, vh]) g.output(kept);
   return g.build();
 }
 
 function backwardGraph(dtype: Float, dims: Heads): Uint8Array {
   const g = new AttentionGraph('rotary_attention_backward', dtype, dims);
-  const [dOut, qh, kh, vh, probs, og, cos, sin, scale, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'probs', 'og', 'cos', 'sin', 'scale', 'new_from'].map((n) =>
+  const [dOut, qh, kh, vh, og, bias, visible, cos, sin, scale, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'og', 'bias', 'visible', 'cos', 'sin', 'scale', 'new_from'].map((n) =>
     g.input(n, n === 'new_from' ? 'int64' : undefined),
   );
+  const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
+  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // recomputed: cheaper than keeping [B, Hkv, G·T, S]
   const dO = g.grouped(g.splitHeads(dOut)); // [B, Hkv, G·T, D]
   const dV = g.node('MatMul', [g.node('Transpose', [probs], { perm: SWAP_LAST }), dO]);
   const dP = g.node('MatMul', [dO, g.node('Transpose', [vh], { perm: SWAP_LAST })]);
@@ -165,13 +169,14 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const forTraining = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const forward = nativeKernel(`rotary_attention_forward:${key}:${forTraining}`, dtype, () => forwardGraph(dtype, dims, forTraining));
   const grouped = groupedBias(bias, heads / kvHeads);
-  const [out, kh, vh, qh, probs, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visibleRows(grouped), scale]);
+  const visible = visibleRows(grouped);
+  const [out, kh, vh, qh, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale]);
   if (!forTraining) return { out, key: kh, value: vh };
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
     const backward = nativeKernel(`rotary_attention_backward:${key}`, dtype, () => backwardGraph(dtype, dims));
     const newFrom = new Tensor(BigInt64Array.of(BigInt(pastKey.shape[2])), [1]);
-    return (grads ??= backward.run([dOut, qh, kh, vh, probs, og, cos, sin, scale, newFrom]));
+    return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, newFrom]));
   };
   record('rotaryAttention', out, [q, k, v], (dOut) => [() => gradsFor(dOut)[0], () => gradsFor(dOut)[1], () => gradsFor(dOut)[2]]);
   return { out, key: kh, value: vh };

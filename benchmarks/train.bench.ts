@@ -1,0 +1,24 @@
+/**
+ * Training throughput: one optimizer step, LoRA r=16 on all linear layers,
+ * 4x512 tokens, on tiny-code-llama and on random SmolLM2-135M shapes, each
+ * in its own process so peak RSS is its own. The 135M step's limit on this
+ * machine is about 6 s (1.38 TFLOP at peak, DESIGN.md section 3).
+ *
+ *   npm run bench:train
+ */
+import { execFileSync } from 'node:child_process';
+import { randomCheckpoint, SMOLLM2_SHAPES } from './checkpoints.ts';
+
+function run(dir: string, steps: number): { stepMs: number; tokensPerSecond: number; peakRssBytes: number; trainable: number } {
+  const out = execFileSync(process.execPath, ['--import=tsx', 'benchmarks/train-step.ts', dir, String(steps)], { encoding: 'utf8' });
+  return JSON.parse(out.trim().split('\n').at(-1)!);
+}
+
+const smol = await randomCheckpoint('benchmarks/out/smollm2-135m-random', SMOLLM2_SHAPES);
+console.log('| model | trainable | step (4x512 tokens) | tokens/s | peak RSS | vs the ~6 s limit |');
+console.log('|---|---|---|---|---|---|');
+for (const [name, dir, steps, limitMs] of [['tiny-code-llama', 'examples/models/tiny-code-llama', 5, null], ['SmolLM2-135M shapes', smol, 3, 6000]] as const) {
+  const r = run(dir, steps);
+  const ratio = limitMs === null ? '-' : `${(r.stepMs / limitMs).toFixed(2)}x`;
+  console.log(`| ${name} | ${r.trainable.toLocaleString('en-US')} | ${(r.stepMs / 1000).toFixed(2)} s | ${Math.round(r.tokensPerSecond)} | ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB | ${ratio} |`);
+}
