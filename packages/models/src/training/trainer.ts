@@ -15,7 +15,7 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { AdamW, LRScheduler, Tensor, clipGradNorm_, defaultGenerator, manualSeed, noGrad, type Module, type OptimizerStateDict, type Parameter, type ScheduleName } from '@lorakit/core';
-import type { CausalLMInputs, CausalLMOutput } from '../causal-lm.ts';
+import { CausalLM, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 import { BatchSchedule, type Batch, type DataPosition } from './batches.ts';
 import type { TokenizedExample } from './examples.ts';
 import { createProgress, type ProgressMode } from './progress.ts';
@@ -54,6 +54,8 @@ export interface TrainerOptions {
   resumeFromCheckpoint?: boolean | string;
   /** Resume even when the run's settings or data changed since the checkpoint. */
   allowChangedRun?: boolean;
+  /** Recompute each decoder layer in the backward (less memory for long sequences, about one more forward of time). */
+  gradientCheckpointing?: boolean;
   /** Install a SIGINT handler for the duration of train() (default true). */
   handleInterrupts?: boolean;
   onLog?: (entry: LogEntry) => void;
@@ -84,7 +86,7 @@ export interface TrainResult {
 const DEFAULTS = {
   epochs: 1, maxSteps: null, batchSize: 4, gradientAccumulationSteps: 1, learningRate: 2e-4, weightDecay: 0, betas: [0.9, 0.999] as [number, number],
   eps: 1e-8, lrScheduler: 'linear' as ScheduleName, warmupSteps: 0, maxGradNorm: 1, loggingSteps: 10, evalSteps: null, saveSteps: null,
-  saveTotalLimit: null, seed: 42, progress: 'auto' as ProgressMode, resumeFromCheckpoint: false, allowChangedRun: false, handleInterrupts: true,
+  saveTotalLimit: null, seed: 42, progress: 'auto' as ProgressMode, gradientCheckpointing: false, resumeFromCheckpoint: false, allowChangedRun: false, handleInterrupts: true,
 };
 
 type Resolved = Required<Omit<TrainerOptions, 'eval' | 'onLog'>> & Pick<TrainerOptions, 'eval' | 'onLog'>;
@@ -119,6 +121,11 @@ export class Trainer {
     this.totalSteps = o.maxSteps ?? stepsPerEpoch * o.epochs;
     this.optimizer = new AdamW(this.parameters.map(([, p]) => p), { lr: o.learningRate, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
     this.scheduler = new LRScheduler(this.optimizer, o.lrScheduler, o.warmupSteps, this.totalSteps);
+    if (o.gradientCheckpointing) {
+      const models = model.modules().filter((m): m is CausalLM => m instanceof CausalLM);
+      if (models.length === 0) throw new Error('Trainer: gradientCheckpointing needs a CausalLM inside the model');
+      models.forEach((m) => m.enableGradientCheckpointing());
+    }
   }
 
   /** What must not change between a checkpoint and its resume. */
