@@ -40,7 +40,8 @@ export function bytesToTensor(bytes: Uint8Array, dtype: SafetensorsDtype, shape:
     case 'I32': data = view(Int32Array, 4).slice(); break;
     case 'I16': data = Int32Array.from(view(Int16Array, 2)); break;
     case 'I8': data = Int32Array.from(view(Int8Array, 1)); break;
-    case 'U8': case 'BOOL': data = Int32Array.from(bytes); break;
+    case 'U8': data = bytes.slice(); break;
+    case 'BOOL': data = Int32Array.from(bytes); break;
     default: throw new Error(`dtype ${dtype} has no tensor conversion in lorakit`);
   }
   return new Tensor(data, shape);

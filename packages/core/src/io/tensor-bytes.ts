@@ -19,7 +19,8 @@ export function tensorToBytes(t: Tensor, dtype: SafetensorsDtype): Uint8Array {
     case 'I32': return bytesOf(t.data instanceof Int32Array ? t.data : Int32Array.from(numbers()));
     case 'I16': return bytesOf(Int16Array.from(numbers()));
     case 'I8': return bytesOf(Int8Array.from(numbers()));
-    case 'U8': case 'BOOL': return Uint8Array.from(numbers());
+    case 'U8': return t.data instanceof Uint8Array ? t.data : Uint8Array.from(numbers());
+    case 'BOOL': return Uint8Array.from(numbers());
     default: throw new Error(`cannot write a tensor as ${dtype}`);
   }
 }
