@@ -28,3 +28,14 @@ export function maxMaskedDiff(a: Tensor, b: Tensor, mask: Tensor): number {
   }
   return a.shape.join() === b.shape.join() ? worst : Infinity;
 }
+
+/** ‖a − b‖ / ‖b‖ over all elements. */
+export function relativeErrorOf(a: Tensor, b: Tensor): number {
+  let diff = 0;
+  let norm = 0;
+  for (let i = 0; i < b.numel; i++) {
+    diff += (a.values[i] - b.values[i]) ** 2;
+    norm += b.values[i] ** 2;
+  }
+  return Math.sqrt(diff / norm);
+}

@@ -1,2 +1,2 @@
 export { gradcheck, type GradcheckResult } from './gradcheck.ts';
-export { allClose, maxAbsDiff, maxMaskedDiff } from './assert.ts';
+export { allClose, maxAbsDiff, maxMaskedDiff, relativeErrorOf } from './assert.ts';

@@ -1,0 +1,137 @@
+/**
+ * Linear4bit: a frozen linear layer whose weight is stored in 4 bits, in
+ * bitsandbytes' format (NF4 or FP4, blockwise absmax, optional double
+ * quantization), computed by onnxruntime's MatMulBnb4 without ever holding
+ * the float weight.
+ *
+ *   y  = x · dequant(W)ᵀ + b          MatMulBnb4(x, W, absmax)
+ *   dx = dy · dequant(W)               a MatMul on the weight dequantized for that call
+ * NOTE: onnxruntime 1.30's MatMulBnb4 with transB = 0 fails its shape check or
+ * crashes on the CPU, so the input gradient dequantizes (transiently, one layer at a time).
+ *
+ * Memory: 0.5 byte per weight, plus 1 byte per block with double
+ * quantization (4 bytes without); the float absmax is rebuilt per call.
+ * Its state dict uses bitsandbytes' keys: weight, weight.absmax,
+ * weight.quant_map, weight.nested_absmax, weight.nested_quant_map and
+ * weight.quant_state.bitsandbytes__<type>.
+ */
+import { Module } from '../module.ts';
+import { Buffer, Parameter } from '../parameter.ts';
+import { Tensor } from '../tensor.ts';
+import { record } from '../autograd.ts';
+import { matmul } from '../ops/matmul.ts';
+import { GraphBuilder } from '../native/graph.ts';
+import { nativeKernel } from '../native/session.ts';
+import { formatShape } from '../shape.ts';
+import { codebook, DYNAMIC, type QuantType } from '../quantization/codebooks.ts';
+import { dequantize4bit, quantize4bit } from '../quantization/blockwise-4bit.ts';
+import { doubleQuantize, expandAbsmax, type DoubleQuantized } from '../quantization/double-quant.ts';
+
+export interface Quantization4bit {
+  quantType: QuantType;
+  blockSize: number;
+  doubleQuant: boolean;
+}
+
+/** The MatMulBnb4 node for x·dequant(W)ᵀ (K = in, N = out; B and absmax 1-D). */
+export function bnb4Node(g: GraphBuilder, x: string, packed: string, absmax: string, inFeatures: number, outFeatures: number, q: Quantization4bit): string {
+  const attributes = { K: inFeatures, N: outFeatures, block_size: q.blockSize, quant_type: q.quantType === 'nf4' ? 1 : 0 };
+  return g.node('MatMulBnb4', [x, packed, absmax], attributes, 'com.microsoft');
+}
+
+function bnb4Graph(inFeatures: number, outFeatures: number, q: Quantization4bit): Uint8Array {
+  const g = new GraphBuilder('matmul_bnb4', 'float32');
+  g.output(bnb4Node(g, g.input('x'), g.input('w', 'uint8'), g.input('absmax'), inFeatures, outFeatures, q));
+  return g.build();
+}
+
+export class Linear4bit extends Module {
+  /** The packed codes, bitsandbytes' [ceil(n / 2), 1] uint8. */
+  weight: Buffer;
+  bias: Parameter | null;
+  absmax: Float32Array | null;
+  double: DoubleQuantized | null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, readonly quantization: Quantization4bit, { bias = true } = {}) {
+    super();
+    const n = inFeatures * outFeatures;
+    const blocks = Math.ceil(n / quantization.blockSize);
+    this.weight = new Buffer(new Tensor(new Uint8Array(Math.ceil(n / 2)), [Math.ceil(n / 2), 1]));
+    this.bias = bias ? new Parameter(Tensor.zeros([outFeatures]), false) : null;
+    this.absmax = quantization.doubleQuant ? null : new Float32Array(blocks);
+    this.double = quantization.doubleQuant ? { quantized: new Uint8Array(blocks), nestedAbsmax: new Float32Array(Math.ceil(blocks / 256)), offset: 0, nestedBlockSize: 256 } : null;
+  }
+
+  /** Quantize a float [out, in] weight (a Linear's) into a new layer. */
+  static fromWeight(weight: Tensor, bias: Tensor | null, quantization: Quantization4bit): Linear4bit {
+    const [outFeatures, inFeatures] = weight.shape;
+    const layer = new Linear4bit(inFeatures, outFeatures, quantization, { bias: bias !== null });
+    layer.setDenseWeight(weight);
+    if (bias && layer.bias) layer.bias.values.set(bias.values);
+    return layer;
+  }
+
+  get quantType(): QuantType {
+    return this.quantization.quantType;
+  }
+
+  /** The per-block absmax as float32 (rebuilt from the double quantization when there is one). */
+  floatAbsmax(): Float32Array {
+    return this.absmax ?? expandAbsmax(this.double!);
+  }
+
+  denseWeight(): Tensor {
+    const n = this.inFeatures * this.outFeatures;
+    return new Tensor(dequantize4bit(this.weight.data as Uint8Array, this.floatAbsmax(), this.quantType, this.quantization.blockSize, n), [this.outFeatures, this.inFeatures]);
+  }
+
+  /** Quantize `weight` [out, in] into this layer (what a merge into a 4-bit base does: lossy). */
+  setDenseWeight(weight: Tensor): void {
+    if (weight.shape[0] !== this.outFeatures || weight.shape[1] !== this.inFeatures) throw new Error(`Linear4bit: weight ${formatShape(weight.shape)} is not [${this.outFeatures}, ${this.inFeatures}]`);
+    const { packed, absmax } = quantize4bit(weight.values as Float32Array, this.quantType, this.quantization.blockSize);
+    (this.weight.data as Uint8Array).set(packed);
+    if (this.double) this.double = doubleQuantize(absmax);
+    else this.absmax = absmax;
+  }
+
+  /** The packed codes and float absmax, 1-D, as MatMulBnb4 takes them. */
+  kernelInputs(): Tensor[] {
+    const absmax = this.floatAbsmax();
+    return [this.weight.reshape([this.weight.numel]), new Tensor(absmax, [absmax.length])];
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`Linear4bit(${this.inFeatures}, ${this.outFeatures}): input ${formatShape(x.shape)} does not end in ${this.inFeatures}`);
+    const flat = x.reshape([-1, this.inFeatures]); // [N, in]
+    const q = this.quantization;
+    const key = `matmul_bnb4:${this.inFeatures}:${this.outFeatures}:${q.quantType}:${q.blockSize}`;
+    const [y] = nativeKernel(key, 'float32', () => bnb4Graph(this.inFeatures, this.outFeatures, q)).run([flat, ...this.kernelInputs()]); // [N, out]
+    const out = record('linear4bit', y, [flat], (dy) => [() => matmul(dy, this.denseWeight())]);
+    const withBias = this.bias === null ? out : out.add(this.bias);
+    return withBias.reshape([...x.shape.slice(0, -1), this.outFeatures]);
+  }
+
+  /** bitsandbytes' checkpoint keys beside `weight` (and `bias`). */
+  override ownTensors(): Array<[string, Parameter | Buffer]> {
+    const q = this.quantization;
+    const own = super.ownTensors();
+    const extra: Array<[string, Tensor]> = [];
+    if (this.double) {
+      extra.push(['weight.absmax', new Tensor(this.double.quantized, [this.double.quantized.length])]);
+      extra.push(['weight.nested_absmax', new Tensor(this.double.nestedAbsmax, [this.double.nestedAbsmax.length])]);
+      extra.push(['weight.nested_quant_map', new Tensor(DYNAMIC, [256])]);
+    } else {
+      extra.push(['weight.absmax', new Tensor(this.absmax!, [this.absmax!.length])]);
+    }
+    extra.push(['weight.quant_map', new Tensor(codebook(q.quantType), [16])]);
+    const state: Record<string, unknown> = { quant_type: q.quantType, blocksize: q.blockSize, dtype: 'float32', shape: [this.outFeatures, this.inFeatures] };
+    if (this.double) Object.assign(state, { nested_blocksize: this.double.nestedBlockSize, nested_dtype: 'float32', nested_offset: this.double.offset });
+    extra.push([`weight.quant_state.bitsandbytes__${q.quantType}`, new Tensor(new TextEncoder().encode(JSON.stringify(state)), [JSON.stringify(state).length])]);
+    return [...own, ...extra.map(([k, t]) => [k, new Buffer(t)] as [string, Buffer])];
+  }
+
+  override extraRepr(): string {
+    const q = this.quantization;
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias !== null}, quant_type=${q.quantType}, blocksize=${q.blockSize}, double_quant=${q.doubleQuant}`;
+  }
+}
