@@ -5,7 +5,7 @@
  * are seen through this view; a 4-bit base implements it directly, so QLoRA
  * is LoRA with another base.
  */
-import { Linear, Tensor, type GraphBuilder, type Module, type Parameter } from '@lorakit/core';
+import { Linear, Linear4bit, Tensor, bnb4Node, type GraphBuilder, type Module, type Parameter } from '@lorakit/core';
 import { Conv1D } from '@lorakit/models';
 
 export interface LinearBase {
@@ -15,8 +15,10 @@ export interface LinearBase {
   readonly bias: Parameter | null;
   /** Names the graph variant in kernel keys. */
   readonly kernelKind: string;
-  /** Tensors the graph pieces read, in order. */
+  /** Tensors the forward graph piece reads, in order. */
   kernelInputs(): Tensor[];
+  /** Tensors the input-gradient piece reads (asked for at backward time). */
+  backwardInputs(): Tensor[];
   /** [N, in] -> [N, out], without the bias. */
   forwardNodes(g: GraphBuilder, x: string, inputs: string[]): string;
   /** [N, out] -> [N, in]: the gradient with respect to x. */
@@ -45,6 +47,7 @@ class LinearView implements LinearBase {
   get bias() { return this.module.bias; }
   get weightParameter() { return this.module.weight; }
   kernelInputs() { return [this.module.weight]; }
+  backwardInputs() { return [this.module.weight]; }
   forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, g.node('Transpose', [w], { perm: [1, 0] })]); }
   inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, w]); }
   denseWeight() { return this.module.weight; }
@@ -60,16 +63,33 @@ class Conv1DView implements LinearBase {
   get bias() { return this.module.bias; }
   get weightParameter() { return this.module.weight; }
   kernelInputs() { return [this.module.weight]; }
+  backwardInputs() { return [this.module.weight]; }
   forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, w]); }
   inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, g.node('Transpose', [w], { perm: [1, 0] })]); }
   denseWeight() { return transpose2d(this.module.weight); }
   setDenseWeight(weight: Tensor) { this.module.weight.values.set(transpose2d(weight).values); }
 }
 
+/** A 4-bit base (QLoRA): MatMulBnb4 forward; the input gradient on the weight dequantized at backward time. */
+class Linear4bitView implements LinearBase {
+  readonly weightParameter = null;
+  constructor(readonly module: Linear4bit) {}
+  get kernelKind() { const q = this.module.quantization; return `${q.quantType}-${q.blockSize}-${this.inFeatures}x${this.outFeatures}`; }
+  get inFeatures() { return this.module.inFeatures; }
+  get outFeatures() { return this.module.outFeatures; }
+  get bias() { return this.module.bias; }
+  kernelInputs() { return this.module.kernelInputs(); }
+  backwardInputs() { return [this.module.denseWeight()]; }
+  forwardNodes(g: GraphBuilder, x: string, [packed, absmax]: string[]) { return bnb4Node(g, x, packed, absmax, this.inFeatures, this.outFeatures, this.module.quantization); }
+  inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, w]); }
+  denseWeight() { return this.module.denseWeight(); }
+  setDenseWeight(weight: Tensor) { this.module.setDenseWeight(weight); }
+}
+
 /** The base view of a layer, or an error naming what cannot be wrapped. */
 export function baseOf(layer: Module): LinearBase {
   if (layer instanceof Linear) return new LinearView(layer);
   if (layer instanceof Conv1D) return new Conv1DView(layer);
-  if ('kernelKind' in layer && 'denseWeight' in layer) return layer as unknown as LinearBase;
+  if (layer instanceof Linear4bit) return new Linear4bitView(layer);
   throw new Error(`LoRA cannot wrap a ${layer.constructor.name}; it applies to Linear, Conv1D and 4-bit linear layers`);
 }

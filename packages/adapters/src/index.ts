@@ -11,3 +11,4 @@ export { configToJson, configFromJson, savedKey, normalizeSavedKey, CONFIG_FILE,
 export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
 export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, type CompatibilityReport, type CompatibilityProblem } from './compatibility.ts';
 export { addWeightedAdapter, type Combination } from './weighted.ts';
+export { quantizeModel, type QuantizeOptions } from './quantize-model.ts';

@@ -41,7 +41,7 @@ function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const g = new GraphBuilder(`lora_backward_${v.kind}`, v.dtype);
   const dy = g.input('dy');
   const xl = g.input('xl');
-  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32' | 'float64'));
+  const weights = base.backwardInputs().map((w, i) => g.input(`w${i}`, w.dtype as 'float32' | 'float64'));
   const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
   const gr = g.node('Mul', [g.node('MatMul', [dy, b]), s]); // [N, r]
   const dxl = g.node('MatMul', [gr, a]);
@@ -72,7 +72,7 @@ export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b
   if (y.shape[0] !== n || y.shape[1] !== base.outFeatures) throw new Error(`loraLinear: native result ${formatShape(y.shape)}`);
 
   let grads: Tensor[] | null = null;
-  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, dtype, () => backwardGraph(base, v)).run([dy, xl, ...weights, a, b, h, s]));
+  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, dtype, () => backwardGraph(base, v)).run([dy, xl, ...base.backwardInputs(), a, b, h, s]));
   const next = v.shared ? 1 : 2; // index of dA among the outputs
   const inputs = v.shared ? [x, a, b] : [x, xl, a, b];
   const thunks = (dy: Tensor) => (v.shared ? [() => gradsFor(dy)[0]] : [() => gradsFor(dy)[0], () => gradsFor(dy)[1]]).concat([() => gradsFor(dy)[next], () => gradsFor(dy)[next + 1]]);

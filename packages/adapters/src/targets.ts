@@ -10,15 +10,15 @@
  *
  * Unlike PEFT, a list entry that matched nothing is reported by name.
  */
-import { Linear, type Module } from '@lorakit/core';
+import { Linear, Linear4bit, type Module } from '@lorakit/core';
 import { Conv1D, type CausalLM } from '@lorakit/models';
 import type { LoraConfig, TargetModules } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 
-export type Targetable = Linear | Conv1D | LoraLinear;
+export type Targetable = Linear | Conv1D | Linear4bit | LoraLinear;
 
 export function isTargetable(m: Module): m is Targetable {
-  return m instanceof Linear || m instanceof Conv1D || m instanceof LoraLinear;
+  return m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof LoraLinear;
 }
 
 /** Anchored like Python's re.fullmatch. */
@@ -83,7 +83,7 @@ export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelect
   for (const [name, module] of candidates(model)) {
     if (!targetMatches(config, name, targets)) continue;
     if (!isTargetable(module)) {
-      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear and Conv1D layers (did you mean one of its projections?)`);
+      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear, Conv1D and Linear4bit layers (did you mean one of its projections?)`);
     }
     names.push(name);
   }

@@ -1,0 +1,66 @@
+/** QLoRA: LoRA on a 4-bit base, through the same getPeftModel and the same fused kernel. */
+import test from 'ava';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Linear4bit, Tensor, manualSeed, matmul, noGrad } from '@lorakit/core';
+import { relativeErrorOf } from '@lorakit/core/testing';
+import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset } from '@lorakit/models';
+import { LoraConfig } from './config.ts';
+import { getPeftModel } from './peft-model.ts';
+import { LoraLinear } from './lora-linear.ts';
+import { quantizeModel } from './quantize-model.ts';
+import { REPO, TINY_CODE_LLAMA } from './testing.ts';
+
+test.serial('quantizeModel turns every Linear but the head into Linear4bit, and LoRA wraps them', async (t) => {
+  const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  const names = quantizeModel(model);
+  t.is(names.length, 6 * 7);
+  t.is(model.getSubmodule('lm_head').constructor.name, 'Linear');
+  const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
+  const q = peft.model.getSubmodule('model.layers.0.self_attn.q_proj') as LoraLinear;
+  t.true(q.base_layer instanceof Linear4bit);
+  t.is(peft.numParameters({ trainableOnly: true }), 43_008);
+});
+
+test.serial('the fused LoRA kernel on a 4-bit base equals base(x) + s·(x·Aᵀ)·Bᵀ, and its gradients match', async (t) => {
+  manualSeed(3);
+  const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  quantizeModel(model, { doubleQuant: false });
+  const peft = getPeftModel(model, new LoraConfig({ targetModules: ['v_proj'], initLoraWeights: false }));
+  const layer = peft.model.getSubmodule('model.layers.2.self_attn.v_proj') as LoraLinear;
+  const base = layer.base_layer as Linear4bit;
+  const x = Tensor.randn([5, 256]).requiresGrad_();
+  const y = layer.call(x);
+  const a = layer.lora_A.get('default')!.weight;
+  const b = layer.lora_B.get('default')!.weight;
+  const dense = base.denseWeight();
+  const expected = noGrad(() => matmul(x, dense, { transposeB: true }).add(matmul(matmul(x, a, { transposeB: true }), b, { transposeB: true }).mul(layer.settings.get('default')!.scaling)));
+  t.true(relativeErrorOf(y, expected) < 1e-5);
+  y.sum().backward();
+  const ones = Tensor.ones([5, 128]);
+  const s = layer.settings.get('default')!.scaling;
+  const expectedDx = noGrad(() => matmul(ones, dense).add(matmul(matmul(ones, b), a).mul(s)));
+  t.true(relativeErrorOf(x.grad!, expectedDx) < 1e-5);
+  t.truthy(a.grad);
+});
+
+test.serial('QLoRA fine-tuning lowers held-out loss like LoRA does', async (t) => {
+  const tokenizer = await AutoTokenizer.fromPretrained(TINY_CODE_LLAMA);
+  const train = (await loadDataset(`${REPO}examples/data/house-style/train.jsonl`, tokenizer, { maxLength: 48 })).slice(0, 64);
+  const evalSet = await loadDataset(`${REPO}examples/data/house-style/eval.jsonl`, tokenizer, { maxLength: 48 });
+  const run = async (quantized: boolean) => {
+    manualSeed(0);
+    const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+    if (quantized) quantizeModel(model);
+    const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
+    const trainer = new Trainer(peft, { outputDir: await mkdtemp(join(tmpdir(), 'lorakit-qlora-')), train, eval: evalSet, padTokenId: 1, maxSteps: 16, batchSize: 8, learningRate: 3e-3, progress: 'none', handleInterrupts: false });
+    const before = trainer.evaluate();
+    const result = await trainer.train();
+    return { before, after: result.evalLoss! };
+  };
+  const lora = await run(false);
+  const qlora = await run(true);
+  t.true(qlora.after < 0.6 * qlora.before, `QLoRA ${qlora.before} -> ${qlora.after}`);
+  t.true(Math.abs(qlora.after - lora.after) < 0.25 * lora.before, `QLoRA ${qlora.after} vs LoRA ${lora.after}`);
+});

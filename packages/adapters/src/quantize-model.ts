@@ -1,0 +1,33 @@
+/**
+ * quantizeModel: the QLoRA base. Every Linear of the model becomes a frozen
+ * Linear4bit in bitsandbytes' format, except the modules to skip (the output
+ * head by default, as transformers keeps it).
+ *
+ *   quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+ *   const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'] }));
+ */
+import { Linear, Linear4bit, noGrad, type QuantType } from '@lorakit/core';
+import type { CausalLM } from '@lorakit/models';
+
+export interface QuantizeOptions {
+  quantType?: QuantType;
+  blockSize?: number;
+  doubleQuant?: boolean;
+  /** Names (or dotted suffixes) of linear layers to keep in float (default: the output head). */
+  skipModules?: string[];
+}
+
+/** Returns the names of the layers it quantized. */
+export function quantizeModel(model: CausalLM, { quantType = 'nf4', blockSize = 64, doubleQuant = true, skipModules }: QuantizeOptions = {}): string[] {
+  if (!(Number.isInteger(Math.log2(blockSize)) && blockSize >= 16 && blockSize <= 4096)) throw new Error(`quantizeModel: blockSize must be a power of two from 16 to 4096, got ${blockSize}`);
+  if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${JSON.stringify(quantType)}`);
+  const skip = skipModules ?? [model.outputEmbeddingsName()];
+  const targets = model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
+  noGrad(() => {
+    for (const [name, layer] of targets) {
+      const linear = layer as Linear;
+      model.setSubmodule(name, Linear4bit.fromWeight(linear.weight, linear.bias, { quantType, blockSize, doubleQuant }));
+    }
+  });
+  return targets.map(([name]) => name);
+}
