@@ -33,6 +33,47 @@ def tricky_input(quant_type, blocksize, generator):
     return x
 
 
+def dequantize_in_place(model):
+    import bitsandbytes as bnb
+
+    for name, module in list(model.named_modules()):
+        if isinstance(module, bnb.nn.Linear4bit):
+            dense = torch.nn.Linear(module.in_features, module.out_features, bias=module.bias is not None)
+            dense.weight.data = F.dequantize_4bit(module.weight.data, module.weight.quant_state).float()
+            if module.bias is not None:
+                dense.bias.data = module.bias.data.float()
+            parent = model.get_submodule(name.rsplit(".", 1)[0])
+            setattr(parent, name.rsplit(".", 1)[1], dense)
+
+
+def save_quantized_checkpoints():
+    """Tiny llama and mistral checkpoints quantized and saved by transformers + bitsandbytes, with their logits.
+    (bitsandbytes' CPU matmul needs in_features of at least one block, so these are 128 wide.)"""
+    import tempfile
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, MistralConfig
+
+    shapes = dict(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                  max_position_embeddings=64, rms_norm_eps=1e-5, pad_token_id=1, eos_token_id=2, bos_token_id=0)
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 256, (2, 12), generator=generator)
+    mask = torch.ones(2, 12, dtype=torch.long)
+    mask[1, :3] = 0
+    for name, config, quant_type, double in [("llama-nf4-dq", LlamaConfig(**shapes), "nf4", True), ("mistral-fp4", MistralConfig(**shapes, sliding_window=8), "fp4", False)]:
+        torch.manual_seed(0)
+        with tempfile.TemporaryDirectory() as float_dir:
+            AutoModelForCausalLM.from_config(config).save_pretrained(float_dir)
+            bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(float_dir, quantization_config=bnb, device_map="cpu", dtype=torch.float32)
+        out = ROOT / "packages" / "models" / "fixtures" / f"bnb-{name}"
+        model.save_pretrained(out)
+        # NOTE: bitsandbytes' CPU matmul is approximate (3e-3 off its own dequantized weights), so the
+        # reference is the model with each 4-bit weight dequantized by bitsandbytes, in float32.
+        dequantize_in_place(model)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        save_file({"input_ids": ids, "attention_mask": mask, "logits": logits.contiguous()}, str(out / "reference.safetensors"))
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
@@ -54,6 +95,7 @@ def main():
                 tensors[f"{name}.dequantized"] = F.dequantize_4bit(packed, state).reshape(-1).contiguous()
                 cases.append(name)
     save_file(tensors, str(OUT / "quantization.safetensors"))
+    save_quantized_checkpoints()
     (OUT / "cases.json").write_text(json.dumps({"cases": cases, "bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__}, indent=2) + "\n")
     print(len(cases), "cases written")
 

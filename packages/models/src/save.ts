@@ -20,7 +20,12 @@ export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', m
   await mkdir(dir, { recursive: true });
   const aliases = new Set(model.tiedWeights().map(([alias]) => alias));
   const records = new Map<string, TensorRecord>();
-  for (const [name, tensor] of model.stateDict()) if (!aliases.has(name)) records.set(name, tensorRecord(tensor, dtype as SafetensorsDtype));
+  for (const [name, tensor] of model.stateDict()) {
+    if (aliases.has(name)) continue;
+    // 4-bit state keeps bitsandbytes' own dtypes: uint8 codes, float32 absmax and code books
+    const stored: SafetensorsDtype = tensor.dtype === 'uint8' ? 'U8' : /\.weight\.(absmax|nested_absmax|quant_map|nested_quant_map)$/.test(name) ? 'F32' : dtype;
+    records.set(name, tensorRecord(tensor, stored));
+  }
   const written = await saveShardedSafetensors(dir, records, maxShardSize);
   const config = { ...model.config, dtype: TORCH_DTYPE[dtype] };
   await writeFileAtomic(join(dir, 'config.json'), (handle) => writeFile(handle, `${JSON.stringify(config, null, 2)}\n`));

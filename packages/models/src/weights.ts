@@ -6,6 +6,7 @@
  */
 import { Checkpoint, FileFormatError, quote } from '@lorakit/core';
 import type { CausalLM } from './causal-lm.ts';
+import { checkQuantizationConfig, loadQuantizedLayers } from './quantized.ts';
 
 /** Legacy GPT-2 buffers transformers also ignores. */
 const IGNORED = /\.attn\.(bias|masked_bias)$/;
@@ -26,13 +27,14 @@ export async function loadWeights(model: CausalLM, dir: string, { onWarning = (m
   const checkpoint = await Checkpoint.open(dir);
   try {
     checkpoint.warnings.forEach(onWarning);
+    const quantized = checkQuantizationConfig((model.config as { quantization_config?: unknown }).quantization_config, `${dir}/config.json`) ? await loadQuantizedLayers(model, checkpoint) : new Set<string>();
     const aliases = new Map(model.tiedWeights());
     const expected = new Map([...model.stateDict()].filter(([name]) => !aliases.has(name)));
     const available = checkpoint.names().filter((n) => !IGNORED.test(n));
     const missing = [...expected.keys()].filter((n) => !checkpoint.has(n));
     const unexpected = available.filter((n) => !expected.has(n) && !aliases.has(n));
     const mismatched = [...expected].flatMap(([name, t]) => {
-      if (!checkpoint.has(name)) return [];
+      if (!checkpoint.has(name) || quantized.has(name)) return [];
       const shape = checkpoint.entry(name).shape;
       return shape.length === t.ndim && shape.every((d, i) => d === t.shape[i]) ? [] : [`${name}: checkpoint [${shape}], config.json gives [${t.shape}]`];
     });
@@ -42,6 +44,7 @@ export async function loadWeights(model: CausalLM, dir: string, { onWarning = (m
     }
     for (const alias of aliases.keys()) if (checkpoint.has(alias)) onWarning(`${dir}: ${alias} is tied to ${aliases.get(alias)} (tie_word_embeddings); the stored copy is ignored`);
     for (const [name, target] of expected) {
+      if (quantized.has(name)) continue; // loaded into its Linear4bit already
       const loaded = await checkpoint.read(name);
       if (!loaded.isFloat) throw new FileFormatError('UnsupportedDtype', dir, `${quote(name)} is ${checkpoint.entry(name).dtype}, not a float tensor`);
       target.data = loaded.to('float32').data; // bf16/f16 were widened on read; the parameter takes the array as is

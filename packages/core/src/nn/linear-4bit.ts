@@ -111,6 +111,38 @@ export class Linear4bit extends Module {
     return withBias.reshape([...x.shape.slice(0, -1), this.outFeatures]);
   }
 
+  /**
+   * Take the quantized state a checkpoint holds (bitsandbytes' keys, the part
+   * after `weight`): '' (the codes), '.absmax', '.nested_absmax',
+   * '.nested_quant_map', '.quant_state.bitsandbytes__<type>'. Throws naming
+   * what does not fit this layer.
+   */
+  loadQuantized(parts: Map<string, Tensor>, where: string): void {
+    const q = this.quantization;
+    const get = (suffix: string) => {
+      const t = parts.get(suffix);
+      if (t === undefined) throw new Error(`${where}: weight${suffix} is missing`);
+      return t;
+    };
+    const state = JSON.parse(new TextDecoder().decode(get(`.quant_state.bitsandbytes__${q.quantType}`).data as Uint8Array)) as Record<string, unknown>;
+    const shape = state.shape as number[];
+    if (state.quant_type !== q.quantType || state.blocksize !== q.blockSize || shape?.[0] !== this.outFeatures || shape?.[1] !== this.inFeatures) {
+      throw new Error(`${where}: quant_state ${JSON.stringify(state)} does not fit ${this.extraRepr()}`);
+    }
+    const codes = get('');
+    if (codes.numel !== this.weight.numel) throw new Error(`${where}: weight holds ${codes.numel} bytes, expected ${this.weight.numel}`);
+    (this.weight.data as Uint8Array).set(codes.data as Uint8Array);
+    const absmax = get('.absmax');
+    if (this.double) {
+      this.double = {
+        quantized: Uint8Array.from(absmax.data as Uint8Array), nestedAbsmax: Float32Array.from(get('.nested_absmax').values),
+        offset: Number(state.nested_offset), nestedBlockSize: Number(state.nested_blocksize), nestedCode: Float32Array.from(get('.nested_quant_map').values),
+      };
+    } else {
+      this.absmax = Float32Array.from(absmax.values);
+    }
+  }
+
   /** bitsandbytes' checkpoint keys beside `weight` (and `bias`). */
   override ownTensors(): Array<[string, Parameter | Buffer]> {
     const q = this.quantization;
@@ -119,7 +151,7 @@ export class Linear4bit extends Module {
     if (this.double) {
       extra.push(['weight.absmax', new Tensor(this.double.quantized, [this.double.quantized.length])]);
       extra.push(['weight.nested_absmax', new Tensor(this.double.nestedAbsmax, [this.double.nestedAbsmax.length])]);
-      extra.push(['weight.nested_quant_map', new Tensor(DYNAMIC, [256])]);
+      extra.push(['weight.nested_quant_map', new Tensor(this.double.nestedCode ?? DYNAMIC, [256])]);
     } else {
       extra.push(['weight.absmax', new Tensor(this.absmax!, [this.absmax!.length])]);
     }

@@ -15,6 +15,8 @@ export interface DoubleQuantized {
   nestedAbsmax: Float32Array; // one per block of 256
   offset: number;
   nestedBlockSize: number;
+  /** The 256-entry code the bytes index (a checkpoint's nested_quant_map; default the dynamic map). */
+  nestedCode?: Float32Array;
 }
 
 /** The code used for searching: bitsandbytes' CPU kernel sets its first entry to -1. */
@@ -67,7 +69,7 @@ export function doubleQuantize(absmax: Float32Array, nestedBlockSize = 256): Dou
 }
 
 /** The float32 absmax values back: dynamic[q] · nestedAbsmax + offset. */
-export function expandAbsmax({ quantized, nestedAbsmax, offset, nestedBlockSize }: DoubleQuantized, out = new Float32Array(quantized.length)): Float32Array {
-  for (let i = 0; i < quantized.length; i++) out[i] = f(f(DYNAMIC[quantized[i]] * nestedAbsmax[Math.floor(i / nestedBlockSize)]) + offset);
+export function expandAbsmax({ quantized, nestedAbsmax, offset, nestedBlockSize, nestedCode = DYNAMIC }: DoubleQuantized, out = new Float32Array(quantized.length)): Float32Array {
+  for (let i = 0; i < quantized.length; i++) out[i] = f(f(nestedCode[quantized[i]] * nestedAbsmax[Math.floor(i / nestedBlockSize)]) + offset);
   return out;
 }

@@ -15,6 +15,8 @@ export interface GPT2Config {
   reorder_and_upcast_attn: boolean;
   pad_token_id?: number | null;
   eos_token_id?: number | number[] | null;
+  /** bitsandbytes 4-bit checkpoints (see quantized.ts). */
+  quantization_config?: Record<string, unknown> | null;
   bos_token_id?: number | null;
 }
 

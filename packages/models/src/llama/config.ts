@@ -33,6 +33,8 @@ export interface LlamaFamilyConfig {
   sliding_window?: number | null;
   pad_token_id?: number | null;
   eos_token_id?: number | number[] | null;
+  /** bitsandbytes 4-bit checkpoints (see quantized.ts). */
+  quantization_config?: Record<string, unknown> | null;
   bos_token_id?: number | null;
 }
 
