@@ -4,14 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=conformance/.venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import peft, transformers, torch" 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import peft, transformers, torch, bitsandbytes" 2>/dev/null; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet -r conformance/requirements.txt
 fi
 out=conformance/out
 rm -rf "$out" && mkdir -p "$out"
 npx tsx conformance/write-lorakit-adapters.ts "$out/lorakit-adapters"
+npx tsx conformance/write-lorakit-quantized.ts "$out/lorakit-quantized"
 status=0
-"$venv/bin/python" conformance/check_lorakit_adapters.py "$out/lorakit-adapters" > "$out/peft-check.log" 2>&1 || status=$?
-grep -E "^(ok|FAIL|Traceback|[A-Za-z]+Error)|passed, .* failed" "$out/peft-check.log" || cat "$out/peft-check.log"
+check() { # script, folder, log
+  "$venv/bin/python" "conformance/$1" "$out/$2" > "$out/$3" 2>&1 || status=1
+  grep -E "^(ok|FAIL|Traceback|[A-Za-z]+Error)|passed, .* failed" "$out/$3" || cat "$out/$3"
+}
+check check_lorakit_adapters.py lorakit-adapters peft-check.log
+check check_lorakit_quantized.py lorakit-quantized bnb-check.log
 exit "$status"

@@ -6,7 +6,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core';
+import { Linear, Linear4bit, saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core';
 import type { CausalLM } from './causal-lm.ts';
 
 export interface SaveModelOptions {
@@ -15,6 +15,20 @@ export interface SaveModelOptions {
 }
 
 const TORCH_DTYPE: Record<string, string> = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' };
+
+/** The quantization_config transformers + bitsandbytes expect, when the model holds 4-bit layers. */
+function quantizationConfig(model: CausalLM): { quantization_config?: Record<string, unknown> } {
+  const layer = model.modules().find((m): m is Linear4bit => m instanceof Linear4bit);
+  if (layer === undefined) return {};
+  const q = layer.quantization;
+  const skipped = model.namedModules().filter(([, m]) => m instanceof Linear).map(([n]) => n);
+  return {
+    quantization_config: {
+      quant_method: 'bitsandbytes', load_in_4bit: true, load_in_8bit: false, bnb_4bit_quant_type: q.quantType, bnb_4bit_use_double_quant: q.doubleQuant,
+      bnb_4bit_compute_dtype: 'float32', bnb_4bit_quant_storage: 'uint8', llm_int8_skip_modules: skipped.length > 0 ? skipped : null,
+    },
+  };
+}
 
 export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', maxShardSize = 5e9 }: SaveModelOptions = {}): Promise<string[]> {
   await mkdir(dir, { recursive: true });
@@ -27,7 +41,7 @@ export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', m
     records.set(name, tensorRecord(tensor, stored));
   }
   const written = await saveShardedSafetensors(dir, records, maxShardSize);
-  const config = { ...model.config, dtype: TORCH_DTYPE[dtype] };
+  const config = { ...model.config, dtype: TORCH_DTYPE[dtype], ...quantizationConfig(model) };
   await writeFileAtomic(join(dir, 'config.json'), (handle) => writeFile(handle, `${JSON.stringify(config, null, 2)}\n`));
   return [...written, 'config.json'];
 }
