@@ -8,7 +8,7 @@
  * Its tree is PEFT's: peft.base_model.model is the transformers-style model,
  * so in-memory keys read base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight.
  */
-import { Module, noGrad, type Parameter } from '@lorakit/core';
+import { Linear, Linear4bit, Module, noGrad, type Parameter } from '@lorakit/core';
 import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
@@ -180,8 +180,15 @@ export class PeftModel extends Module {
     noGrad(() => this.loraLayers().forEach(([, layer]) => layer.unmerge()));
   }
 
-  /** Merge the active adapter and return the plain model: no LoRA layers, modules_to_save copies in place. */
-  mergeAndUnload({ safe = false, adapterNames }: { safe?: boolean; adapterNames?: string[] } = {}): CausalLM {
+  /**
+   * Merge the active adapter and return the plain model: no LoRA layers, modules_to_save copies in place.
+   * On a 4-bit (QLoRA) base, `dequantize: true` first turns every 4-bit layer into a float Linear holding
+   * dequant(W), so the merge is exactly W4 + ΔW, what the adapter was trained against; without it the
+   * merged weight is quantized again (PEFT's behaviour: lossy). To merge into the original 16-bit weights
+   * instead, load the adapter onto the unquantized model and merge there.
+   */
+  mergeAndUnload({ safe = false, adapterNames, dequantize = false }: { safe?: boolean; adapterNames?: string[]; dequantize?: boolean } = {}): CausalLM {
+    if (dequantize) dequantizeLayers(this.model);
     if (safe) this.safeMerge(adapterNames);
     else this.merge({ adapterNames });
     return this.unload();
@@ -254,6 +261,18 @@ export class PeftModel extends Module {
 
   printTrainableParameters(): void {
     console.log(this.trainableParametersSummary());
+  }
+}
+
+/** Replace every Linear4bit (wrapped or not) by a float Linear with its dequantized weight. */
+function dequantizeLayers(model: CausalLM): void {
+  for (const [name, module] of model.namedModules()) {
+    if (!(module instanceof Linear4bit)) continue;
+    const dense = new Linear(module.inFeatures, module.outFeatures, { bias: module.bias !== null });
+    dense.weight.values.set(module.denseWeight().values);
+    if (module.bias && dense.bias) dense.bias.values.set(module.bias.values);
+    dense.requiresGrad_(false);
+    model.setSubmodule(name, dense);
   }
 }
 

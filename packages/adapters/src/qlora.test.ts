@@ -64,3 +64,25 @@ test.serial('QLoRA fine-tuning lowers held-out loss like LoRA does', async (t) =
   t.true(qlora.after < 0.6 * qlora.before, `QLoRA ${qlora.before} -> ${qlora.after}`);
   t.true(Math.abs(qlora.after - lora.after) < 0.25 * lora.before, `QLoRA ${qlora.after} vs LoRA ${lora.after}`);
 });
+
+test.serial('a QLoRA adapter merges into the dequantized base exactly, or into the 4-bit base with requantization loss', async (t) => {
+  manualSeed(5);
+  const inputIds = Tensor.fromArray([[330, 284, 844, 264, 908, 539, 9, 79]], 'int32');
+  const adapted = async () => {
+    const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+    quantizeModel(model);
+    manualSeed(5);
+    const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'], initLoraWeights: false }));
+    return { peft, logits: noGrad(() => peft.call({ inputIds }).logits) };
+  };
+  const exact = await adapted();
+  const dequantized = exact.peft.mergeAndUnload({ dequantize: true });
+  t.false(dequantized.modules().some((m) => m instanceof Linear4bit));
+  const exactError = relativeErrorOf(noGrad(() => dequantized.call({ inputIds }).logits), exact.logits);
+  t.true(exactError < 1e-5, `dequantized merge ${exactError}`);
+  const lossy = await adapted();
+  const requantized = lossy.peft.mergeAndUnload();
+  t.true(requantized.getSubmodule('model.layers.0.self_attn.q_proj') instanceof Linear4bit);
+  const lossyError = relativeErrorOf(noGrad(() => requantized.call({ inputIds }).logits), lossy.logits);
+  t.true(lossyError > 10 * exactError, `requantized merge ${lossyError} loses precision`);
+});
