@@ -18,30 +18,31 @@ const f = Math.fround;
 const TINY = f(1e-38);
 
 /** Midpoints between sorted codes, and the code index of each sorted position. */
-function bounds(type: QuantType): { midpoints: Float32Array; order: number[] } {
+function bounds(type: QuantType): { midpoints: Float32Array; order: Uint8Array } {
   const code = codebook(type);
   const order = [...code.keys()].sort((a, b) => code[a] - code[b] || a - b);
   const midpoints = Float32Array.from(order.slice(0, -1), (k, i) => f(f(code[k] + code[order[i + 1]]) / 2));
-  return { midpoints, order };
+  return { midpoints, order: Uint8Array.from(order) };
 }
 
 const BOUNDS = { nf4: bounds('nf4'), fp4: bounds('fp4') };
 
-/** torch.bucketize (right=False): how many midpoints lie strictly below x. */
-function bucket(midpoints: Float32Array, x: number): number {
-  let lo = 0;
-  let hi = midpoints.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (midpoints[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 export interface Quantized4bit {
   packed: Uint8Array; // ceil(n / 2) bytes
   absmax: Float32Array; // one per block
+}
+
+/** The codes of values[start, end) scaled by `multiplier` (full blocks) or divided by `divisor` (the tail). */
+function encodeBlock(values: Float32Array, start: number, end: number, multiplier: number, divisor: number, m: Float32Array, order: Uint8Array, codes: Uint8Array): void {
+  for (let i = start; i < end; i++) {
+    let x = divisor === 0 ? f(values[i] * multiplier) : f(values[i] / divisor);
+    x = x > 1 ? 1 : x < -1 ? -1 : x;
+    let q = m[7] < x ? 8 : 0; // torch.bucketize: how many of the 15 midpoints lie strictly below x
+    if (m[q + 3] < x) q += 4;
+    if (m[q + 1] < x) q += 2;
+    if (m[q] < x) q += 1;
+    codes[i] = order[q];
+  }
 }
 
 export function quantize4bit(values: Float32Array, type: QuantType, blockSize: number): Quantized4bit {
@@ -49,29 +50,24 @@ export function quantize4bit(values: Float32Array, type: QuantType, blockSize: n
   const blocks = Math.ceil(n / blockSize);
   const full = Math.floor(n / blockSize);
   const absmax = new Float32Array(blocks);
-  const packed = new Uint8Array(Math.ceil(n / 2));
   const { midpoints, order } = BOUNDS[type];
-  const codeOf = (scaled: number) => order[bucket(midpoints, scaled)];
-  let pending = -1;
-  const emit = (i: number, q: number) => {
-    if (i % 2 === 0) pending = q;
-    else packed[i >> 1] = (pending << 4) | q;
-  };
+  const codes = new Uint8Array(n + 1);
   for (let b = 0; b < blocks; b++) {
     const start = b * blockSize;
     const end = Math.min(n, start + blockSize);
     let max = 0;
-    for (let i = start; i < end; i++) max = Math.max(max, Math.abs(values[i]));
-    const isTail = b >= full;
-    absmax[b] = isTail ? Math.max(max, TINY) : max;
-    const inverse = f(1 / Math.max(max, TINY));
-    const divisor = Math.max(max, TINY);
     for (let i = start; i < end; i++) {
-      const scaled = isTail ? f(values[i] / divisor) : f(values[i] * inverse);
-      emit(i, codeOf(Math.min(1, Math.max(-1, scaled))));
+      const a = values[i] < 0 ? -values[i] : values[i];
+      if (a > max) max = a;
     }
+    const clamped = max > TINY ? max : TINY;
+    absmax[b] = b < full ? max : clamped;
+    if (b < full) encodeBlock(values, start, end, f(1 / clamped), 0, midpoints, order, codes);
+    else encodeBlock(values, start, end, 0, clamped, midpoints, order, codes);
   }
-  if (n % 2 === 1) packed[n >> 1] = (pending << 4) | codeOf(0);
+  encodeBlock(Float32Array.of(0), 0, 1, 1, 0, midpoints, order, codes.subarray(n)); // an odd count is padded with a 0
+  const packed = new Uint8Array(Math.ceil(n / 2));
+  for (let k = 0; k < packed.length; k++) packed[k] = (codes[2 * k] << 4) | codes[2 * k + 1];
   return { packed, absmax };
 }
 
