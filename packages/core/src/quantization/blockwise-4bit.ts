@@ -27,23 +27,50 @@ function bounds(type: QuantType): { midpoints: Float32Array; order: Uint8Array }
 
 const BOUNDS = { nf4: bounds('nf4'), fp4: bounds('fp4') };
 
+/**
+ * A lookup over 4096 equal cells of [-1, 1]: the bucket of every x in a cell
+ * holding no midpoint, or -1 where a midpoint makes the cell ambiguous and the
+ * midpoints must be compared (15 cells of 4096).
+ */
+const CELLS = 4096;
+function cellTable(midpoints: Float32Array): Int8Array {
+  const table = new Int8Array(CELLS + 1);
+  for (let c = 0; c <= CELLS; c++) {
+    const low = (2 * c) / CELLS - 1;
+    const high = (2 * (c + 1)) / CELLS - 1;
+    const inside = midpoints.some((m) => m >= low && m <= high);
+    table[c] = inside ? -1 : midpoints.filter((m) => m < low).length;
+  }
+  return table;
+}
+
+const TABLES = { nf4: cellTable(BOUNDS.nf4.midpoints), fp4: cellTable(BOUNDS.fp4.midpoints) };
+
 export interface Quantized4bit {
   packed: Uint8Array; // ceil(n / 2) bytes
   absmax: Float32Array; // one per block
 }
 
-/** The codes of values[start, end) scaled by `multiplier` (full blocks) or divided by `divisor` (the tail). */
-function encodeBlock(values: Float32Array, start: number, end: number, multiplier: number, divisor: number, m: Float32Array, order: Uint8Array, codes: Uint8Array): void {
+/** torch.bucketize: how many of the 15 midpoints lie strictly below x. */
+function bucket(m: Float32Array, x: number): number {
+  let q = m[7] < x ? 8 : 0;
+  if (m[q + 3] < x) q += 4;
+  if (m[q + 1] < x) q += 2;
+  if (m[q] < x) q += 1;
+  return q;
+}
+
+/**
+ * The codes of values[start, end) scaled by `multiplier` (full blocks) or divided by `divisor` (the tail).
+ * NOTE: the cell table makes the common case one lookup; a search on random codes mispredicts
+ * its branches (measured 39 ns per value with the search alone, 21 branch-free, about 5 with the table).
+ */
+function encodeBlock(values: Float32Array, start: number, end: number, multiplier: number, divisor: number, m: Float32Array, order: Uint8Array, table: Int8Array, codes: Uint8Array): void {
   for (let i = start; i < end; i++) {
     let x = divisor === 0 ? f(values[i] * multiplier) : f(values[i] / divisor);
-    x = Math.min(1, Math.max(-1, x));
-    // torch.bucketize: how many of the 15 midpoints lie strictly below x; branch-free,
-    // the codes of real weights are unpredictable (with branches: 39 ns per value, without: 21)
-    let q = +(m[7] < x) << 3;
-    q |= +(m[q + 3] < x) << 2;
-    q |= +(m[q + 1] < x) << 1;
-    q |= +(m[q] < x);
-    codes[i] = order[q];
+    x = x > 1 ? 1 : x < -1 ? -1 : x;
+    const q = table[((x + 1) * (CELLS / 2)) | 0];
+    codes[i] = order[q >= 0 ? q : bucket(m, x)];
   }
 }
 
@@ -53,21 +80,19 @@ export function quantize4bit(values: Float32Array, type: QuantType, blockSize: n
   const full = Math.floor(n / blockSize);
   const absmax = new Float32Array(blocks);
   const { midpoints, order } = BOUNDS[type];
+  const table = TABLES[type];
   const codes = new Uint8Array(n + 1);
   for (let b = 0; b < blocks; b++) {
     const start = b * blockSize;
     const end = Math.min(n, start + blockSize);
     let max = 0;
-    for (let i = start; i < end; i++) {
-      const a = values[i] < 0 ? -values[i] : values[i];
-      if (a > max) max = a;
-    }
+    for (let i = start; i < end; i++) max = Math.max(max, Math.abs(values[i]));
     const clamped = max > TINY ? max : TINY;
     absmax[b] = b < full ? max : clamped;
-    if (b < full) encodeBlock(values, start, end, f(1 / clamped), 0, midpoints, order, codes);
-    else encodeBlock(values, start, end, 0, clamped, midpoints, order, codes);
+    if (b < full) encodeBlock(values, start, end, f(1 / clamped), 0, midpoints, order, table, codes);
+    else encodeBlock(values, start, end, 0, clamped, midpoints, order, table, codes);
   }
-  encodeBlock(Float32Array.of(0), 0, 1, 1, 0, midpoints, order, codes.subarray(n)); // an odd count is padded with a 0
+  codes[n] = order[bucket(midpoints, 0)]; // an odd count is padded with a 0
   const packed = new Uint8Array(Math.ceil(n / 2));
   for (let k = 0; k < packed.length; k++) packed[k] = (codes[2 * k] << 4) | codes[2 * k + 1];
   return { packed, absmax };
