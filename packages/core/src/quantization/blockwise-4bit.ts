@@ -67,10 +67,12 @@ function bucket(m: Float32Array, x: number): number {
  */
 function encodeBlock(values: Float32Array, start: number, end: number, multiplier: number, divisor: number, m: Float32Array, order: Uint8Array, table: Int8Array, codes: Uint8Array): void {
   for (let i = start; i < end; i++) {
-    let x = divisor === 0 ? f(values[i] * multiplier) : f(values[i] / divisor);
-    x = x > 1 ? 1 : x < -1 ? -1 : x;
+    // NOTE: float32 rounding can only move x across a midpoint inside an ambiguous cell, so it is
+    // applied there alone (rounding is monotonic and the midpoints are float32 values).
+    const exact = divisor === 0 ? values[i] * multiplier : values[i] / divisor;
+    const x = exact > 1 ? 1 : exact < -1 ? -1 : exact;
     const q = table[((x + 1) * (CELLS / 2)) | 0];
-    codes[i] = order[q >= 0 ? q : bucket(m, x)];
+    codes[i] = order[q >= 0 ? q : bucket(m, Math.min(1, Math.max(-1, f(exact))))];
   }
 }
 
