@@ -31,7 +31,7 @@ export const TINYLLAMA_SHAPES: LlamaFamilyConfig = {
 export async function quantizedCheckpoint(source: string, dir: string): Promise<string> {
   if (!existsSync(`${dir}/config.json`)) {
     const model = await AutoModelForCausalLM.fromPretrained(source);
-    quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+    await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
     await saveModel(model, dir, { dtype: 'BF16' });
   }
   return dir;

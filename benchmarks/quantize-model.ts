@@ -6,7 +6,7 @@ import { quantizeModel } from '@lorakit/adapters';
 const dir = process.argv[2];
 const model = await AutoModelForCausalLM.fromPretrained(dir);
 const start = performance.now();
-quantizeModel(model, { quantType: 'nf4', blockSize: 64, doubleQuant: true });
+await quantizeModel(model, { quantType: 'nf4', blockSize: 64, doubleQuant: true, threads: Number(process.argv[3] ?? 0) || undefined });
 const seconds = (performance.now() - start) / 1000;
 const layers = model.modules().filter((m): m is Linear4bit => m instanceof Linear4bit);
 const weights = layers.reduce((n, l) => n + l.inFeatures * l.outFeatures, 0);

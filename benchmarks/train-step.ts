@@ -12,7 +12,7 @@ const [dir, stepsArg, mode] = process.argv.slice(2);
 const steps = Number(stepsArg ?? 3);
 manualSeed(0);
 const model = await AutoModelForCausalLM.fromPretrained(dir); // a 4-bit checkpoint loads as Linear4bit layers
-if (mode === '--quantize') quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+if (mode === '--quantize') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
 global.gc?.();
 const loadedRssBytes = process.memoryUsage().rss;
 const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));

@@ -11,7 +11,7 @@ import { quantizeModel } from '@lorakit/adapters';
 const out = process.argv[2] ?? 'conformance/out/lorakit-quantized';
 for (const [name, quantType, doubleQuant] of [['nf4-dq', 'nf4', true], ['fp4', 'fp4', false]] as const) {
   const model = await AutoModelForCausalLM.fromPretrained('examples/models/tiny-code-llama');
-  quantizeModel(model, { quantType, doubleQuant });
+  await quantizeModel(model, { quantType, doubleQuant });
   const dir = join(out, name);
   await saveModel(model, dir);
   const inputIds = Tensor.fromArray([[330, 284, 844, 264, 908, 539, 9, 79, 328, 200]], 'int64');

@@ -14,7 +14,7 @@ import { REPO, TINY_CODE_LLAMA } from './testing.ts';
 
 test.serial('quantizeModel turns every Linear but the head into Linear4bit, and LoRA wraps them', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-  const names = quantizeModel(model);
+  const names = await quantizeModel(model);
   t.is(names.length, 6 * 7);
   t.is(model.getSubmodule('lm_head').constructor.name, 'Linear');
   const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
@@ -26,7 +26,7 @@ test.serial('quantizeModel turns every Linear but the head into Linear4bit, and 
 test.serial('the fused LoRA kernel on a 4-bit base equals base(x) + s·(x·Aᵀ)·Bᵀ, and its gradients match', async (t) => {
   manualSeed(3);
   const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-  quantizeModel(model, { doubleQuant: false });
+  await quantizeModel(model, { doubleQuant: false });
   const peft = getPeftModel(model, new LoraConfig({ targetModules: ['v_proj'], initLoraWeights: false }));
   const layer = peft.model.getSubmodule('model.layers.2.self_attn.v_proj') as LoraLinear;
   const base = layer.base_layer as Linear4bit;
@@ -52,7 +52,7 @@ test.serial('QLoRA fine-tuning lowers held-out loss like LoRA does', async (t) =
   const run = async (quantized: boolean) => {
     manualSeed(0);
     const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-    if (quantized) quantizeModel(model);
+    if (quantized) await quantizeModel(model);
     const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
     const trainer = new Trainer(peft, { outputDir: await mkdtemp(join(tmpdir(), 'lorakit-qlora-')), train, eval: evalSet, padTokenId: 1, maxSteps: 16, batchSize: 8, learningRate: 3e-3, progress: 'none', handleInterrupts: false });
     const before = trainer.evaluate();
@@ -70,7 +70,7 @@ test.serial('a QLoRA adapter merges into the dequantized base exactly, or into t
   const inputIds = Tensor.fromArray([[330, 284, 844, 264, 908, 539, 9, 79]], 'int32');
   const adapted = async () => {
     const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-    quantizeModel(model);
+    await quantizeModel(model);
     manualSeed(5);
     const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'], initLoraWeights: false }));
     return { peft, logits: noGrad(() => peft.call({ inputIds }).logits) };

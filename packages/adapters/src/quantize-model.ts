@@ -3,10 +3,10 @@
  * Linear4bit in bitsandbytes' format, except the modules to skip (the output
  * head by default, as transformers keeps it).
  *
- *   quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+ *   await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
  *   const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'] }));
  */
-import { Linear, Linear4bit, noGrad, type QuantType } from '@lorakit/core';
+import { Linear, Linear4bit, noGrad, quantizeParallel, type QuantType } from '@lorakit/core';
 import type { CausalLM } from '@lorakit/models';
 
 export interface QuantizeOptions {
@@ -15,19 +15,23 @@ export interface QuantizeOptions {
   doubleQuant?: boolean;
   /** Names (or dotted suffixes) of linear layers to keep in float (default: the output head). */
   skipModules?: string[];
+  /** Worker threads (default: every core). */
+  threads?: number;
 }
 
-/** Returns the names of the layers it quantized. */
-export function quantizeModel(model: CausalLM, { quantType = 'nf4', blockSize = 64, doubleQuant = true, skipModules }: QuantizeOptions = {}): string[] {
+/** Returns the names of the layers it quantized; the work runs on every core (worker threads). */
+export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockSize = 64, doubleQuant = true, skipModules, threads }: QuantizeOptions = {}): Promise<string[]> {
   if (!(Number.isInteger(Math.log2(blockSize)) && blockSize >= 16 && blockSize <= 4096)) throw new Error(`quantizeModel: blockSize must be a power of two from 16 to 4096, got ${blockSize}`);
   if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${JSON.stringify(quantType)}`);
   const skip = skipModules ?? [model.outputEmbeddingsName()];
   const targets = model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
+  const linears = targets.map(([, m]) => m as Linear);
+  const quantized = await quantizeParallel(linears.map((l) => l.weight.values as Float32Array), quantType, blockSize, doubleQuant, threads);
   noGrad(() => {
-    for (const [name, layer] of targets) {
-      const linear = layer as Linear;
-      model.setSubmodule(name, Linear4bit.fromWeight(linear.weight, linear.bias, { quantType, blockSize, doubleQuant }));
-    }
+    targets.forEach(([name], i) => {
+      const linear = linears[i];
+      model.setSubmodule(name, Linear4bit.fromQuantized(linear.inFeatures, linear.outFeatures, { quantType, blockSize, doubleQuant }, quantized[i], linear.bias));
+    });
   });
   return targets.map(([name]) => name);
 }

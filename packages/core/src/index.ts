@@ -32,6 +32,7 @@ export { Linear4bit, bnb4Node, type Quantization4bit } from './nn/linear-4bit.ts
 export { NF4, FP4, DYNAMIC, codebook, type QuantType } from './quantization/codebooks.ts';
 export { quantize4bit, dequantize4bit, type Quantized4bit } from './quantization/blockwise-4bit.ts';
 export { doubleQuantize, expandAbsmax, type DoubleQuantized } from './quantization/double-quant.ts';
+export { quantizeParallel, type QuantizedWeight } from './quantization/parallel.ts';
 export * as init from './init.ts';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';

@@ -62,6 +62,16 @@ export class Linear4bit extends Module {
     this.double = quantization.doubleQuant ? { quantized: new Uint8Array(blocks), nestedAbsmax: new Float32Array(Math.ceil(blocks / 256)), offset: 0, nestedBlockSize: 256 } : null;
   }
 
+  /** A layer from already quantized state (quantizeParallel's output). */
+  static fromQuantized(inFeatures: number, outFeatures: number, quantization: Quantization4bit, state: { packed: Uint8Array; absmax: Float32Array; double: DoubleQuantized | null }, bias: Tensor | null): Linear4bit {
+    const layer = new Linear4bit(inFeatures, outFeatures, quantization, { bias: bias !== null });
+    (layer.weight.data as Uint8Array).set(state.packed);
+    if (quantization.doubleQuant) layer.double = state.double ?? doubleQuantize(state.absmax);
+    else layer.absmax = state.absmax;
+    if (bias && layer.bias) layer.bias.values.set(bias.values);
+    return layer;
+  }
+
   /** Quantize a float [out, in] weight (a Linear's) into a new layer. */
   static fromWeight(weight: Tensor, bias: Tensor | null, quantization: Quantization4bit): Linear4bit {
     const [outFeatures, inFeatures] = weight.shape;
