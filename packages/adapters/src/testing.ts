@@ -8,16 +8,7 @@ export const MODEL_FIXTURES = `${REPO}packages/models/fixtures`;
 export const PEFT_FIXTURES = `${REPO}../shared/fixtures/peft`;
 export const ADAPTER_FIXTURES = `${REPO}packages/adapters/fixtures`;
 
-/** ‖a − b‖ / ‖b‖ over all elements. */
-export function relativeError(a: Tensor, b: Tensor): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < b.numel; i++) {
-    diff += (a.values[i] - b.values[i]) ** 2;
-    norm += b.values[i] ** 2;
-  }
-  return Math.sqrt(diff / norm);
-}
+export { relativeErrorOf as relativeError } from '@lorakit/core/testing';
 
 export function maxAbs(a: Tensor, b: Tensor): number {
   let worst = a.numel === b.numel ? 0 : Infinity;
