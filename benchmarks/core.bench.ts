@@ -67,7 +67,7 @@ function blockForwardBackward(): void {
   x.grad = null;
   layer.call(x, rotary, bias).backward(gradOut);
 }
-const [blockMs, matmulsMs] = timeAlternating([blockForwardBackward, blockMatmulsAlone], { warmup: 2, reps: 9 });
+const [blockMs, matmulsMs] = timeAlternating([blockForwardBackward, blockMatmulsAlone], { warmup: 3, reps: 21 });
 const forwardMs = timeMs(() => layer.call(x, rotary, bias), { warmup: 1, reps: 7 });
 console.log(`\ndecoder block (SmolLM2-135M shapes, T=${T}), all weights trainable:`);
 console.log(`  forward ${forwardMs.toFixed(1)} ms; forward+backward ${blockMs.toFixed(1)} ms for ${(flops / 1e9).toFixed(2)} GFLOP of matmuls`);

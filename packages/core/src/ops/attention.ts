@@ -2,7 +2,7 @@
  * Scaled dot-product attention, forward and backward each one native call.
  *
  *   q [B, H, T, D], k/v [B, H, S, D], bias [B|1, H|1, T, S] (additive)
- *   S = q·kᵀ·scale + bias;  P = softmax(S) · visible;  O = P·v  -> [B, H, T, D]
+ *   S = q·kᵀ·scale + bias;  P = softmax(S);  O = (P·v) · visible  -> [B, H, T, D]
  *
  * `visible` is 0 for a query row that may see no key at all (a left-padded
  * position): like PyTorch's sdpa, which transformers uses by default, such a
@@ -29,15 +29,16 @@ function forwardGraph(dtype: Float): Uint8Array {
   const g = new GraphBuilder('attention_forward', dtype);
   const [q, k, v, bias, visible, scale] = ['q', 'k', 'v', 'bias', 'visible', 'scale'].map((n) => g.input(n));
   const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, g.node('Transpose', [k], { perm: SWAP_LAST })]), scale]), bias]);
-  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]);
-  g.output(g.node('MatMul', [probs, v]));
+  const probs = g.node('Softmax', [scores], { axis: -1 });
+  g.output(g.node('Mul', [g.node('MatMul', [probs, v]), visible])); // rows that see no key output zeros
   g.output(probs);
   return g.build();
 }
 
 function backwardGraph(dtype: Float): Uint8Array {
   const g = new GraphBuilder('attention_backward', dtype);
-  const [dO, q, k, v, probs, scale] = ['dO', 'q', 'k', 'v', 'probs', 'scale'].map((n) => g.input(n));
+  const [dOut, q, k, v, probs, visible, scale] = ['dO', 'q', 'k', 'v', 'probs', 'visible', 'scale'].map((n) => g.input(n));
+  const dO = g.node('Mul', [dOut, visible]); // no gradient through rows that see no key
   const dV = g.node('MatMul', [g.node('Transpose', [probs], { perm: SWAP_LAST }), dO]);
   const dP = g.node('MatMul', [dO, g.node('Transpose', [v], { perm: SWAP_LAST })]);
   const rowDot = g.node('ReduceSum', [g.node('Mul', [dP, probs]), g.int64Constant([-1])], { keepdims: 1 });
@@ -76,7 +77,7 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, { bia
   const [out, probs] = nativeKernel(`attention_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([q, k, v, bias, visibleRows(bias), scaleTensor]);
   let grads: Tensor[] | null = null;
   const gradsFor = (dO: Tensor): Tensor[] =>
-    (grads ??= nativeKernel(`attention_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([dO, q, k, v, probs, scaleTensor]));
+    (grads ??= nativeKernel(`attention_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([dO, q, k, v, probs, visibleRows(bias), scaleTensor]));
   return record('scaledDotProductAttention', out, [q, k, v], (dO) => [() => gradsFor(dO)[0], () => gradsFor(dO)[1], () => gradsFor(dO)[2]]);
 }
 

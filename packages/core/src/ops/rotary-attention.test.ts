@@ -70,3 +70,32 @@ test('shapes that do not fit the heads are an error naming them', (t) => {
     message: /rotaryAttention: shapes .* do not fit 4 heads, 2 key\/value heads of 4/,
   });
 });
+
+test('large attention recomputes its probabilities in the backward and gets the same gradients', (t) => {
+  // 4 heads × 1100² float32 probabilities (19 MB) are above the keep threshold; 300² are below.
+  for (const length of [300, 1100]) {
+    const q = Tensor.randn([1, length, 16], { generator: rng }), k = Tensor.randn([1, length, 8], { generator: rng }), v = Tensor.randn([1, length, 8], { generator: rng });
+    const { cos, sin } = rotaryTables(Array.from({ length }, (_, i) => i), Float64Array.from([1, 0.1]));
+    const tables4 = { cos: new Tensor(cos, [1, 1, length, 4]), sin: new Tensor(sin, [1, 1, length, 4]) };
+    const bias = attentionBias({ batch: 1, queryLength: length, keyLength: length, causal: true });
+    const run = (train: boolean) => {
+      const [qq, kk, vv] = [q, k, v].map((x) => x.clone().requiresGrad_(train));
+      const { out } = rotaryAttention(qq, kk, vv, { ...dims, ...tables4, bias });
+      if (train) out.sum().backward();
+      return { out: out.toArray(), grads: [qq, kk, vv].map((x) => x.grad?.toArray()) };
+    };
+    const trained = run(true);
+    t.deepEqual(trained.out, run(false).out);
+    const reference = unfusedGradients(q, k, v, tables4, bias);
+    trained.grads.forEach((g, i) => t.true(g!.every((x, j) => Math.abs(x - reference[i][j]) < 1e-4 * (1 + Math.abs(reference[i][j]))), `input ${i} at length ${length}`));
+  }
+});
+
+function unfusedGradients(q: Tensor, k: Tensor, v: Tensor, { cos, sin }: { cos: Tensor; sin: Tensor }, bias: Tensor): number[][] {
+  const [qq, kk, vv] = [q, k, v].map((x) => x.clone().requiresGrad_());
+  const t = q.shape[1];
+  const split = (x: Tensor, n: number) => x.reshape([1, t, n, 4]).transpose(1, 2);
+  const o = scaledDotProductAttention(applyRotary(split(qq, 4), cos, sin), repeatKv(applyRotary(split(kk, 2), cos, sin), 2), repeatKv(split(vv, 2), 2), { bias });
+  o.sum().backward();
+  return [qq, kk, vv].map((x) => x.grad!.toArray());
+}

@@ -9,10 +9,12 @@
  *   grouped-query: the G = H/Hkv query heads of one key head are adjacent, so
  *   q as [B, Hkv, G·T, D] meets k [B, Hkv, S, D] with no copies of k or v
  *   out = softmax((scale·qh)·khᵀ + bias)·vh  -> [B, T, H·D]
- *   (a query row that sees no key outputs zeros, as in ops/attention.ts)
+ *   (a query row that sees no key outputs zeros, as in ops/attention.ts: its output
+ *   row and its incoming gradient row are zeroed, [G·T, D] work instead of [G·T, S])
  *
- * Backward: the probabilities recomputed from qh and kh (FlashAttention's
- * trade: one more q·kᵀ instead of keeping a T×T tensor per layer), then the
+ * Backward: the probabilities kept from the forward when they are small, else
+ * recomputed from qh and kh (FlashAttention's trade: one more q·kᵀ instead of
+ * keeping a T×T tensor per layer), then the
  * attention gradients of ops/attention.ts (with Σ_s dP·P taken
  * as Σ_d dO·O, a reduction over D rather than S), then rope's transpose
  * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
@@ -72,29 +74,41 @@ class AttentionGraph extends GraphBuilder {
   }
 }
 
-/** With `forTraining`, also outputs what the backward needs (qh, og); the T×T probabilities are recomputed there, not kept. */
-function forwardGraph(dtype: Float, dims: Heads, forTraining: boolean): Uint8Array {
+/**
+ * What the forward keeps for the backward: nothing (inference), qh and og with
+ * the probabilities recomputed later, or those and the probabilities too.
+ */
+type Keep = 'nothing' | 'recompute' | 'probabilities';
+
+/** Probabilities up to this size are kept (faster); larger ones are recomputed (a T×T tensor per layer saved). */
+const KEEP_PROBABILITIES_BYTES = 16 * 2 ** 20;
+
+function forwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
   const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
   const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale'].map((n) => g.input(n));
   const qh = g.node('Mul', [g.grouped(g.rope(g.splitHeads(q), cos, sin)), scale]); // scaled here, on [B, Hkv, G·T, D] rather than the scores
   const kh = g.node('Concat', [pastK, g.rope(g.splitHeads(k), cos, sin)], { axis: 2 }); // [B, Hkv, S, D]
   const vh = g.node('Concat', [pastV, g.splitHeads(v)], { axis: 2 });
   const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
-  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // [B, Hkv, G·T, S]; rows that see no key are 0
-  const og = g.node('MatMul', [probs, vh]); // [B, Hkv, G·T, D]
+  const probs = g.node('Softmax', [scores], { axis: -1 }); // [B, Hkv, G·T, S]
+  const og = g.node('Mul', [g.node('MatMul', [probs, vh]), visible]); // [B, Hkv, G·T, D]; rows that see no key are 0
   g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
-  for (const kept of forTraining ? [kh, vh, qh, og] : [kh, vh]) g.output(kept);
+  const kept = { nothing: [kh, vh], recompute: [kh, vh, qh, og], probabilities: [kh, vh, qh, og, probs] }[keep];
+  for (const name of kept) g.output(name);
   return g.build();
 }
 
-function backwardGraph(dtype: Float, dims: Heads): Uint8Array {
+function backwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
   const g = new AttentionGraph('rotary_attention_backward', dtype, dims);
   const [dOut, qh, kh, vh, og, bias, visible, cos, sin, scale, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'og', 'bias', 'visible', 'cos', 'sin', 'scale', 'new_from'].map((n) =>
     g.input(n, n === 'new_from' ? 'int64' : undefined),
   );
-  const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
-  const probs = g.node('Mul', [g.node('Softmax', [scores], { axis: -1 }), visible]); // recomputed: cheaper than keeping [B, Hkv, G·T, S]
-  const dO = g.grouped(g.splitHeads(dOut)); // [B, Hkv, G·T, D]
+  const recomputed = () => {
+    const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
+    return g.node('Softmax', [scores], { axis: -1 });
+  };
+  const probs = keep === 'probabilities' ? g.input('probs') : recomputed(); // [B, Hkv, G·T, S]
+  const dO = g.node('Mul', [g.grouped(g.splitHeads(dOut)), visible]); // [B, Hkv, G·T, D]; no gradient through rows that see no key
   const dV = g.node('MatMul', [g.node('Transpose', [probs], { perm: SWAP_LAST }), dO]);
   const dP = g.node('MatMul', [dO, g.node('Transpose', [vh], { perm: SWAP_LAST })]);
   // Σ_s dP·P = Σ_d dO·O (FlashAttention's identity): a reduction over D instead of S.
@@ -166,17 +180,19 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const dims = { heads, kvHeads, headDim };
   const key = `${dtype}:${heads}:${kvHeads}:${headDim}`;
   const scale = Tensor.scalar(options.scale ?? 1 / Math.sqrt(headDim), dtype);
-  const forTraining = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
-  const forward = nativeKernel(`rotary_attention_forward:${key}:${forTraining}`, dtype, () => forwardGraph(dtype, dims, forTraining));
+  const training = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
+  const probabilityBytes = q.shape[0] * heads * q.shape[1] * (pastKey.shape[2] + q.shape[1]) * (dtype === 'float32' ? 4 : 8);
+  const keep: Keep = !training ? 'nothing' : probabilityBytes <= KEEP_PROBABILITIES_BYTES ? 'probabilities' : 'recompute';
+  const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep));
   const grouped = groupedBias(bias, heads / kvHeads);
   const visible = visibleRows(grouped);
-  const [out, kh, vh, qh, og] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale]);
-  if (!forTraining) return { out, key: kh, value: vh };
+  const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale]);
+  if (keep === 'nothing') return { out, key: kh, value: vh };
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
-    const backward = nativeKernel(`rotary_attention_backward:${key}`, dtype, () => backwardGraph(dtype, dims));
+    const backward = nativeKernel(`rotary_attention_backward:${key}:${keep}`, dtype, () => backwardGraph(dtype, dims, keep));
     const newFrom = new Tensor(BigInt64Array.of(BigInt(pastKey.shape[2])), [1]);
-    return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, newFrom]));
+    return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, newFrom, ...(keep === 'probabilities' ? [probs] : [])]));
   };
   record('rotaryAttention', out, [q, k, v], (dOut) => [() => gradsFor(dOut)[0], () => gradsFor(dOut)[1], () => gradsFor(dOut)[2]]);
   return { out, key: kh, value: vh };
