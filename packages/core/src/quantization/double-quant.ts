@@ -1,12 +1,13 @@
 /**
  * Double quantization of the 4-bit absmax values (QLoRA's second level), as
  * bitsandbytes does it: subtract their mean (the offset), quantize the rest in
- * blocks of 256 with the 8-bit dynamic map (nearest code, ties to the lower),
- * keeping one float32 absmax per block of 256.
+ * blocks of 256 with the 8-bit dynamic map (by bitsandbytes' own switch
+ * points, which are close to but not the midpoints), keeping one float32
+ * absmax per block of 256.
  *
  *   absmax[i] ≈ dynamic[q[i]] · nestedAbsmax[i / 256] + offset
  */
-import { DYNAMIC } from './codebooks.ts';
+import { DYNAMIC, DYNAMIC_SWITCH } from './codebooks.ts';
 
 const f = Math.fround;
 
@@ -19,20 +20,15 @@ export interface DoubleQuantized {
   nestedCode?: Float32Array;
 }
 
-/** The code used for searching: bitsandbytes' CPU kernel sets its first entry to -1. */
-const SEARCH = Float32Array.from(DYNAMIC, (v, i) => (i === 0 ? -1 : v));
-
-/** Index of the nearest code: the last code ≤ x, or the next one if strictly closer. */
-function nearest(x: number): number {
+/** The code bitsandbytes assigns to a normalized value: how many of its switch points lie at or below it. */
+function codeFor(x: number): number {
   let lo = 0;
-  let hi = 255;
-  if (x < SEARCH[0]) return 0;
+  let hi = DYNAMIC_SWITCH.length;
   while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (SEARCH[mid] <= x) lo = mid;
-    else hi = mid - 1;
+    const mid = (lo + hi) >> 1;
+    if (DYNAMIC_SWITCH[mid] <= x) lo = mid + 1;
+    else hi = mid;
   }
-  if (lo < 255 && f(Math.abs(f(x - SEARCH[lo + 1]))) < f(Math.abs(f(x - SEARCH[lo])))) return lo + 1;
   return lo;
 }
 
@@ -63,7 +59,7 @@ export function doubleQuantize(absmax: Float32Array, nestedBlockSize = 256): Dou
     let max = 0;
     for (let i = start; i < end; i++) max = Math.max(max, Math.abs(f(absmax[i] - offset)));
     nestedAbsmax[b] = max;
-    for (let i = start; i < end; i++) quantized[i] = nearest(f(f(absmax[i] - offset) / max));
+    for (let i = start; i < end; i++) quantized[i] = codeFor(f(f(absmax[i] - offset) / max));
   }
   return { quantized, nestedAbsmax, offset, nestedBlockSize };
 }
