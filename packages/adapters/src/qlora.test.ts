@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Linear4bit, Tensor, manualSeed, matmul, noGrad } from '@lorakit/core';
 import { relativeErrorOf } from '@lorakit/core/testing';
-import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset } from '@lorakit/models';
+import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, saveModel } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
-import { getPeftModel } from './peft-model.ts';
+import { PeftModel, getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { quantizeModel } from './quantize-model.ts';
 import { REPO, TINY_CODE_LLAMA } from './testing.ts';
@@ -85,4 +85,24 @@ test.serial('a QLoRA adapter merges into the dequantized base exactly, or into t
   t.true(requantized.getSubmodule('model.layers.0.self_attn.q_proj') instanceof Linear4bit);
   const lossyError = relativeErrorOf(noGrad(() => requantized.call({ inputIds }).logits), lossy.logits);
   t.true(lossyError > 10 * exactError, `requantized merge ${lossyError} loses precision`);
+});
+
+test.serial('a QLoRA adapter also merges into the original float weights, and the merged model saves in bf16', async (t) => {
+  manualSeed(7);
+  const quantized = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  await quantizeModel(quantized);
+  const qlora = getPeftModel(quantized, new LoraConfig({ targetModules: ['q_proj', 'v_proj'], initLoraWeights: false }));
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-qlora-adapter-'));
+  await qlora.savePretrained(dir);
+  const inputIds = Tensor.fromArray([[330, 284, 844, 264, 908, 539, 9, 79]], 'int32');
+  const trained = noGrad(() => qlora.call({ inputIds }).logits);
+  const onFloat = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA), dir);
+  const merged = onFloat.mergeAndUnload();
+  const mergedLogits = noGrad(() => merged.call({ inputIds }).logits);
+  const gap = relativeErrorOf(mergedLogits, trained);
+  t.true(gap > 1e-4 && gap < 0.2, `the float merge differs from what was trained by the quantization error (${gap})`);
+  const out = await mkdtemp(join(tmpdir(), 'lorakit-qlora-merged-'));
+  await saveModel(merged, out, { dtype: 'BF16' });
+  const reloaded = await AutoModelForCausalLM.fromPretrained(out);
+  t.true(relativeErrorOf(noGrad(() => reloaded.call({ inputIds }).logits), mergedLogits) < 1e-2, 'bf16 rounding only');
 });
