@@ -12,3 +12,4 @@ export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
 export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, type CompatibilityReport, type CompatibilityProblem } from './compatibility.ts';
 export { addWeightedAdapter, type Combination } from './weighted.ts';
 export { quantizeModel, type QuantizeOptions } from './quantize-model.ts';
+export { mergeCheckpoint, type MergeOptions, type MergeResult } from './merge-checkpoint.ts';

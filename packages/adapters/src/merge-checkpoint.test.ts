@@ -1,0 +1,51 @@
+/** The streaming merge (lora merge): PEFT's merged weights, refusals, sharding, nothing left on failure. */
+import test from 'ava';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SafetensorsFile, noGrad } from '@lorakit/core';
+import { maxMaskedDiff } from '@lorakit/core/testing';
+import { AutoModelForCausalLM } from '@lorakit/models';
+import { mergeCheckpoint } from './merge-checkpoint.ts';
+import { MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs } from './testing.ts';
+
+const QV = `${PEFT_FIXTURES}/codellama_qv_r8`;
+const tmp = () => mkdtemp(join(tmpdir(), 'lorakit-merge-'));
+
+test('merging PEFT\'s adapter reproduces PEFT\'s merged weights and logits', async (t) => {
+  const out = join(await tmp(), 'merged');
+  const result = await mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter` }], out, dtype: 'F32' });
+  t.is(result.mergedTensors, 12);
+  const merged = await SafetensorsFile.open(join(out, 'model.safetensors'));
+  const reference = await SafetensorsFile.open(`${QV}/merged_subset.safetensors`);
+  for (const name of reference.names()) t.true(maxAbs(await merged.read(name), await reference.read(name)) <= 1e-5, name);
+  await Promise.all([merged.close(), reference.close()]);
+  const model = await AutoModelForCausalLM.fromPretrained(out);
+  const io = await SafetensorsFile.open(`${QV}/io.safetensors`);
+  const [inputIds, attentionMask, mergedLogits] = await Promise.all(['input_ids', 'attention_mask', 'merged_logits'].map((n) => io.read(n)));
+  t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
+  t.true((await readdir(out)).includes('tokenizer.json'));
+});
+
+test('a sharded merge writes transformers-style shards with an index', async (t) => {
+  const out = join(await tmp(), 'sharded');
+  const result = await mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter` }], out, maxShardSize: 3_000_000 });
+  t.true(result.files.includes('model.safetensors.index.json'));
+  const model = await AutoModelForCausalLM.fromPretrained(out);
+  t.is(model.numParameters(), 5_770_496);
+});
+
+test('the output may not be the model folder, inside it, or a folder with files', async (t) => {
+  await t.throwsAsync(mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter` }], out: TINY_CODE_LLAMA }), { name: 'OutputIsInput' });
+  await t.throwsAsync(mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter` }], out: join(TINY_CODE_LLAMA, 'merged') }), { name: 'OutputIsInput' });
+  const full = await tmp();
+  await mkdir(join(full, 'something'));
+  await t.throwsAsync(mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter` }], out: full }), { name: 'OutputExists' });
+});
+
+test('an adapter for another model fails before writing, and leaves nothing behind', async (t) => {
+  const parent = await tmp();
+  const error = await t.throwsAsync(mergeCheckpoint({ model: `${MODEL_FIXTURES}/llama-rope-linear`, adapters: [{ dir: `${QV}/adapter` }], out: join(parent, 'merged') }));
+  t.is(error?.name, 'AdapterKeyMismatch');
+  t.deepEqual(await readdir(parent), []);
+});

@@ -1,0 +1,195 @@
+/**
+ * The streaming merge behind `lora merge`: adapters folded into a model's
+ * checkpoint one tensor at a time, so memory stays near the largest tensor
+ * plus the adapters, whatever the model's size.
+ *
+ *   await mergeCheckpoint({ model: 'models/base', adapters: [{ dir: 'out/adapter' }], out: 'models/merged', dtype: 'BF16' });
+ *
+ *   W' = W + Σ wᵢ·sᵢ·Bᵢ·Aᵢ   (transposed for fan_in_fan_out layers)
+ *   DoRA: W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row
+ *   modules_to_save and trained biases replace the base tensors.
+ * Everything is written into a temporary folder beside the output, renamed
+ * into place at the end; the inputs are only read.
+ */
+import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Checkpoint, FileFormatError, INDEX_FILE, SafetensorsStream, Tensor, fsyncDirectory, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { loadConfig, readJsonFile } from '@lorakit/models';
+import { readAdapter } from './peft-format.ts';
+import type { LoraConfig } from './config.ts';
+
+export interface MergeOptions {
+  model: string;
+  adapters: Array<{ dir: string; weight?: number }>;
+  out: string;
+  /** Output float dtype (default: the dtype of the model's weights). */
+  dtype?: 'BF16' | 'F16' | 'F32';
+  maxShardSize?: number;
+  onProgress?: (done: number, total: number) => void;
+  onWarning?: (message: string) => void;
+}
+
+export interface MergeResult {
+  files: string[];
+  mergedTensors: number;
+  totalTensors: number;
+}
+
+const COPIED = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'README.md'];
+
+interface LoadedAdapter {
+  config: LoraConfig;
+  tensors: Map<string, Tensor>;
+  weight: number;
+  dir: string;
+}
+
+/** The output must not be, contain or sit inside the model folder, and must not hold anything yet. */
+async function checkOutput(model: string, out: string): Promise<void> {
+  const modelReal = await realpath(model);
+  const outAbs = resolve(out);
+  const outReal = await realpath(outAbs).catch(() => null);
+  const target = outReal ?? join(await realpath(dirname(outAbs)).catch(() => dirname(outAbs)), basename(outAbs));
+  if (target === modelReal || target.startsWith(modelReal + sep) || modelReal.startsWith(target + sep)) {
+    throw new FileFormatError('OutputIsInput', out, `is (or is inside, or contains) the model folder ${model}; write the merged model somewhere else`);
+  }
+  if (outReal !== null && (await readdir(outReal)).length > 0) throw new FileFormatError('OutputExists', out, 'already exists and is not empty; choose a new folder');
+  await stat(dirname(outAbs)).catch(() => {
+    throw new FileFormatError('MissingFolder', dirname(outAbs), 'does not exist');
+  });
+}
+
+/** ΔW for one module of one adapter, as [out, in] float32 (or null for DoRA, merged separately). */
+function loraDelta(adapter: LoadedAdapter, module: string): Tensor | null {
+  const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
+  const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
+  if (!a || !b) return null;
+  return noGrad(() => matmul(b, a).mul(adapter.weight * adapter.config.scaling(module)));
+}
+
+function mergeWeight(key: string, weight: Tensor, adapters: LoadedAdapter[]): Tensor {
+  const module = key.slice(0, -'.weight'.length);
+  let result = weight;
+  for (const adapter of adapters) {
+    const delta = loraDelta(adapter, module);
+    if (delta === null) continue;
+    const transposed = adapter.config.fanInFanOut ? delta.transpose(0, 1) : delta;
+    if (transposed.shape.join() !== weight.shape.join()) {
+      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(transposed.shape)} does not fit the model's weight ${JSON.stringify(weight.shape)}`);
+    }
+    const combined = noGrad(() => result.add(transposed));
+    const magnitude = adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`);
+    result = magnitude ? doraScale(combined, magnitude, adapter.config.fanInFanOut) : combined;
+  }
+  return result;
+}
+
+/** m ⊙ W / ‖W‖_row (per output: rows of [out, in], columns of a fan_in_fan_out [in, out]). */
+function doraScale(w: Tensor, magnitude: Tensor, transposed: boolean): Tensor {
+  const dense = transposed ? w.transpose(0, 1) : w;
+  const [rows, cols] = dense.shape;
+  const out = new Float32Array(dense.numel);
+  for (let r = 0; r < rows; r++) {
+    let squares = 0;
+    for (let c = 0; c < cols; c++) squares += dense.values[r * cols + c] ** 2;
+    const factor = magnitude.values[r] / Math.sqrt(squares);
+    for (let c = 0; c < cols; c++) out[r * cols + c] = dense.values[r * cols + c] * factor;
+  }
+  const scaled = new Tensor(out, dense.shape);
+  return transposed ? scaled.transpose(0, 1) : scaled;
+}
+
+/** Adapter tensors that replace base tensors (modules_to_save, trained biases), by base key. */
+function replacements(adapters: LoadedAdapter[]): Map<string, Tensor> {
+  const result = new Map<string, Tensor>();
+  for (const adapter of adapters) {
+    for (const [key, tensor] of adapter.tensors) {
+      if (/\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/.test(key)) continue;
+      result.set(key.replace(/^base_model\.model\./, '').replace('.base_layer.', '.'), tensor);
+    }
+  }
+  return result;
+}
+
+function checkAdapters(adapters: LoadedAdapter[], checkpoint: Checkpoint): void {
+  const missing: string[] = [];
+  for (const adapter of adapters) {
+    for (const key of adapter.tensors.keys()) {
+      const module = key.replace(/^base_model\.model\./, '').replace(/\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/, '');
+      const base = /\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/.test(key) ? `${module}.weight` : module.replace('.base_layer.', '.');
+      if (!checkpoint.has(base)) missing.push(`${adapter.dir}: ${key} (no ${base} in the model)`);
+    }
+    if (adapter.config.useDora && adapters.length > 1) throw new FileFormatError('UnsupportedAdapterFeature', adapter.dir, 'a DoRA adapter merges alone, not weighted with others');
+  }
+  if (missing.length > 0) throw new FileFormatError('AdapterKeyMismatch', checkpoint.dir, `the adapters do not fit this model:\n${missing.slice(0, 8).map((m) => `  ${m}`).join('\n')}${missing.length > 8 ? `\n  ... and ${missing.length - 8} more` : ''}`);
+}
+
+function outputDtype(checkpoint: Checkpoint, requested: MergeOptions['dtype']): SafetensorsDtype {
+  if (requested) return requested;
+  const floats = checkpoint.names().map((n) => checkpoint.entry(n).dtype).filter((d) => ['F32', 'BF16', 'F16'].includes(d));
+  return (floats[0] as SafetensorsDtype | undefined) ?? 'F32';
+}
+
+export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
+  if (adapterDirs.length === 0) throw new Error('mergeCheckpoint: no adapter given');
+  const config = await loadConfig(model);
+  if ((config as { quantization_config?: unknown }).quantization_config) {
+    throw new FileFormatError('QuantizedBase', model, 'holds 4-bit weights; merge into the original 16-bit model, or in the library with mergeAndUnload({ dequantize: true })');
+  }
+  await checkOutput(model, out);
+  const adapters: LoadedAdapter[] = [];
+  for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
+  const checkpoint = await Checkpoint.open(model);
+  const temp = join(dirname(resolve(out)), `.${basename(resolve(out))}.tmp-${randomBytes(4).toString('hex')}`);
+  try {
+    checkAdapters(adapters, checkpoint);
+    const target = outputDtype(checkpoint, dtype);
+    const replaced = replacements(adapters);
+    const names = checkpoint.names();
+    const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
+    const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
+    const plan = planShards(sizes, maxShardSize);
+    await mkdir(temp);
+    let done = 0;
+    let merged = 0;
+    const files: string[] = [];
+    for (const [k, shard] of plan.entries()) {
+      const file = shardFileName(k, plan.length);
+      const stream = await SafetensorsStream.create(join(temp, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
+      for (const name of shard) {
+        let tensor = replaced.get(name) ?? (await checkpoint.read(name));
+        if (name.endsWith('.weight') && tensor.isFloat) {
+          const updated = mergeWeight(name, tensor, adapters);
+          if (updated !== tensor) merged++;
+          tensor = updated;
+        }
+        await stream.write(name, tensorToBytes(tensor, dtypeOf(name)));
+        onProgress?.(++done, names.length);
+      }
+      await stream.close();
+      files.push(file);
+    }
+    if (plan.length > 1) {
+      await writeFile(join(temp, INDEX_FILE), indexJson(plan, new Map(sizes)));
+      files.push(INDEX_FILE);
+    }
+    const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config');
+    const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[target as 'F32'] ?? 'float32';
+    await writeFile(join(temp, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
+    for (const name of COPIED) await copyFile(join(model, name), join(temp, name)).then(() => files.push(name), () => {});
+    await fsyncDirectory(temp);
+    await rename(temp, resolve(out)).catch(async (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+      await rm(resolve(out), { recursive: true }); // an empty folder given as the output
+      await rename(temp, resolve(out));
+    });
+    await fsyncDirectory(dirname(resolve(out)));
+    return { files: [...files, 'config.json'], mergedTensors: merged, totalTensors: names.length };
+  } catch (error) {
+    await rm(temp, { recursive: true, force: true });
+    throw error;
+  } finally {
+    await checkpoint.close();
+  }
+}

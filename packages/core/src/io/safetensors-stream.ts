@@ -1,0 +1,52 @@
+/**
+ * Writing a safetensors file tensor by tensor, for outputs too large to hold:
+ * the header is written first from names, dtypes and shapes known in advance,
+ * then each tensor's bytes in that order. Not atomic by itself: write into a
+ * temporary folder and rename it (as the streaming merge does).
+ *
+ *   const w = await SafetensorsStream.create(path, entries);
+ *   for (const e of entries) await w.write(e.name, bytesOf(e));
+ *   await w.close();
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { SAFETENSORS_DTYPES, type SafetensorsDtype } from './dtypes.ts';
+import { encodeHeader } from './safetensors-writer.ts';
+import { writeAll } from './atomic.ts';
+import { numel } from '../shape.ts';
+
+export interface PlannedTensor {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: readonly number[];
+}
+
+export class SafetensorsStream {
+  #next = 0;
+
+  private constructor(readonly path: string, readonly handle: FileHandle, readonly entries: readonly PlannedTensor[]) {}
+
+  static async create(path: string, entries: readonly PlannedTensor[], metadata: Record<string, string> = { format: 'pt' }): Promise<SafetensorsStream> {
+    const header = encodeHeader(entries.map((e) => [e.name, { ...e, byteLength: numel(e.shape) * SAFETENSORS_DTYPES[e.dtype] }]), metadata);
+    const handle = await open(path, 'wx', 0o644);
+    await writeAll(handle, [header]);
+    return new SafetensorsStream(path, handle, entries);
+  }
+
+  /** The bytes of the next planned tensor, which must be `name`. */
+  async write(name: string, bytes: Uint8Array): Promise<void> {
+    const entry = this.entries[this.#next];
+    const expected = entry ? numel(entry.shape) * SAFETENSORS_DTYPES[entry.dtype] : -1;
+    if (entry?.name !== name || bytes.length !== expected) throw new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${bytes.length} bytes)`);
+    await writeAll(this.handle, [bytes]);
+    this.#next++;
+  }
+
+  async close(): Promise<void> {
+    if (this.#next !== this.entries.length) {
+      await this.handle.close();
+      throw new Error(`${this.path}: ${this.entries.length - this.#next} planned tensors were not written`);
+    }
+    await this.handle.sync();
+    await this.handle.close();
+  }
+}
