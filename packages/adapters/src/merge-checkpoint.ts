@@ -11,11 +11,11 @@
  * Everything is written into a temporary folder beside the output, renamed
  * into place at the end; the inputs are only read.
  */
-import { copyFile, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Checkpoint, FileFormatError, INDEX_FILE, SafetensorsStream, Tensor, fsyncDirectory, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
-import { loadConfig, readJsonFile } from '@lorakit/models';
+import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
 import { readAdapter } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
 
@@ -35,8 +35,6 @@ export interface MergeResult {
   mergedTensors: number;
   totalTensors: number;
 }
-
-const COPIED = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'README.md'];
 
 interface LoadedAdapter {
   config: LoraConfig;
@@ -177,7 +175,7 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config');
     const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[target as 'F32'] ?? 'float32';
     await writeFile(join(temp, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
-    for (const name of COPIED) await copyFile(join(model, name), join(temp, name)).then(() => files.push(name), () => {});
+    files.push(...(await copySideFiles(model, temp)));
     await fsyncDirectory(temp);
     await rename(temp, resolve(out)).catch(async (error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;

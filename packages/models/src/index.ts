@@ -14,7 +14,7 @@ export { AutoModelForCausalLM, modelForConfig, type FromPretrainedOptions } from
 export { AutoTokenizer, Tokenizer, type ChatMessage } from './tokenizer.ts';
 export { generate, type GenerateOptions, type GenerativeModel } from './generation.ts';
 export { argmax, sample, type SamplingOptions } from './sampling.ts';
-export { saveModel, type SaveModelOptions } from './save.ts';
+export { saveModel, copySideFiles, SIDE_FILES, type SaveModelOptions } from './save.ts';
 export { Trainer, TrainingAborted, type TrainerOptions, type TrainResult, type LogEntry, type TrainableModel } from './training/trainer.ts';
 export { loadDataset, type DatasetOptions } from './training/dataset.ts';
 export { readJsonl, DataError, type JsonlRecord } from './training/jsonl.ts';

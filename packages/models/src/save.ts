@@ -4,7 +4,7 @@
  *
  *   await saveModel(model, 'out/model', { dtype: 'BF16' });
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Linear, Linear4bit, saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core';
 import type { CausalLM } from './causal-lm.ts';
@@ -44,4 +44,14 @@ export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', m
   const config = { ...model.config, dtype: TORCH_DTYPE[dtype], ...quantizationConfig(model) };
   await writeFileAtomic(join(dir, 'config.json'), (handle) => writeFile(handle, `${JSON.stringify(config, null, 2)}\n`));
   return [...written, 'config.json'];
+}
+
+/** The files beside the weights that a saved model keeps: generation settings, tokenizer, model card. */
+export const SIDE_FILES = ['generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'tokenizer.model', 'chat_template.jinja', 'README.md'];
+
+/** Copies whichever SIDE_FILES exist in `from` into `to`; returns their names. */
+export async function copySideFiles(from: string, to: string): Promise<string[]> {
+  const copied: string[] = [];
+  for (const name of SIDE_FILES) await copyFile(join(from, name), join(to, name)).then(() => copied.push(name), () => {});
+  return copied;
 }
