@@ -7,7 +7,7 @@ export { DoraMagnitude } from './dora.ts';
 export { ModulesToSaveWrapper } from './modules-to-save.ts';
 export { PeftModel, LoraModel, getPeftModel, type AdapterReport, type FromPretrainedOptions } from './peft-model.ts';
 export { adapterStateDict } from './adapter-io.ts';
-export { configToJson, configFromJson, savedKey, normalizeSavedKey, CONFIG_FILE, WEIGHTS_FILE } from './peft-format.ts';
+export { configToJson, configFromJson, writeAdapter, savedKey, normalizeSavedKey, CONFIG_FILE, WEIGHTS_FILE } from './peft-format.ts';
 export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
 export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, type CompatibilityReport, type CompatibilityProblem } from './compatibility.ts';
 export { addWeightedAdapter, type Combination } from './weighted.ts';

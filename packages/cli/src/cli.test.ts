@@ -26,8 +26,17 @@ interface Run {
 }
 
 function lora(...args: string[]): Promise<Run> {
+  return run(process.execPath, [BIN, ...args]);
+}
+
+/** lora with files limited to `kilobytes` (ulimit counts 512-byte blocks): writes fail part-way, as on a full disk. */
+function loraOnFullDisk(kilobytes: number, ...args: string[]): Promise<Run> {
+  return run('sh', ['-c', `trap '' XFSZ; ulimit -f ${kilobytes * 2}; exec "$0" "$@"`, process.execPath, BIN, ...args]);
+}
+
+function run(file: string, args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: REPO, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+    execFile(file, args, { cwd: REPO, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
@@ -135,6 +144,13 @@ test('an unwritable output folder fails cleanly and leaves nothing behind', asyn
   await fails(t, lora('merge', MODEL, '--adapter', `${PEFT}/codellama_qv_r8/adapter`, '--out', join(locked, 'file', 'merged')), /file/);
   await fails(t, lora('add', MODEL, '--target', 'q_proj', '--out', join(locked, 'file', 'a')), /file/);
   t.deepEqual(await readdir(locked), ['file']);
+});
+
+test('a disk that fills up during merge or quantize leaves nothing behind', async (t) => {
+  const dir = await scratch();
+  await fails(t, loraOnFullDisk(1024, 'merge', MODEL, '--adapter', `${PEFT}/codellama_qv_r8/adapter`, '--dtype', 'f32', '--out', join(dir, 'merged')), /model\.safetensors: could not write .*(EFBIG|ENOSPC)/);
+  await fails(t, loraOnFullDisk(1024, 'quantize', MODEL, '--out', join(dir, 'nf4')), /EFBIG|ENOSPC/);
+  t.deepEqual(await readdir(dir), []);
 });
 
 test('generate reproduces transformers\' greedy continuations, without and with the adapter', async (t) => {

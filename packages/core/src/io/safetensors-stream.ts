@@ -37,7 +37,10 @@ export class SafetensorsStream {
     const entry = this.entries[this.#next];
     const expected = entry ? numel(entry.shape) * SAFETENSORS_DTYPES[entry.dtype] : -1;
     if (entry?.name !== name || bytes.length !== expected) throw new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${bytes.length} bytes)`);
-    await writeAll(this.handle, [bytes]);
+    await writeAll(this.handle, [bytes]).catch(async (error: NodeJS.ErrnoException) => {
+      await this.handle.close();
+      throw Object.assign(new Error(`${this.path}: could not write ${name}: ${error.code === 'ENOSPC' ? 'the disk is full' : error.message}`), { code: error.code });
+    });
     this.#next++;
   }
 

@@ -1,0 +1,73 @@
+/**
+ * `lora merge` of a random 1.1B bf16 checkpoint (TinyLlama shapes) with an
+ * r=16 adapter on every linear layer: peak RSS and time, next to what this
+ * machine needs just to read the input and write the output.
+ *
+ *   npm run bench:merge
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { Tensor, manualSeed, mul } from '@lorakit/core';
+import { LoraConfig, configToJson, writeAdapter } from '@lorakit/adapters';
+import { randomCheckpoint, TINYLLAMA_SHAPES } from './checkpoints.ts';
+import { median } from './stats.ts';
+
+const OUT = 'benchmarks/out';
+const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+
+/** A PEFT adapter with random A and B (std 0.01) on q, k, v, o, gate, up and down of every layer. */
+async function randomAdapter(dir: string, r: number): Promise<string> {
+  const c = TINYLLAMA_SHAPES;
+  const head = c.head_dim!;
+  const shapes: Record<string, [number, number]> = {
+    'self_attn.q_proj': [c.hidden_size, c.num_attention_heads * head], 'self_attn.k_proj': [c.hidden_size, c.num_key_value_heads! * head],
+    'self_attn.v_proj': [c.hidden_size, c.num_key_value_heads! * head], 'self_attn.o_proj': [c.num_attention_heads * head, c.hidden_size],
+    'mlp.gate_proj': [c.hidden_size, c.intermediate_size], 'mlp.up_proj': [c.hidden_size, c.intermediate_size], 'mlp.down_proj': [c.intermediate_size, c.hidden_size],
+  };
+  manualSeed(1);
+  const tensors = new Map<string, Tensor>();
+  for (let layer = 0; layer < c.num_hidden_layers; layer++) {
+    for (const [module, [inFeatures, outFeatures]] of Object.entries(shapes)) {
+      const key = `base_model.model.model.layers.${layer}.${module}`;
+      tensors.set(`${key}.lora_A.weight`, mul(Tensor.randn([r, inFeatures]), 0.01));
+      tensors.set(`${key}.lora_B.weight`, mul(Tensor.randn([outFeatures, r]), 0.01));
+    }
+  }
+  const config = new LoraConfig({ r, loraAlpha: 2 * r, targetModules: 'all-linear', taskType: 'CAUSAL_LM' });
+  await writeAdapter(dir, configToJson(config, Object.keys(shapes).map((m) => m.split('.')[1])), tensors);
+  return dir;
+}
+
+/** Seconds for a shell command. */
+function seconds(command: string): number {
+  const start = performance.now();
+  execFileSync('sh', ['-c', command], { stdio: 'ignore' });
+  return (performance.now() - start) / 1000;
+}
+
+/** One `lora merge` in its own process, measured by /usr/bin/time -v. */
+function timedMerge(model: string, adapter: string, out: string): { seconds: number; peakRssBytes: number } {
+  rmSync(out, { recursive: true, force: true });
+  const run = spawnSync('/usr/bin/time', ['-v', process.execPath, 'packages/cli/bin/lora.mjs', 'merge', model, '--adapter', adapter, '--out', out], { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`lora merge failed:\n${run.stderr}`);
+  const field = (label: string) => /: (.*)$/.exec(run.stderr.split('\n').find((l) => l.includes(label))!)![1];
+  const [m, s] = field('Elapsed (wall clock)').split(':').map(Number);
+  return { seconds: m * 60 + s, peakRssBytes: Number(field('Maximum resident set size')) * 1024 };
+}
+
+const model = await randomCheckpoint(`${OUT}/tinyllama-1.1b-random`, TINYLLAMA_SHAPES);
+const adapter = await randomAdapter(`${OUT}/tinyllama-lora-r16`, 16);
+const bytes = statSync(`${model}/model.safetensors`).size;
+console.log(`model ${GB(bytes)} bf16, adapter ${GB(statSync(`${adapter}/adapter_model.safetensors`).size)} (r=16 on every linear layer)`);
+
+// The floor: read the checkpoint (from the page cache, as the merge will) and write as many bytes with fdatasync.
+const blocks = Math.ceil(bytes / 2 ** 24);
+const read = median([0, 1, 2].map(() => seconds(`cat ${model}/model.safetensors > /dev/null`)));
+const write = median([0, 1, 2].map(() => seconds(`dd if=/dev/zero of=${OUT}/dd.bin bs=16M count=${blocks} conv=fdatasync 2>/dev/null`)));
+rmSync(`${OUT}/dd.bin`, { force: true });
+const runs = [0, 1, 2].map(() => timedMerge(model, adapter, `${OUT}/tinyllama-merged`));
+rmSync(`${OUT}/tinyllama-merged`, { recursive: true, force: true });
+const time = median(runs.map((r) => r.seconds));
+const peak = Math.max(...runs.map((r) => r.peakRssBytes));
+console.log(`read ${read.toFixed(2)} s (${(bytes / read / 1e9).toFixed(2)} GB/s) + write ${write.toFixed(2)} s (${(bytes / write / 1e9).toFixed(2)} GB/s) = ${(read + write).toFixed(2)} s limit`);
+console.log(`lora merge: median ${time.toFixed(2)} s over 3 runs (${runs.map((r) => r.seconds.toFixed(2)).join(', ')}) = ${(time / (read + write)).toFixed(2)}x the limit; peak RSS ${GB(peak)} (target < 1.5 GB)`);
