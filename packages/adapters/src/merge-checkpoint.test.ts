@@ -1,13 +1,14 @@
 /** The streaming merge (lora merge): PEFT's merged weights, refusals, sharding, nothing left on failure. */
 import test from 'ava';
-import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SafetensorsFile, noGrad } from '@lorakit/core';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
-import { MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs } from './testing.ts';
+import { ADAPTER_FIXTURES, MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs } from './testing.ts';
 
 const QV = `${PEFT_FIXTURES}/codellama_qv_r8`;
 const tmp = () => mkdtemp(join(tmpdir(), 'lorakit-merge-'));
@@ -49,3 +50,19 @@ test('an adapter for another model fails before writing, and leaves nothing behi
   t.is(error?.name, 'AdapterKeyMismatch');
   t.deepEqual(await readdir(parent), []);
 });
+
+// Every option PEFT merges differently (DoRA, fan_in_fan_out, rsLoRA with patterns, trained biases,
+// modules_to_save): the streamed checkpoint gives PEFT's merged logits.
+for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.json'))) {
+  test(`the streamed merge of the ${name} adapter gives PEFT's merged logits`, async (t) => {
+    const dir = `${ADAPTER_FIXTURES}/${name}`;
+    const { base } = JSON.parse(await readFile(`${dir}/case.json`, 'utf8')) as { base: string };
+    const out = join(await tmp(), 'merged');
+    await mergeCheckpoint({ model: `${MODEL_FIXTURES}/${base}`, adapters: [{ dir: `${dir}/adapter` }], out, dtype: 'F32' });
+    const reference = await SafetensorsFile.open(`${dir}/reference.safetensors`);
+    const [inputIds, attentionMask, mergedLogits] = await Promise.all(['input_ids', 'attention_mask', 'merged_logits'].map((n) => reference.read(n)));
+    await reference.close();
+    const model = await AutoModelForCausalLM.fromPretrained(out);
+    t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
+  });
+}

@@ -58,27 +58,41 @@ async function checkOutput(model: string, out: string): Promise<void> {
   });
 }
 
-/** ΔW for one module of one adapter, as [out, in] float32 (or null for DoRA, merged separately). */
-function loraDelta(adapter: LoadedAdapter, module: string): Tensor | null {
+/** B·A for one module of one adapter, [out, in] float32, and its factor wᵢ·sᵢ (null when the adapter skips the module). */
+function loraDelta(adapter: LoadedAdapter, module: string): { delta: Tensor; factor: number } | null {
   const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
   const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
   if (!a || !b) return null;
-  return noGrad(() => matmul(b, a).mul(adapter.weight * adapter.config.scaling(module)));
+  return { delta: noGrad(() => matmul(b, a)), factor: adapter.weight * adapter.config.scaling(module) };
 }
 
+/** Whether any adapter changes this base weight. */
+function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
+  const module = key.slice(0, -'.weight'.length);
+  return key.endsWith('.weight') && adapters.some((a) => a.tensors.has(`base_model.model.${module}.lora_A.weight`));
+}
+
+/** W += factor·ΔW in place (ΔW transposed for fan_in_fan_out layers), then DoRA's rescaling if the adapter has one. */
 function mergeWeight(key: string, weight: Tensor, adapters: LoadedAdapter[]): Tensor {
   const module = key.slice(0, -'.weight'.length);
   let result = weight;
   for (const adapter of adapters) {
-    const delta = loraDelta(adapter, module);
-    if (delta === null) continue;
-    const transposed = adapter.config.fanInFanOut ? delta.transpose(0, 1) : delta;
-    if (transposed.shape.join() !== weight.shape.join()) {
-      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(transposed.shape)} does not fit the model's weight ${JSON.stringify(weight.shape)}`);
+    const lora = loraDelta(adapter, module);
+    if (lora === null) continue;
+    const [out, inp] = lora.delta.shape;
+    const shape = adapter.config.fanInFanOut ? [inp, out] : [out, inp];
+    if (result.shape.join() !== shape.join()) {
+      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(shape)} does not fit the model's weight ${JSON.stringify(weight.shape)}`);
     }
-    const combined = noGrad(() => result.add(transposed));
+    const w = result.values as Float32Array;
+    const d = lora.delta.values as Float32Array;
+    if (adapter.config.fanInFanOut) {
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[i * out + o] += lora.factor * d[o * inp + i];
+    } else {
+      for (let i = 0; i < w.length; i++) w[i] += lora.factor * d[i];
+    }
     const magnitude = adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`);
-    result = magnitude ? doraScale(combined, magnitude, adapter.config.fanInFanOut) : combined;
+    if (magnitude) result = doraScale(result, magnitude, adapter.config.fanInFanOut);
   }
   return result;
 }
@@ -156,13 +170,17 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
       const file = shardFileName(k, plan.length);
       const stream = await SafetensorsStream.create(join(temp, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
       for (const name of shard) {
-        let tensor = replaced.get(name) ?? (await checkpoint.read(name));
-        if (name.endsWith('.weight') && tensor.isFloat) {
-          const updated = mergeWeight(name, tensor, adapters);
-          if (updated !== tensor) merged++;
-          tensor = updated;
+        const replacement = replaced.get(name);
+        if (replacement !== undefined) {
+          await stream.write(name, tensorToBytes(replacement, dtypeOf(name)));
+        } else if (isAdapted(name, adapters)) {
+          await stream.write(name, tensorToBytes(mergeWeight(name, await checkpoint.read(name), adapters), dtypeOf(name)));
+          merged++;
+        } else if (dtypeOf(name) === checkpoint.entry(name).dtype) {
+          await stream.write(name, await checkpoint.readBytes(name)); // untouched: the bytes as they are
+        } else {
+          await stream.write(name, tensorToBytes(await checkpoint.read(name), dtypeOf(name)));
         }
-        await stream.write(name, tensorToBytes(tensor, dtypeOf(name)));
         onProgress?.(++done, names.length);
       }
       await stream.close();
