@@ -169,20 +169,27 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     for (const [k, shard] of plan.entries()) {
       const file = shardFileName(k, plan.length);
       const stream = await SafetensorsStream.create(join(temp, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
+      // One write in flight while the next tensor is merged: the disk and the CPU work at the same time.
+      let writing: Promise<void> = Promise.resolve();
       for (const name of shard) {
         const replacement = replaced.get(name);
+        let bytes: Uint8Array;
         if (replacement !== undefined) {
-          await stream.write(name, tensorToBytes(replacement, dtypeOf(name)));
+          bytes = tensorToBytes(replacement, dtypeOf(name));
         } else if (isAdapted(name, adapters)) {
-          await stream.write(name, tensorToBytes(mergeWeight(name, await checkpoint.read(name), adapters), dtypeOf(name)));
+          bytes = tensorToBytes(mergeWeight(name, await checkpoint.read(name), adapters), dtypeOf(name));
           merged++;
         } else if (dtypeOf(name) === checkpoint.entry(name).dtype) {
-          await stream.write(name, await checkpoint.readBytes(name)); // untouched: the bytes as they are
+          bytes = await checkpoint.readBytes(name); // untouched: the bytes as they are
         } else {
-          await stream.write(name, tensorToBytes(await checkpoint.read(name), dtypeOf(name)));
+          bytes = tensorToBytes(await checkpoint.read(name), dtypeOf(name));
         }
+        await writing;
+        writing = stream.write(name, bytes);
+        writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
         onProgress?.(++done, names.length);
       }
+      await writing;
       await stream.close();
       files.push(file);
     }
