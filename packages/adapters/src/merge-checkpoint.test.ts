@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SafetensorsFile, noGrad } from '@lorakit/core';
+import { SafetensorsFile, f32ToBf16, noGrad } from '@lorakit/core';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
@@ -66,3 +66,16 @@ for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.jso
     t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
   });
 }
+
+test('a bf16 merge equals the float32 merge rounded to bf16, bit for bit', async (t) => {
+  const dir = await tmp();
+  await mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter`, weight: 0.7 }], out: join(dir, 'f32'), dtype: 'F32' });
+  await mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: `${QV}/adapter`, weight: 0.7 }], out: join(dir, 'bf16') });
+  const [wide, narrow] = await Promise.all(['f32', 'bf16'].map((d) => SafetensorsFile.open(join(dir, d, 'model.safetensors'))));
+  const name = 'model.layers.3.self_attn.v_proj.weight';
+  t.is(narrow.entry(name).dtype, 'BF16');
+  const expected = Uint16Array.from((await wide.read(name)).values as Float32Array, f32ToBf16);
+  const actual = new Uint16Array((await narrow.readBytes(name)).slice().buffer);
+  t.deepEqual(actual, expected);
+  await Promise.all([wide.close(), narrow.close()]);
+});

@@ -14,7 +14,7 @@
 import { mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Checkpoint, FileFormatError, INDEX_FILE, SafetensorsStream, Tensor, fsyncDirectory, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { Checkpoint, FileFormatError, bf16ArrayToF32, f32ArrayToBf16, INDEX_FILE, SafetensorsStream, Tensor, fsyncDirectory, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
 import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
 import { readAdapter } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
@@ -58,12 +58,31 @@ async function checkOutput(model: string, out: string): Promise<void> {
   });
 }
 
-/** B·A for one module of one adapter, [out, in] float32, and its factor wᵢ·sᵢ (null when the adapter skips the module). */
-function loraDelta(adapter: LoadedAdapter, module: string): { delta: Tensor; factor: number } | null {
-  const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
-  const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
-  if (!a || !b) return null;
-  return { delta: noGrad(() => matmul(b, a)), factor: adapter.weight * adapter.config.scaling(module) };
+interface ModuleDelta {
+  adapter: LoadedAdapter;
+  /** B·A, [out, in] float32 */
+  delta: Tensor;
+  /** wᵢ·sᵢ */
+  factor: number;
+  magnitude: Tensor | undefined;
+}
+
+/** Each adapter's B·A for the module that owns `key`, checked against the weight's shape. */
+function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[]): ModuleDelta[] {
+  const module = key.slice(0, -'.weight'.length);
+  const deltas: ModuleDelta[] = [];
+  for (const adapter of adapters) {
+    const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
+    const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
+    if (!a || !b) continue;
+    const expected = adapter.config.fanInFanOut ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
+    if (expected.join() !== shape.join()) {
+      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(expected)} does not fit the model's weight ${JSON.stringify(shape)}`);
+    }
+    const delta = noGrad(() => matmul(b, a));
+    deltas.push({ adapter, delta, factor: adapter.weight * adapter.config.scaling(module), magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
+  }
+  return deltas;
 }
 
 /** Whether any adapter changes this base weight. */
@@ -73,28 +92,46 @@ function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
 }
 
 /** W += factor·ΔW in place (ΔW transposed for fan_in_fan_out layers), then DoRA's rescaling if the adapter has one. */
-function mergeWeight(key: string, weight: Tensor, adapters: LoadedAdapter[]): Tensor {
-  const module = key.slice(0, -'.weight'.length);
+function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   let result = weight;
-  for (const adapter of adapters) {
-    const lora = loraDelta(adapter, module);
-    if (lora === null) continue;
-    const [out, inp] = lora.delta.shape;
-    const shape = adapter.config.fanInFanOut ? [inp, out] : [out, inp];
-    if (result.shape.join() !== shape.join()) {
-      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(shape)} does not fit the model's weight ${JSON.stringify(weight.shape)}`);
-    }
+  for (const { adapter, delta, factor, magnitude } of deltas) {
     const w = result.values as Float32Array;
-    const d = lora.delta.values as Float32Array;
+    const d = delta.values as Float32Array;
     if (adapter.config.fanInFanOut) {
-      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[i * out + o] += lora.factor * d[o * inp + i];
+      const [out, inp] = delta.shape;
+      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[i * out + o] += factor * d[o * inp + i];
     } else {
-      for (let i = 0; i < w.length; i++) w[i] += lora.factor * d[i];
+      addScaled(w, d, factor);
     }
-    const magnitude = adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`);
     if (magnitude) result = doraScale(result, magnitude, adapter.config.fanInFanOut);
   }
   return result;
+}
+
+/** w += factor·d, rounded to float32 as each element is stored. */
+function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
+  for (let i = 0; i < w.length; i++) w[i] += factor * d[i];
+}
+
+const CHUNK = 1 << 16;
+
+/**
+ * The bf16 -> bf16 case of mergeWeight without DoRA or fan_in_fan_out, the
+ * common one: widen, add and round in cache-sized chunks, never holding the
+ * whole weight in float32. Same arithmetic, same bits as the general path.
+ */
+function mergeBf16(raw: Uint8Array, deltas: ModuleDelta[]): Uint8Array {
+  const source = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+  const merged = new Uint16Array(source.length);
+  const chunk = new Float32Array(CHUNK);
+  for (let start = 0; start < source.length; start += CHUNK) {
+    const end = Math.min(start + CHUNK, source.length);
+    const w = chunk.subarray(0, end - start);
+    bf16ArrayToF32(source.subarray(start, end), w);
+    for (const { delta, factor } of deltas) addScaled(w, (delta.values as Float32Array).subarray(start, end), factor);
+    f32ArrayToBf16(w, merged.subarray(start, end));
+  }
+  return new Uint8Array(merged.buffer);
 }
 
 /** m ⊙ W / ‖W‖_row (per output: rows of [out, in], columns of a fan_in_fan_out [in, out]). */
@@ -177,7 +214,11 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
         if (replacement !== undefined) {
           bytes = tensorToBytes(replacement, dtypeOf(name));
         } else if (isAdapted(name, adapters)) {
-          bytes = tensorToBytes(mergeWeight(name, await checkpoint.read(name), adapters), dtypeOf(name));
+          const deltas = moduleDeltas(name, checkpoint.entry(name).shape, adapters);
+          const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
+          bytes = simple && checkpoint.entry(name).dtype === 'BF16' && dtypeOf(name) === 'BF16'
+            ? mergeBf16(await checkpoint.readBytes(name), deltas)
+            : tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtypeOf(name));
           merged++;
         } else if (dtypeOf(name) === checkpoint.entry(name).dtype) {
           bytes = await checkpoint.readBytes(name); // untouched: the bytes as they are
