@@ -12,6 +12,11 @@ out=conformance/out
 rm -rf "$out" && mkdir -p "$out"
 npx tsx conformance/write-lorakit-adapters.ts "$out/lorakit-adapters"
 npx tsx conformance/write-lorakit-quantized.ts "$out/lorakit-quantized"
+mkdir -p "$out/lorakit-merged"
+for dtype in f32 bf16; do
+  node packages/cli/bin/lora.mjs merge examples/models/tiny-code-llama --adapter ../shared/fixtures/peft/codellama_qv_r8/adapter \
+    --dtype "$dtype" --out "$out/lorakit-merged/merged-$dtype" > /dev/null
+done
 status=0
 check() { # script, folder, log
   "$venv/bin/python" "conformance/$1" "$out/$2" > "$out/$3" 2>&1 || status=1
@@ -19,4 +24,5 @@ check() { # script, folder, log
 }
 check check_lorakit_adapters.py lorakit-adapters peft-check.log
 check check_lorakit_quantized.py lorakit-quantized bnb-check.log
+check check_lorakit_merged.py lorakit-merged merged-check.log
 exit "$status"

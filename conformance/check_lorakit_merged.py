@@ -1,0 +1,55 @@
+"""transformers loads the checkpoints `lora merge` wrote (run.sh) from PEFT's
+own adapter. float32: the logits equal PEFT's merge_and_unload() logits from
+the fixture. bf16: every weight equals PEFT's merge_and_unload() rounded to
+bf16 by torch, and so do the logits (max abs error 1e-4)."""
+import pathlib
+import sys
+
+import torch
+from peft import PeftModel
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QV = ROOT.parent / "shared/fixtures/peft/codellama_qv_r8"
+BASE = ROOT / "examples/models/tiny-code-llama"
+
+
+def logits_of(model, io):
+    with torch.no_grad():
+        logits = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"]).logits
+    return logits[io["attention_mask"].bool()]
+
+
+def peft_merged_bf16():
+    base = AutoModelForCausalLM.from_pretrained(BASE, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(base, QV / "adapter").merge_and_unload()
+    with torch.no_grad():  # the weights only: model.to(bfloat16) would also round the rotary inv_freq buffer
+        for parameter in merged.parameters():
+            parameter.copy_(parameter.to(torch.bfloat16).to(torch.float32))
+    return merged
+
+
+def main(folder):
+    io = load_file(str(QV / "io.safetensors"))
+    results = []
+    ours = AutoModelForCausalLM.from_pretrained(pathlib.Path(folder) / "merged-f32", dtype=torch.float32)
+    error = (logits_of(ours, io) - io["merged_logits"][io["attention_mask"].bool()]).abs().max().item()
+    results.append((error <= 1e-4, f"merged-f32: max abs logit error {error:.2e} against PEFT's merged logits"))
+
+    ours = AutoModelForCausalLM.from_pretrained(pathlib.Path(folder) / "merged-bf16", dtype=torch.float32)
+    reference = peft_merged_bf16()
+    theirs = reference.state_dict()
+    differing = [k for k, v in ours.state_dict().items() if not torch.equal(v, theirs[k])]
+    error = (logits_of(ours, io) - logits_of(reference, io)).abs().max().item()
+    results.append((not differing and error <= 1e-4, f"merged-bf16: {len(differing)} tensors differ from PEFT's merge rounded to bf16 {differing[:3]}, max abs logit error {error:.2e}"))
+
+    for ok, message in results:
+        print(f"{'ok' if ok else 'FAIL'} transformers loads `lora merge` output {message}")
+    failures = sum(not ok for ok, _ in results)
+    print(f"{len(results) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
