@@ -225,3 +225,15 @@ test('quantize writes a bitsandbytes-format checkpoint that generates', async (t
   t.like(config.quantization_config, { quant_method: 'bitsandbytes', bnb_4bit_quant_type: 'nf4', bnb_4bit_use_double_quant: true });
   t.is((await generated(out, '--prompt', greedy[0].prompt)).length, 40);
 });
+
+test('train --qlora trains on an NF4 base; an existing run folder needs --resume', async (t) => {
+  const out = join(await scratch(), 'run');
+  const args = ['train', MODEL, '--target', 'q_proj,v_proj', '--data', `${DATA}/train.jsonl`, '--max-steps', '2', '--batch-size', '4', '--max-length', '64', '--out', out, '--json'];
+  const { code, stdout, stderr } = await lora(...args, '--qlora');
+  t.is(code, 0, stderr);
+  t.is(JSON.parse(stdout).steps, 2);
+  t.regex(stderr, /trainable params: 43,008 \|\| all params: [\d,]+ \|\| trainable%/);
+  const summary = JSON.parse((await lora('inspect', MODEL, '--adapter', join(out, 'adapter'), '--json')).stdout);
+  t.is(summary.adapter.adapter_parameters, 43008);
+  await fails(t, lora(...args), /--out .* already exists and is not empty/);
+});
