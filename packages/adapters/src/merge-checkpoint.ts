@@ -60,8 +60,9 @@ async function checkOutput(model: string, out: string): Promise<void> {
 
 interface ModuleDelta {
   adapter: LoadedAdapter;
-  /** B·A, [out, in] float32 */
-  delta: Tensor;
+  /** lora_A [r, in] and lora_B [out, r] */
+  a: Tensor;
+  b: Tensor;
   /** wᵢ·sᵢ */
   factor: number;
   magnitude: Tensor | undefined;
@@ -79,8 +80,7 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[]): 
     if (expected.join() !== shape.join()) {
       throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(expected)} does not fit the model's weight ${JSON.stringify(shape)}`);
     }
-    const delta = noGrad(() => matmul(b, a));
-    deltas.push({ adapter, delta, factor: adapter.weight * adapter.config.scaling(module), magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
+    deltas.push({ adapter, a, b, factor: adapter.weight * adapter.config.scaling(module), magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
   }
   return deltas;
 }
@@ -94,11 +94,12 @@ function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
 /** W += factor·ΔW in place (ΔW transposed for fan_in_fan_out layers), then DoRA's rescaling if the adapter has one. */
 function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   let result = weight;
-  for (const { adapter, delta, factor, magnitude } of deltas) {
+  for (const delta of deltas) {
+    const { adapter, factor, magnitude } = delta;
+    const [out, inp] = [delta.b.shape[0], delta.a.shape[1]];
     const w = result.values as Float32Array;
-    const d = delta.values as Float32Array;
+    const d = productRows(delta, 0, out);
     if (adapter.config.fanInFanOut) {
-      const [out, inp] = delta.shape;
       for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[i * out + o] += factor * d[o * inp + i];
     } else {
       addScaled(w, d, factor);
@@ -113,22 +114,32 @@ function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
   for (let i = 0; i < w.length; i++) w[i] += factor * d[i];
 }
 
+/** Rows [from, to) of B·A, [to - from, in] float32. */
+function productRows({ a, b }: ModuleDelta, from: number, to: number): Float32Array {
+  const r = a.shape[0];
+  const rows = new Tensor((b.values as Float32Array).subarray(from * r, to * r), [to - from, r]);
+  return noGrad(() => matmul(rows, a)).values as Float32Array;
+}
+
 const CHUNK = 1 << 16;
 
 /**
  * The bf16 -> bf16 case of mergeWeight without DoRA or fan_in_fan_out, the
- * common one: widen, add and round in cache-sized chunks, never holding the
- * whole weight in float32. Same arithmetic, same bits as the general path.
+ * common one: widen, add B·A and round in blocks of rows that stay in cache,
+ * never holding the weight or the product whole in float32. Same arithmetic,
+ * same bits as the general path.
  */
 function mergeBf16(raw: Uint8Array, deltas: ModuleDelta[]): Uint8Array {
   const source = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
   const merged = new Uint16Array(source.length);
-  const chunk = new Float32Array(CHUNK);
-  for (let start = 0; start < source.length; start += CHUNK) {
-    const end = Math.min(start + CHUNK, source.length);
+  const [out, inp] = [deltas[0].b.shape[0], deltas[0].a.shape[1]];
+  const rowsPerChunk = Math.max(1, Math.floor(CHUNK / inp));
+  const chunk = new Float32Array(rowsPerChunk * inp);
+  for (let row = 0; row < out; row += rowsPerChunk) {
+    const [start, end] = [row * inp, Math.min(row + rowsPerChunk, out) * inp];
     const w = chunk.subarray(0, end - start);
     bf16ArrayToF32(source.subarray(start, end), w);
-    for (const { delta, factor } of deltas) addScaled(w, (delta.values as Float32Array).subarray(start, end), factor);
+    for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
     f32ArrayToBf16(w, merged.subarray(start, end));
   }
   return new Uint8Array(merged.buffer);
