@@ -12,7 +12,8 @@ DATA=examples/data/house-style
 OUT=out/demo
 PROMPT=$'def area_of_circle(radius):\n'
 rm -rf "$OUT" && mkdir -p "$OUT"
-step() { printf '\n\033[1m== %s\033[0m\n$ lora %s\n' "$1" "${*:2}"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n$ lora %s\n' "$bold" "$1" "$plain" "${*:2}"; }
 
 step "the model and what LoRA can target" inspect $MODEL --depth 1
 lora inspect $MODEL --depth 1

@@ -44,9 +44,8 @@ function loraOptions(y: Argv, required: boolean) {
     .option('exclude', { type: 'string', describe: 'modules never to adapt (names or a regex)' });
 }
 
-const run = (command: (args: never) => Promise<void>) => async (args: unknown) => {
-  await command(args as never);
-};
+/** yargs' parsed arguments, handed to a command as its typed Args (the options above define them). */
+const run = <Args>(command: (args: Args) => Promise<void>) => (args: unknown) => command(args as Args);
 
 const cli = yargs(argv)
   .scriptName('lora')
