@@ -4,7 +4,7 @@
  * naming what is wrong, exit code 1, and nothing left behind.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -236,4 +236,25 @@ test('train --qlora trains on an NF4 base; an existing run folder needs --resume
   const summary = JSON.parse((await lora('inspect', MODEL, '--adapter', join(out, 'adapter'), '--json')).stdout);
   t.is(summary.adapter.adapter_parameters, 43008);
   await fails(t, lora(...args), /--out .* already exists and is not empty/);
+});
+
+test('Ctrl-C during train saves a checkpoint, exits 0, and --resume finishes the run', async (t) => {
+  const out = join(await scratch(), 'run');
+  const args = [BIN, 'train', MODEL, '--target', 'q_proj', '--data', `${DATA}/train.jsonl`, '--max-steps', '40', '--batch-size', '4',
+    '--max-length', '64', '--logging-steps', '1', '--progress', 'lines', '--out', out];
+  const child = spawn(process.execPath, args, { cwd: REPO });
+  let stdout = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (/step 3\/40/.test(stderr) && child.signalCode === null && !child.killed) child.kill('SIGINT');
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  t.is(code, 0);
+  t.regex(stdout, /interrupted at step \d+\/40; checkpoint saved, continue with --resume/);
+  t.true((await readdir(out)).some((n) => n.startsWith('checkpoint-')));
+  const resumed = await lora(...args.slice(1), '--resume', '--json');
+  t.is(resumed.code, 0, resumed.stderr);
+  t.like(JSON.parse(resumed.stdout), { steps: 40, interrupted: false });
 });
