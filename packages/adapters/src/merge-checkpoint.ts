@@ -11,10 +11,9 @@
  * Everything is written into a temporary folder beside the output, renamed
  * into place at the end; the inputs are only read.
  */
-import { mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve, sep } from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { Checkpoint, FileFormatError, bf16ArrayToF32, f32ArrayToBf16, INDEX_FILE, SafetensorsStream, Tensor, fsyncDirectory, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Checkpoint, FileFormatError, bf16ArrayToF32, f32ArrayToBf16, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
 import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
 import { readAdapter } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
@@ -41,21 +40,6 @@ interface LoadedAdapter {
   tensors: Map<string, Tensor>;
   weight: number;
   dir: string;
-}
-
-/** The output must not be, contain or sit inside the model folder, and must not hold anything yet. */
-async function checkOutput(model: string, out: string): Promise<void> {
-  const modelReal = await realpath(model);
-  const outAbs = resolve(out);
-  const outReal = await realpath(outAbs).catch(() => null);
-  const target = outReal ?? join(await realpath(dirname(outAbs)).catch(() => dirname(outAbs)), basename(outAbs));
-  if (target === modelReal || target.startsWith(modelReal + sep) || modelReal.startsWith(target + sep)) {
-    throw new FileFormatError('OutputIsInput', out, `is (or is inside, or contains) the model folder ${model}; write the merged model somewhere else`);
-  }
-  if (outReal !== null && (await readdir(outReal)).length > 0) throw new FileFormatError('OutputExists', out, 'already exists and is not empty; choose a new folder');
-  await stat(dirname(outAbs)).catch(() => {
-    throw new FileFormatError('MissingFolder', dirname(outAbs), 'does not exist');
-  });
 }
 
 interface ModuleDelta {
@@ -191,17 +175,32 @@ function outputDtype(checkpoint: Checkpoint, requested: MergeOptions['dtype']): 
   return (floats[0] as SafetensorsDtype | undefined) ?? 'F32';
 }
 
+/** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
+async function outputBytes(name: string, checkpoint: Checkpoint, adapters: LoadedAdapter[], replaced: Map<string, Tensor>, dtype: SafetensorsDtype): Promise<Uint8Array> {
+  const replacement = replaced.get(name);
+  if (replacement !== undefined) return tensorToBytes(replacement, dtype);
+  const stored = checkpoint.entry(name);
+  if (isAdapted(name, adapters)) {
+    const deltas = moduleDeltas(name, stored.shape, adapters);
+    const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
+    return simple && stored.dtype === 'BF16' && dtype === 'BF16'
+      ? mergeBf16(await checkpoint.readBytes(name), deltas)
+      : tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtype);
+  }
+  if (dtype === stored.dtype) return checkpoint.readBytes(name); // untouched: the bytes as they are
+  return tensorToBytes(await checkpoint.read(name), dtype);
+}
+
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
   if (adapterDirs.length === 0) throw new Error('mergeCheckpoint: no adapter given');
   const config = await loadConfig(model);
   if ((config as { quantization_config?: unknown }).quantization_config) {
     throw new FileFormatError('QuantizedBase', model, 'holds 4-bit weights; merge into the original 16-bit model, or in the library with mergeAndUnload({ dequantize: true })');
   }
-  await checkOutput(model, out);
+  await checkOutputFolder(out, [model, ...adapterDirs.map((a) => a.dir)]);
   const adapters: LoadedAdapter[] = [];
   for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
   const checkpoint = await Checkpoint.open(model);
-  const temp = join(dirname(resolve(out)), `.${basename(resolve(out))}.tmp-${randomBytes(4).toString('hex')}`);
   try {
     checkAdapters(adapters, checkpoint);
     const target = outputDtype(checkpoint, dtype);
@@ -210,60 +209,35 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
     const plan = planShards(sizes, maxShardSize);
-    await mkdir(temp);
-    let done = 0;
-    let merged = 0;
     const files: string[] = [];
-    for (const [k, shard] of plan.entries()) {
-      const file = shardFileName(k, plan.length);
-      const stream = await SafetensorsStream.create(join(temp, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
-      // One write in flight while the next tensor is merged: the disk and the CPU work at the same time.
-      let writing: Promise<void> = Promise.resolve();
-      for (const name of shard) {
-        const replacement = replaced.get(name);
-        let bytes: Uint8Array;
-        if (replacement !== undefined) {
-          bytes = tensorToBytes(replacement, dtypeOf(name));
-        } else if (isAdapted(name, adapters)) {
-          const deltas = moduleDeltas(name, checkpoint.entry(name).shape, adapters);
-          const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
-          bytes = simple && checkpoint.entry(name).dtype === 'BF16' && dtypeOf(name) === 'BF16'
-            ? mergeBf16(await checkpoint.readBytes(name), deltas)
-            : tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtypeOf(name));
-          merged++;
-        } else if (dtypeOf(name) === checkpoint.entry(name).dtype) {
-          bytes = await checkpoint.readBytes(name); // untouched: the bytes as they are
-        } else {
-          bytes = tensorToBytes(await checkpoint.read(name), dtypeOf(name));
+    let done = 0;
+    await writeFolderAtomically(out, async (dir) => {
+      for (const [k, shard] of plan.entries()) {
+        const file = shardFileName(k, plan.length);
+        const stream = await SafetensorsStream.create(join(dir, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
+        // One write in flight while the next tensor is merged: the disk and the CPU work at the same time.
+        let writing: Promise<void> = Promise.resolve();
+        for (const name of shard) {
+          const bytes = await outputBytes(name, checkpoint, adapters, replaced, dtypeOf(name));
+          await writing;
+          writing = stream.write(name, bytes);
+          writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
+          onProgress?.(++done, names.length);
         }
         await writing;
-        writing = stream.write(name, bytes);
-        writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
-        onProgress?.(++done, names.length);
+        await stream.close();
+        files.push(file);
       }
-      await writing;
-      await stream.close();
-      files.push(file);
-    }
-    if (plan.length > 1) {
-      await writeFile(join(temp, INDEX_FILE), indexJson(plan, new Map(sizes)));
-      files.push(INDEX_FILE);
-    }
-    const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config');
-    const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[target as 'F32'] ?? 'float32';
-    await writeFile(join(temp, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
-    files.push(...(await copySideFiles(model, temp)));
-    await fsyncDirectory(temp);
-    await rename(temp, resolve(out)).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
-      await rm(resolve(out), { recursive: true }); // an empty folder given as the output
-      await rename(temp, resolve(out));
+      if (plan.length > 1) {
+        await writeFile(join(dir, INDEX_FILE), indexJson(plan, new Map(sizes)));
+        files.push(INDEX_FILE);
+      }
+      const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config');
+      const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[target as 'F32'] ?? 'float32';
+      await writeFile(join(dir, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
+      files.push(...(await copySideFiles(model, dir)), 'config.json');
     });
-    await fsyncDirectory(dirname(resolve(out)));
-    return { files: [...files, 'config.json'], mergedTensors: merged, totalTensors: names.length };
-  } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    throw error;
+    return { files, mergedTensors: names.filter((n) => !replaced.has(n) && isAdapted(n, adapters)).length, totalTensors: names.length };
   } finally {
     await checkpoint.close();
   }

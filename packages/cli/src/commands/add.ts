@@ -4,7 +4,8 @@ import { LoraConfig, getPeftModel, type PeftModel } from '@lorakit/adapters';
 import { UsageError, layerList } from '../errors.ts';
 import { closeNames } from '../suggest.ts';
 import { targetNames } from './inspect.ts';
-import { checkOutputFolder, writeFolderAtomically } from '../output.ts';
+import { writeFolderAtomically } from '@lorakit/core';
+import { checkOutFlag } from '../output.ts';
 
 export interface LoraFlags {
   target: string;
@@ -64,7 +65,7 @@ export function addLora(model: CausalLM, modelDir: string, flags: LoraFlags): Pe
 }
 
 export async function add(args: AddArgs): Promise<void> {
-  await checkOutputFolder(args.out, [args.model]);
+  await checkOutFlag(args.out, [args.model]);
   const model = await AutoModelForCausalLM.fromPretrained(args.model, { onWarning: () => {} });
   const peft = addLora(model, args.model, args);
   await writeFolderAtomically(args.out, (dir) => peft.savePretrained(dir));

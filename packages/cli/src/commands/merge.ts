@@ -1,7 +1,7 @@
 /** lora merge <model> --adapter DIR [--adapter DIR --weight W ...] --out DIR: a streaming merge into a new checkpoint. */
 import { mergeCheckpoint } from '@lorakit/adapters';
 import { UsageError, byteSize } from '../errors.ts';
-import { checkOutputFolder } from '../output.ts';
+import { checkOutFlag } from '../output.ts';
 import { stepProgress } from '../progress.ts';
 
 export interface MergeArgs {
@@ -28,7 +28,7 @@ export async function merge(args: MergeArgs): Promise<void> {
   if (args.adapter.length === 0) throw new UsageError('lora merge needs at least one --adapter DIR');
   const adapterWeights = weights(args);
   const maxShardSize = byteSize(args.maxShardSize);
-  await checkOutputFolder(args.out, [args.model, ...args.adapter]);
+  await checkOutFlag(args.out, [args.model, ...args.adapter]);
   const started = performance.now();
   const progress = stepProgress('merge', 'tensors');
   const result = await mergeCheckpoint({

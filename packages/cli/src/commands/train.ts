@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, type CausalLM, type ProgressMode } from '@lorakit/models';
 import { PeftModel, quantizeModel } from '@lorakit/adapters';
 import { UsageError } from '../errors.ts';
-import { checkOutputFolder, writeFolderAtomically } from '../output.ts';
+import { writeFolderAtomically } from '@lorakit/core';
+import { checkOutFlag } from '../output.ts';
 import { addLora, type LoraFlags } from './add.ts';
 
 export interface TrainArgs extends Partial<LoraFlags> {
@@ -56,7 +57,7 @@ export async function train(args: TrainArgs): Promise<void> {
   if (args.adapter !== undefined && args.target !== undefined) throw new UsageError('give --adapter or --target, not both');
   await existingFile('data', args.data);
   if (args.eval !== undefined) await existingFile('eval', args.eval);
-  await checkOutputFolder(args.out, [args.model, ...(args.adapter ? [args.adapter] : [])], { allowExisting: args.resume });
+  await checkOutFlag(args.out, [args.model, ...(args.adapter ? [args.adapter] : [])], { allowExisting: args.resume });
 
   const model = await AutoModelForCausalLM.fromPretrained(args.model, { onWarning: () => {} });
   const tokenizer = await AutoTokenizer.fromPretrained(args.model);

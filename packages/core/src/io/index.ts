@@ -8,4 +8,5 @@ export { saveSafetensors, tensorRecord, encodeHeader, type TensorRecord } from '
 export { Checkpoint, SINGLE_FILE, INDEX_FILE } from './checkpoint.ts';
 export { planShards, shardFileName, indexJson, saveShardedSafetensors } from './sharded-writer.ts';
 export { writeFileAtomic, writeAll, assertNotSymlink, temporaryPath, fsyncDirectory } from './atomic.ts';
+export { checkOutputFolder, writeFolderAtomically } from './output-folder.ts';
 export { SafetensorsStream, type PlannedTensor } from './safetensors-stream.ts';
