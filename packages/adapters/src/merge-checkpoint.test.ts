@@ -24,6 +24,7 @@ test('merging PEFT\'s adapter reproduces PEFT\'s merged weights and logits', asy
   const model = await AutoModelForCausalLM.fromPretrained(out);
   const io = await SafetensorsFile.open(`${QV}/io.safetensors`);
   const [inputIds, attentionMask, mergedLogits] = await Promise.all(['input_ids', 'attention_mask', 'merged_logits'].map((n) => io.read(n)));
+  await io.close();
   t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
   t.true((await readdir(out)).includes('tokenizer.json'));
 });

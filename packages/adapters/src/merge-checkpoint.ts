@@ -13,8 +13,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Checkpoint, FileFormatError, bf16ArrayToF32, f32ArrayToBf16, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, matmul, noGrad, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { Checkpoint, FileFormatError, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
 import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
+import { Bf16MergePool } from './bf16-merge-pool.ts';
+import { addScaled, productRows, type RowDelta } from './merge-rows.ts';
 import { readAdapter } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
 
@@ -42,13 +44,9 @@ interface LoadedAdapter {
   dir: string;
 }
 
-interface ModuleDelta {
+/** One adapter's B·A for one module: lora_A [r, in] and lora_B [out, r] as plain arrays, factor = wᵢ·sᵢ. */
+interface ModuleDelta extends RowDelta {
   adapter: LoadedAdapter;
-  /** lora_A [r, in] and lora_B [out, r] */
-  a: Tensor;
-  b: Tensor;
-  /** wᵢ·sᵢ */
-  factor: number;
   magnitude: Tensor | undefined;
 }
 
@@ -64,7 +62,8 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[]): 
     if (expected.join() !== shape.join()) {
       throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(expected)} does not fit the model's weight ${JSON.stringify(shape)}`);
     }
-    deltas.push({ adapter, a, b, factor: adapter.weight * adapter.config.scaling(module), magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
+    const factor = adapter.weight * adapter.config.scaling(module);
+    deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
   }
   return deltas;
 }
@@ -80,7 +79,7 @@ function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   let result = weight;
   for (const delta of deltas) {
     const { adapter, factor, magnitude } = delta;
-    const [out, inp] = [delta.b.shape[0], delta.a.shape[1]];
+    const [out, inp] = [delta.b.length / delta.r, delta.a.length / delta.r];
     const w = result.values as Float32Array;
     const d = productRows(delta, 0, out);
     if (adapter.config.fanInFanOut) {
@@ -91,42 +90,6 @@ function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
     if (magnitude) result = doraScale(result, magnitude, adapter.config.fanInFanOut);
   }
   return result;
-}
-
-/** w += factor·d, rounded to float32 as each element is stored. */
-function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
-  for (let i = 0; i < w.length; i++) w[i] += factor * d[i];
-}
-
-/** Rows [from, to) of B·A, [to - from, in] float32. */
-function productRows({ a, b }: ModuleDelta, from: number, to: number): Float32Array {
-  const r = a.shape[0];
-  const rows = new Tensor((b.values as Float32Array).subarray(from * r, to * r), [to - from, r]);
-  return noGrad(() => matmul(rows, a)).values as Float32Array;
-}
-
-const CHUNK = 1 << 16;
-
-/**
- * The bf16 -> bf16 case of mergeWeight without DoRA or fan_in_fan_out, the
- * common one: widen, add B·A and round in blocks of rows that stay in cache,
- * never holding the weight or the product whole in float32. Same arithmetic,
- * same bits as the general path.
- */
-function mergeBf16(raw: Uint8Array, deltas: ModuleDelta[]): Uint8Array {
-  const source = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-  const merged = new Uint16Array(source.length);
-  const [out, inp] = [deltas[0].b.shape[0], deltas[0].a.shape[1]];
-  const rowsPerChunk = Math.max(1, Math.floor(CHUNK / inp));
-  const chunk = new Float32Array(rowsPerChunk * inp);
-  for (let row = 0; row < out; row += rowsPerChunk) {
-    const [start, end] = [row * inp, Math.min(row + rowsPerChunk, out) * inp];
-    const w = chunk.subarray(0, end - start);
-    bf16ArrayToF32(source.subarray(start, end), w);
-    for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
-    f32ArrayToBf16(w, merged.subarray(start, end));
-  }
-  return new Uint8Array(merged.buffer);
 }
 
 /** m ⊙ W / ‖W‖_row (per output: rows of [out, in], columns of a fan_in_fan_out [in, out]). */
@@ -175,17 +138,29 @@ function outputDtype(checkpoint: Checkpoint, requested: MergeOptions['dtype']): 
   return (floats[0] as SafetensorsDtype | undefined) ?? 'F32';
 }
 
-/** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
-async function outputBytes(name: string, checkpoint: Checkpoint, adapters: LoadedAdapter[], replaced: Map<string, Tensor>, dtype: SafetensorsDtype): Promise<Uint8Array> {
+interface MergeInputs {
+  checkpoint: Checkpoint;
+  adapters: LoadedAdapter[];
+  /** adapter tensors that replace base tensors, by base key */
+  replaced: Map<string, Tensor>;
+  pool: Bf16MergePool;
+}
+
+/**
+ * One output tensor's bytes: an adapter's replacement, the merged weight, or
+ * the base tensor as it is. The common case, a bf16 weight staying bf16
+ * without DoRA or fan_in_fan_out, is merged by the worker pool.
+ */
+async function outputBytes(name: string, dtype: SafetensorsDtype, { checkpoint, adapters, replaced, pool }: MergeInputs): Promise<Uint8Array> {
   const replacement = replaced.get(name);
   if (replacement !== undefined) return tensorToBytes(replacement, dtype);
   const stored = checkpoint.entry(name);
   if (isAdapted(name, adapters)) {
     const deltas = moduleDeltas(name, stored.shape, adapters);
     const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
-    return simple && stored.dtype === 'BF16' && dtype === 'BF16'
-      ? mergeBf16(await checkpoint.readBytes(name), deltas)
-      : tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtype);
+    if (!simple || stored.dtype !== 'BF16' || dtype !== 'BF16') return tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtype);
+    const source = await checkpoint.readBytes(name, pool.input(stored.end - stored.begin));
+    return pool.merge(source, stored.shape as [number, number], deltas);
   }
   if (dtype === stored.dtype) return checkpoint.readBytes(name); // untouched: the bytes as they are
   return tensorToBytes(await checkpoint.read(name), dtype);
@@ -201,10 +176,12 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
   const adapters: LoadedAdapter[] = [];
   for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
   const checkpoint = await Checkpoint.open(model);
+  const pool = new Bf16MergePool();
   try {
     checkAdapters(adapters, checkpoint);
     const target = outputDtype(checkpoint, dtype);
     const replaced = replacements(adapters);
+    const inputs: MergeInputs = { checkpoint, adapters, replaced, pool };
     const names = checkpoint.names();
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
@@ -218,7 +195,7 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
         // One write in flight while the next tensor is merged: the disk and the CPU work at the same time.
         let writing: Promise<void> = Promise.resolve();
         for (const name of shard) {
-          const bytes = await outputBytes(name, checkpoint, adapters, replaced, dtypeOf(name));
+          const bytes = await outputBytes(name, dtypeOf(name), inputs);
           await writing;
           writing = stream.write(name, bytes);
           writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
@@ -239,6 +216,6 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     });
     return { files, mergedTensors: names.filter((n) => !replaced.has(n) && isAdapted(n, adapters)).length, totalTensors: names.length };
   } finally {
-    await checkpoint.close();
+    await Promise.all([checkpoint.close(), pool.close()]);
   }
 }

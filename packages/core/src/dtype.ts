@@ -60,17 +60,18 @@ export function f16ToF32(half: number): number {
 }
 
 /** Widen a whole bf16 array (as uint16) into float32. */
-export function bf16ArrayToF32(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+export function bf16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
   const out = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) out[i] = src[i] << 16;
   return dst;
 }
 
 /** Narrow a float32 array into bf16 (as uint16). */
-export function f32ArrayToBf16(src: Float32Array, dst = new Uint16Array(src.length)): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
+export function f32ArrayToBf16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+  // NOTE: signed bits stay small integers in V8; a Uint32Array's upper half would be read as doubles.
+  const bits = new Int32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < bits.length; i++) {
-    const b = bits[i]; // as f32ToBf16, inlined on the bits: this loop is the merge's hot path
+    const b = bits[i]; // as f32ToBf16, inlined on the bits
     dst[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x0040 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
   }
   return dst;

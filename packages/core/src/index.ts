@@ -33,6 +33,7 @@ export { NF4, FP4, DYNAMIC, codebook, type QuantType } from './quantization/code
 export { quantize4bit, dequantize4bit, type Quantized4bit } from './quantization/blockwise-4bit.ts';
 export { doubleQuantize, expandAbsmax, type DoubleQuantized } from './quantization/double-quant.ts';
 export { quantizeParallel, type QuantizedWeight } from './quantization/parallel.ts';
+export { typeScriptWorker } from './worker-thread.ts';
 export * as init from './init.ts';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';

@@ -128,8 +128,8 @@ export class Checkpoint {
     return this.#file(name).read(name);
   }
 
-  readBytes(name: string): Promise<Uint8Array> {
-    return this.#file(name).readBytes(name);
+  readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
+    return this.#file(name).readBytes(name, into);
   }
 
   async close(): Promise<void> {

@@ -64,13 +64,16 @@ export class SafetensorsFile {
   }
 
   /** The tensor's raw little-endian bytes. */
-  async readBytes(name: string): Promise<Uint8Array> {
+  /** The tensor's stored bytes, in a new array or at the start of `into` (which may be shared memory). */
+  async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const entry = this.entry(name);
     const stat = await this.#handle.stat();
     if (stat.size !== this.#size || stat.mtimeMs !== this.#mtimeMs) {
       throw new FileFormatError('FileChanged', this.path, 'changed on disk after it was opened');
     }
-    const bytes = new Uint8Array(entry.end - entry.begin);
+    const length = entry.end - entry.begin;
+    if (into && into.length < length) throw new RangeError(`readBytes(${quote(name)}): ${length} bytes do not fit a buffer of ${into.length}`);
+    const bytes = into ? into.subarray(0, length) : new Uint8Array(length);
     await readFully(this.#handle, bytes, this.#header.dataStart + entry.begin, this.path);
     return bytes;
   }

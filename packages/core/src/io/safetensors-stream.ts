@@ -20,8 +20,18 @@ export interface PlannedTensor {
   shape: readonly number[];
 }
 
+/**
+ * Bytes written between flushes to disk. Left alone, the kernel keeps up to a
+ * tenth of memory dirty and writes it only at close()'s fsync, after the
+ * caller's work; flushing as we go lets the disk work while the caller
+ * computes the next tensor (callers keep one write in flight).
+ */
+const FLUSH_EVERY = 256 * 2 ** 20;
+
 export class SafetensorsStream {
   #next = 0;
+  #unflushed = 0;
+  #flushing: Promise<void> = Promise.resolve();
 
   private constructor(readonly path: string, readonly handle: FileHandle, readonly entries: readonly PlannedTensor[]) {}
 
@@ -37,10 +47,19 @@ export class SafetensorsStream {
     const entry = this.entries[this.#next];
     const expected = entry ? numel(entry.shape) * SAFETENSORS_DTYPES[entry.dtype] : -1;
     if (entry?.name !== name || bytes.length !== expected) throw new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${bytes.length} bytes)`);
-    await writeAll(this.handle, [bytes]).catch(async (error: NodeJS.ErrnoException) => {
+    try {
+      await writeAll(this.handle, [bytes]);
+      this.#unflushed += bytes.length;
+      if (this.#unflushed >= FLUSH_EVERY) {
+        this.#unflushed = 0;
+        await this.#flushing; // one flush at a time, in the background of the writes
+        this.#flushing = this.handle.datasync();
+        this.#flushing.catch(() => {}); // awaited by the next flush or close()
+      }
+    } catch (error) {
       await this.handle.close();
-      throw Object.assign(new Error(`${this.path}: could not write ${name}: ${error.code === 'ENOSPC' ? 'the disk is full' : error.message}`), { code: error.code });
-    });
+      throw this.#failure(`could not write ${name}`, error as NodeJS.ErrnoException);
+    }
     this.#next++;
   }
 
@@ -49,7 +68,17 @@ export class SafetensorsStream {
       await this.handle.close();
       throw new Error(`${this.path}: ${this.entries.length - this.#next} planned tensors were not written`);
     }
-    await this.handle.sync();
-    await this.handle.close();
+    try {
+      await this.#flushing;
+      await this.handle.sync();
+    } catch (error) {
+      throw this.#failure('could not flush to disk', error as NodeJS.ErrnoException);
+    } finally {
+      await this.handle.close();
+    }
+  }
+
+  #failure(what: string, error: NodeJS.ErrnoException): Error {
+    return Object.assign(new Error(`${this.path}: ${what}: ${error.code === 'ENOSPC' ? 'the disk is full' : error.message}`), { code: error.code });
   }
 }

@@ -4,8 +4,8 @@
  * moved to its worker, not copied, and is empty afterwards (the caller is
  * replacing those weights); others are copied.
  */
-import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { typeScriptWorker } from '../worker-thread.ts';
 import type { QuantType } from './codebooks.ts';
 import type { DoubleQuantized } from './double-quant.ts';
 
@@ -18,9 +18,7 @@ export interface QuantizedWeight {
 export async function quantizeParallel(weights: Float32Array[], type: QuantType, blockSize: number, doubleQuant: boolean, threads = availableParallelism()): Promise<QuantizedWeight[]> {
   const results = new Array<QuantizedWeight>(weights.length);
   const queue = weights.map((_, i) => i).sort((a, b) => weights[b].length - weights[a].length);
-  // NOTE: lorakit ships TypeScript run by tsx; the bootstrap registers the loader in each worker.
-  const url = new URL('./worker-bootstrap.mjs', import.meta.url);
-  const pool = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => new Worker(url));
+  const pool = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => typeScriptWorker(new URL('./worker.ts', import.meta.url)));
   try {
     await Promise.all(pool.map((worker) => new Promise<void>((resolve, reject) => {
       const next = () => {

@@ -1,0 +1,69 @@
+/**
+ * The arithmetic of a merge, on plain arrays so the main thread and the
+ * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
+ */
+import { Tensor, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad } from '@lorakit/core';
+
+/** One adapter's low-rank delta on a block of rows: A [r, in], B [rows, r], factor = wᵢ·sᵢ. */
+export interface RowDelta {
+  a: Float32Array;
+  b: Float32Array;
+  r: number;
+  factor: number;
+}
+
+/** Elements per block of rows: large enough that each B·A call is a real matmul, small enough to stay in cache. */
+const BLOCK = 1 << 17;
+
+/** w += factor·d, rounded to float32 as each element is stored. */
+export function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
+  for (let i = 0; i < w.length; i++) w[i] += factor * d[i];
+}
+
+/**
+ * Rows [from, to) of B·A, [to - from, in] float32, the same bits however the
+ * rows are split into blocks.
+ * NOTE: onnxruntime computes a one-row product (a GEMV) in another order than
+ * the rows of a larger one; a single row is padded to two so it does not.
+ */
+export function productRows({ a, b, r }: RowDelta, from: number, to: number): Float32Array {
+  const inp = a.length / r;
+  const single = to - from === 1;
+  const rows = single ? new Float32Array(2 * r) : b.subarray(from * r, to * r);
+  if (single) rows.set(b.subarray(from * r, to * r));
+  const product = noGrad(() => matmul(new Tensor(rows, [rows.length / r, r]), new Tensor(a, [r, inp]))).values as Float32Array;
+  return single ? product.subarray(0, inp) : product;
+}
+
+/**
+ * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block, in
+ * sub-blocks that stay in cache, never holding the block whole in float32.
+ * Same arithmetic, same bits as merging a float32 weight and rounding it.
+ */
+export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: number, deltas: RowDelta[]): void {
+  const rows = source.length / inp;
+  const rowsPerBlock = Math.max(1, Math.floor(BLOCK / inp));
+  const block = new Float32Array(Math.min(rows, rowsPerBlock) * inp);
+  for (let row = 0; row < rows; row += rowsPerBlock) {
+    const [start, end] = [row * inp, Math.min(row + rowsPerBlock, rows) * inp];
+    const [from, to, w] = [source.subarray(start, end), merged.subarray(start, end), block.subarray(0, end - start)];
+    if (deltas.length === 1) {
+      widenAddRound(from, productRows(deltas[0], row, end / inp), deltas[0].factor, w, to);
+    } else {
+      bf16ArrayToF32(from, w);
+      for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
+      f32ArrayToBf16(w, to);
+    }
+  }
+}
+
+/** to = bf16(f32(from) + factor·d): bf16ArrayToF32, addScaled and f32ArrayToBf16 fused in one pass; w is scratch. */
+function widenAddRound(from: Uint16Array, d: Float32Array, factor: number, w: Float32Array, to: Uint16Array): void {
+  const bits = new Int32Array(w.buffer, w.byteOffset, w.length);
+  for (let i = 0; i < from.length; i++) {
+    bits[i] = from[i] << 16;
+    w[i] += factor * d[i];
+    const b = bits[i];
+    to[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x0040 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+}
