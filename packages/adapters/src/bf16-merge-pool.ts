@@ -7,9 +7,10 @@
  *   const merged = await pool.merge(source, [out, inp], deltas);   // bf16 bytes
  *   await pool.close();
  *
- * The pool owns that memory: one input buffer to read a weight into, and two
- * output buffers used in turn, so a merged weight stays intact while it is
- * written and the next one is merged. Workers start on the first merge.
+ * The pool owns that memory: two input buffers used in turn, so the next
+ * weight is read while this one is merged, and two output buffers used in
+ * turn, so a merged weight stays intact while it is written and the next one
+ * is merged. Workers start on the first merge.
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -20,25 +21,27 @@ const shared = (bytes: number) => new Uint8Array(new SharedArrayBuffer(bytes));
 
 export class Bf16MergePool {
   #workers: Worker[] = [];
-  #input = shared(0);
+  #inputs = [shared(0), shared(0)];
   #outputs = [shared(0), shared(0)];
-  #turn = 0;
+  #inputTurn = 0;
+  #outputTurn = 0;
   #nextId = 0;
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(readonly threads = availableParallelism()) {}
 
-  /** A shared buffer of `bytes` bytes to read the next weight into. */
+  /** A shared buffer of `bytes` bytes to read the next weight into; valid until the input after next. */
   input(bytes: number): Uint8Array {
-    if (this.#input.length < bytes) this.#input = shared(bytes);
-    return this.#input.subarray(0, bytes);
+    this.#inputTurn ^= 1;
+    if (this.#inputs[this.#inputTurn].length < bytes) this.#inputs[this.#inputTurn] = shared(bytes);
+    return this.#inputs[this.#inputTurn].subarray(0, bytes);
   }
 
   /** bf16(source + Σ factor·B·A) for a bf16 weight [out, inp] read into input(); valid until the merge after next. */
   async merge(source: Uint8Array, [out, inp]: [number, number], deltas: RowDelta[]): Promise<Uint8Array> {
-    this.#turn ^= 1;
-    if (this.#outputs[this.#turn].length < source.length) this.#outputs[this.#turn] = shared(source.length);
-    const merged = this.#outputs[this.#turn].subarray(0, source.length);
+    this.#outputTurn ^= 1;
+    if (this.#outputs[this.#outputTurn].length < source.length) this.#outputs[this.#outputTurn] = shared(source.length);
+    const merged = this.#outputs[this.#outputTurn].subarray(0, source.length);
     const rowsOf = (bytes: Uint8Array, from: number, to: number) => new Uint16Array(bytes.buffer, bytes.byteOffset + from * inp * 2, (to - from) * inp);
     const parts = Math.min(this.threads, out);
     await Promise.all(Array.from({ length: parts }, (_, p) => {

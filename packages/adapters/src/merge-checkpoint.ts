@@ -13,7 +13,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Checkpoint, FileFormatError, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
 import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
 import { addScaled, productRows, type RowDelta } from './merge-rows.ts';
@@ -80,13 +80,8 @@ function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   for (const delta of deltas) {
     const { adapter, factor, magnitude } = delta;
     const [out, inp] = [delta.b.length / delta.r, delta.a.length / delta.r];
-    const w = result.values as Float32Array;
-    const d = productRows(delta, 0, out);
-    if (adapter.config.fanInFanOut) {
-      for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) w[i * out + o] += factor * d[o * inp + i];
-    } else {
-      addScaled(w, d, factor);
-    }
+    const d = new Tensor(productRows(delta, 0, out), [out, inp]);
+    addScaled(result.values as Float32Array, (adapter.config.fanInFanOut ? d.transpose(0, 1) : d).values as Float32Array, factor);
     if (magnitude) result = doraScale(result, magnitude, adapter.config.fanInFanOut);
   }
   return result;
@@ -147,23 +142,35 @@ interface MergeInputs {
 }
 
 /**
- * One output tensor's bytes: an adapter's replacement, the merged weight, or
- * the base tensor as it is. The common case, a bf16 weight staying bf16
- * without DoRA or fan_in_fan_out, is merged by the worker pool.
+ * The deltas for a base weight the adapters change, and whether the worker
+ * pool merges it: the common case, a bf16 weight staying bf16 without DoRA
+ * or fan_in_fan_out.
  */
-async function outputBytes(name: string, dtype: SafetensorsDtype, { checkpoint, adapters, replaced, pool }: MergeInputs): Promise<Uint8Array> {
-  const replacement = replaced.get(name);
-  if (replacement !== undefined) return tensorToBytes(replacement, dtype);
+function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, adapters }: MergeInputs): { deltas: ModuleDelta[]; onPool: boolean } | undefined {
+  if (!isAdapted(name, adapters)) return undefined;
   const stored = checkpoint.entry(name);
-  if (isAdapted(name, adapters)) {
-    const deltas = moduleDeltas(name, stored.shape, adapters);
-    const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
-    if (!simple || stored.dtype !== 'BF16' || dtype !== 'BF16') return tensorToBytes(mergeWeight(await checkpoint.read(name), deltas), dtype);
-    const source = await checkpoint.readBytes(name, pool.input(stored.end - stored.begin));
-    return pool.merge(source, stored.shape as [number, number], deltas);
-  }
-  if (dtype === stored.dtype) return checkpoint.readBytes(name); // untouched: the bytes as they are
-  return tensorToBytes(await checkpoint.read(name), dtype);
+  const deltas = moduleDeltas(name, stored.shape, adapters);
+  const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
+  return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
+}
+
+/** The stored bytes outputBytes will need (in the pool's shared memory for a pool merge); none for a replaced tensor. */
+async function readSource(name: string, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Uint8Array | undefined> {
+  if (inputs.replaced.has(name)) return undefined;
+  const stored = inputs.checkpoint.entry(name);
+  return inputs.checkpoint.readBytes(name, mergeOf(name, dtype, inputs)?.onPool ? inputs.pool.input(stored.end - stored.begin) : undefined);
+}
+
+/** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
+async function outputBytes(name: string, source: Uint8Array | undefined, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Uint8Array> {
+  const replacement = inputs.replaced.get(name);
+  if (replacement !== undefined) return tensorToBytes(replacement, dtype);
+  const stored = inputs.checkpoint.entry(name);
+  const merge = mergeOf(name, dtype, inputs);
+  if (merge?.onPool) return inputs.pool.merge(source!, stored.shape as [number, number], merge.deltas);
+  const tensor = () => bytesToTensor(source!, stored.dtype, stored.shape);
+  if (merge) return tensorToBytes(mergeWeight(tensor(), merge.deltas), dtype);
+  return dtype === stored.dtype ? source! : tensorToBytes(tensor(), dtype); // untouched: the bytes as they are
 }
 
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
@@ -192,10 +199,15 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
       for (const [k, shard] of plan.entries()) {
         const file = shardFileName(k, plan.length);
         const stream = await SafetensorsStream.create(join(dir, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
-        // One write in flight while the next tensor is merged: the disk and the CPU work at the same time.
+        // A pipeline: tensor k is written while k + 1 is merged and k + 2 is read.
+        const read = (k: number) => (k < shard.length ? readSource(shard[k], dtypeOf(shard[k]), inputs) : Promise.resolve(undefined));
+        let reading = read(0);
         let writing: Promise<void> = Promise.resolve();
-        for (const name of shard) {
-          const bytes = await outputBytes(name, dtypeOf(name), inputs);
+        for (const [k, name] of shard.entries()) {
+          const source = await reading;
+          reading = read(k + 1);
+          reading.catch(() => {}); // awaited on the next tensor; this only keeps it from being "unhandled"
+          const bytes = await outputBytes(name, source, dtypeOf(name), inputs);
           await writing;
           writing = stream.write(name, bytes);
           writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"

@@ -1,8 +1,9 @@
 /**
  * The arithmetic of a merge, on plain arrays so the main thread and the
  * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
+ * in float32 as PyTorch computes it: each scaled product rounded, then the sum.
  */
-import { Tensor, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad } from '@lorakit/core';
+import { Tensor, addScaledBf16, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad } from '@lorakit/core';
 
 /** One adapter's low-rank delta on a block of rows: A [r, in], B [rows, r], factor = wᵢ·sᵢ. */
 export interface RowDelta {
@@ -15,9 +16,10 @@ export interface RowDelta {
 /** Elements per block of rows: large enough that each B·A call is a real matmul, small enough to stay in cache. */
 const BLOCK = 1 << 17;
 
-/** w += factor·d, rounded to float32 as each element is stored. */
+/** w += f32(factor·d), in float32 (a sum of two float32 values rounds the same in float64 first). */
 export function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
-  for (let i = 0; i < w.length; i++) w[i] += factor * d[i];
+  const f = Math.fround(factor);
+  for (let i = 0; i < w.length; i++) w[i] += Math.fround(f * d[i]);
 }
 
 /**
@@ -48,22 +50,11 @@ export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: num
     const [start, end] = [row * inp, Math.min(row + rowsPerBlock, rows) * inp];
     const [from, to, w] = [source.subarray(start, end), merged.subarray(start, end), block.subarray(0, end - start)];
     if (deltas.length === 1) {
-      widenAddRound(from, productRows(deltas[0], row, end / inp), deltas[0].factor, w, to);
+      addScaledBf16(from, productRows(deltas[0], row, end / inp), deltas[0].factor, to);
     } else {
       bf16ArrayToF32(from, w);
       for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
       f32ArrayToBf16(w, to);
     }
-  }
-}
-
-/** to = bf16(f32(from) + factor·d): bf16ArrayToF32, addScaled and f32ArrayToBf16 fused in one pass; w is scratch. */
-function widenAddRound(from: Uint16Array, d: Float32Array, factor: number, w: Float32Array, to: Uint16Array): void {
-  const bits = new Int32Array(w.buffer, w.byteOffset, w.length);
-  for (let i = 0; i < from.length; i++) {
-    bits[i] = from[i] << 16;
-    w[i] += factor * d[i];
-    const b = bits[i];
-    to[i] = (b & 0x7fffffff) > 0x7f800000 ? (b >>> 16) | 0x0040 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
   }
 }

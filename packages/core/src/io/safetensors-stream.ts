@@ -26,7 +26,7 @@ export interface PlannedTensor {
  * caller's work; flushing as we go lets the disk work while the caller
  * computes the next tensor (callers keep one write in flight).
  */
-const FLUSH_EVERY = 256 * 2 ** 20;
+const FLUSH_EVERY = 64 * 2 ** 20;
 
 export class SafetensorsStream {
   #next = 0;
