@@ -18,7 +18,7 @@ def main(folder):
     for case in cases:
         ref = load_file(str(case / "lorakit.safetensors"))
         base = bytes(ref["base"].tolist()).decode()
-        model = AutoModelForCausalLM.from_pretrained(ROOT / "packages" / "models" / "fixtures" / base, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32)  # a path from the repository's root
         model = PeftModel.from_pretrained(model, case / "adapter").eval()
         with torch.no_grad():
             logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits

@@ -4,7 +4,9 @@ For each case, on a tiny checkpoint from packages/models/fixtures: PEFT's
 get_peft_model with random A and B (B with std 0.05, as the shared fixtures),
 the adapter saved by PEFT, and reference.safetensors with the logits of the
 adapted model, the gradients of every adapter parameter for the causal-LM loss
-(in-memory names), and the logits after merge_and_unload.
+(in-memory names), a greedy continuation, a three-step AdamW trajectory from
+the saved adapter (losses and final trainable parameters), and the logits
+after merge_and_unload.
 
     conformance/.venv/bin/python conformance/make_adapter_fixtures.py
 """
@@ -13,7 +15,7 @@ import pathlib
 
 import peft
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
@@ -32,6 +34,26 @@ CASES = {
     "modules-to-save": ("llama-rope-linear", dict(target_modules=["q_proj"], modules_to_save=["lm_head"])),
     "gaussian-init": ("mistral", dict(target_modules=["k_proj"], init_lora_weights="gaussian")),
 }
+
+
+ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+ADAMW_STEPS = 3
+
+
+def adamw_trajectory(base, adapter, ids, mask, labels):
+    """Three AdamW steps on the trainable parameters of the saved adapter: the losses before each step and the end point."""
+    model = AutoModelForCausalLM.from_pretrained(MODELS / base, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, adapter, is_trainable=True).eval()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([p for _, p in trainable], **ADAMW)
+    losses = []
+    for _ in range(ADAMW_STEPS):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return {"adamw_losses": torch.tensor(losses), **{f"adamw.{n}": p.detach().contiguous() for n, p in trainable}}
 
 
 def randomize(model, generator):
@@ -65,7 +87,9 @@ def main():
             if param.grad is not None:
                 tensors[f"grad.{name}"] = param.grad.contiguous()
         with torch.no_grad():
+            tensors["greedy"] = model.generate(input_ids=ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=8, do_sample=False)
             tensors["merged_logits"] = model.merge_and_unload()(input_ids=ids, attention_mask=mask).logits.contiguous()
+        tensors.update(adamw_trajectory(base, out / "adapter", ids, mask, labels))
         save_file(tensors, str(out / "reference.safetensors"))
         (out / "case.json").write_text(json.dumps({"base": base, "lora_config": {k: v for k, v in options.items()}, "init_lora_weights": init}, indent=2) + "\n")
         print(case, "written")

@@ -1,7 +1,9 @@
 """Reference cases for @lorakit/models, made with PyTorch + transformers.
 
 Writes packages/models/fixtures/<case>/ (config.json, model.safetensors as
-transformers saves it) and reference.safetensors beside them:
+transformers saves it, in float32, or in bfloat16 for the cases named -bf16)
+and reference.safetensors beside them, computed in float32 from the stored
+weights:
   input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
   loss (labels = input_ids with padding at -100), greedy [1, 5 + 8]
 and tiny-code-llama's loss on the PEFT fixture's inputs.
@@ -25,6 +27,7 @@ LLAMA = dict(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_la
              pad_token_id=1, eos_token_id=2, bos_token_id=0)
 
 CASES = {
+    "llama": LlamaConfig(**LLAMA),
     "llama-rope-linear": LlamaConfig(**LLAMA, rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}),
     "llama-rope-llama3": LlamaConfig(**LLAMA, rope_parameters={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                             "high_freq_factor": 4.0, "original_max_position_embeddings": 8,
@@ -34,6 +37,8 @@ CASES = {
     "qwen2": Qwen2Config(**LLAMA),
     "gpt2": GPT2Config(vocab_size=128, n_positions=64, n_embd=32, n_layer=2, n_head=4, pad_token_id=1, eos_token_id=2, bos_token_id=0),
 }
+# The same architectures stored in bfloat16.
+CASES.update({f"{name}-bf16": CASES[name] for name in ["llama-rope-linear", "mistral", "qwen2", "gpt2"]})
 
 
 def inputs(vocab):
@@ -60,13 +65,12 @@ def main():
     for name, config in CASES.items():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config).eval()
-        if name.endswith("bf16-tied"):
-            model = model.to(torch.bfloat16).to(torch.float32)  # weights exactly representable in bf16
         case = OUT / name
-        model.save_pretrained(case, safe_serialization=True)
-        if name.endswith("bf16-tied"):
+        if "bf16" in name:
             model.to(torch.bfloat16).save_pretrained(case, safe_serialization=True)
             model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32).eval()
+        else:
+            model.save_pretrained(case, safe_serialization=True)
         save_file(reference(model, config.vocab_size), str(case / "reference.safetensors"))
         print(name, "written")
 

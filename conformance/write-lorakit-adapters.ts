@@ -44,7 +44,7 @@ for (const [name, [base, fields]] of Object.entries(CASES)) {
   await peft.savePretrained(join(dir, 'adapter'));
   await saveSafetensors(join(dir, 'lorakit.safetensors'), new Map([
     ['input_ids', tensorRecord(inputIds, 'I64')], ['attention_mask', tensorRecord(attentionMask, 'I64')], ['logits', tensorRecord(logits, 'F32')],
-    ['base', tensorRecord(Tensor.fromArray([...Buffer.from(base)], 'int32'), 'U8')],
+    ['base', tensorRecord(Tensor.fromArray([...Buffer.from(join(MODELS, base))], 'int32'), 'U8')],
   ]));
   console.log(`${name}: written`);
 }
