@@ -1,8 +1,8 @@
 /** Random checkpoints with the shapes of real models, written once into benchmarks/out/. */
 import { existsSync } from 'node:fs';
-import { manualSeed } from '@lorakit/core';
+import { Tensor, manualSeed, mul } from '@lorakit/core';
 import { AutoModelForCausalLM, modelForConfig, saveModel, type LlamaFamilyConfig } from '@lorakit/models';
-import { quantizeModel } from '@lorakit/adapters';
+import { LoraConfig, configToJson, quantizeModel, writeAdapter } from '@lorakit/adapters';
 
 export const SMOLLM2_SHAPES: LlamaFamilyConfig = {
   model_type: 'llama', vocab_size: 49152, hidden_size: 576, intermediate_size: 1536, num_hidden_layers: 30,
@@ -34,5 +34,27 @@ export async function quantizedCheckpoint(source: string, dir: string): Promise<
     await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
     await saveModel(model, dir, { dtype: 'BF16' });
   }
+  return dir;
+}
+
+/** A PEFT adapter with random A and B (std 0.01) on q, k, v, o, gate, up and down of every layer, written once. */
+export async function randomAdapter(dir: string, c: LlamaFamilyConfig, r: number): Promise<string> {
+  if (existsSync(`${dir}/adapter_config.json`)) return dir;
+  const [q, kv] = [c.num_attention_heads * c.head_dim!, c.num_key_value_heads! * c.head_dim!];
+  const shapes: Record<string, [number, number]> = {
+    'self_attn.q_proj': [c.hidden_size, q], 'self_attn.k_proj': [c.hidden_size, kv], 'self_attn.v_proj': [c.hidden_size, kv], 'self_attn.o_proj': [q, c.hidden_size],
+    'mlp.gate_proj': [c.hidden_size, c.intermediate_size], 'mlp.up_proj': [c.hidden_size, c.intermediate_size], 'mlp.down_proj': [c.intermediate_size, c.hidden_size],
+  };
+  manualSeed(1);
+  const tensors = new Map<string, Tensor>();
+  for (let layer = 0; layer < c.num_hidden_layers; layer++) {
+    for (const [module, [inFeatures, outFeatures]] of Object.entries(shapes)) {
+      const key = `base_model.model.model.layers.${layer}.${module}`;
+      tensors.set(`${key}.lora_A.weight`, mul(Tensor.randn([r, inFeatures]), 0.01));
+      tensors.set(`${key}.lora_B.weight`, mul(Tensor.randn([outFeatures, r]), 0.01));
+    }
+  }
+  const config = new LoraConfig({ r, loraAlpha: 2 * r, targetModules: 'all-linear', taskType: 'CAUSAL_LM' });
+  await writeAdapter(dir, configToJson(config, Object.keys(shapes).map((m) => m.split('.')[1])), tensors);
   return dir;
 }

@@ -7,36 +7,11 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
-import { Tensor, manualSeed, mul } from '@lorakit/core';
-import { LoraConfig, configToJson, writeAdapter } from '@lorakit/adapters';
-import { randomCheckpoint, TINYLLAMA_SHAPES } from './checkpoints.ts';
+import { randomAdapter, randomCheckpoint, TINYLLAMA_SHAPES } from './checkpoints.ts';
 import { median } from './stats.ts';
 
 const OUT = 'benchmarks/out';
 const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
-
-/** A PEFT adapter with random A and B (std 0.01) on q, k, v, o, gate, up and down of every layer. */
-async function randomAdapter(dir: string, r: number): Promise<string> {
-  const c = TINYLLAMA_SHAPES;
-  const head = c.head_dim!;
-  const shapes: Record<string, [number, number]> = {
-    'self_attn.q_proj': [c.hidden_size, c.num_attention_heads * head], 'self_attn.k_proj': [c.hidden_size, c.num_key_value_heads! * head],
-    'self_attn.v_proj': [c.hidden_size, c.num_key_value_heads! * head], 'self_attn.o_proj': [c.num_attention_heads * head, c.hidden_size],
-    'mlp.gate_proj': [c.hidden_size, c.intermediate_size], 'mlp.up_proj': [c.hidden_size, c.intermediate_size], 'mlp.down_proj': [c.intermediate_size, c.hidden_size],
-  };
-  manualSeed(1);
-  const tensors = new Map<string, Tensor>();
-  for (let layer = 0; layer < c.num_hidden_layers; layer++) {
-    for (const [module, [inFeatures, outFeatures]] of Object.entries(shapes)) {
-      const key = `base_model.model.model.layers.${layer}.${module}`;
-      tensors.set(`${key}.lora_A.weight`, mul(Tensor.randn([r, inFeatures]), 0.01));
-      tensors.set(`${key}.lora_B.weight`, mul(Tensor.randn([outFeatures, r]), 0.01));
-    }
-  }
-  const config = new LoraConfig({ r, loraAlpha: 2 * r, targetModules: 'all-linear', taskType: 'CAUSAL_LM' });
-  await writeAdapter(dir, configToJson(config, Object.keys(shapes).map((m) => m.split('.')[1])), tensors);
-  return dir;
-}
 
 /** Seconds for a shell command. */
 function seconds(command: string): number {
@@ -56,7 +31,7 @@ function timedMerge(model: string, adapter: string, out: string): { seconds: num
 }
 
 const model = await randomCheckpoint(`${OUT}/tinyllama-1.1b-random`, TINYLLAMA_SHAPES);
-const adapter = await randomAdapter(`${OUT}/tinyllama-lora-r16`, 16);
+const adapter = await randomAdapter(`${OUT}/tinyllama-lora-r16`, TINYLLAMA_SHAPES, 16);
 const bytes = statSync(`${model}/model.safetensors`).size;
 console.log(`model ${GB(bytes)} bf16, adapter ${GB(statSync(`${adapter}/adapter_model.safetensors`).size)} (r=16 on every linear layer)`);
 

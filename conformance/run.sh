@@ -9,10 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=conformance/.venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import peft, transformers, torch, bitsandbytes" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet -r conformance/requirements.txt
-fi
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# pip prints a warning for every package index it cannot reach: keep its log for failures only.
+"$venv/bin/pip" install -r conformance/requirements.txt > "$venv/pip.log" 2>&1 || { tail -30 "$venv/pip.log"; exit 1; }
 export PYTHONHASHSEED=0 # PEFT writes target_modules from a set
 out=conformance/out
 rm -rf "$out" && mkdir -p "$out"

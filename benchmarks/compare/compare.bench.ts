@@ -1,0 +1,165 @@
+/**
+ * lorakit against PyTorch + PEFT (+ bitsandbytes) on this machine, in one run:
+ * each task in its own process, the two sides alternating, --reps rounds (3).
+ * Writes benchmarks/RESULTS.md (medians, the ratio lorakit / PyTorch, and
+ * lorakit's fraction of the machine's limit) and benchmarks/results.png.
+ *
+ *   npm run bench:compare [-- --reps 5] [-- --only merge]
+ *
+ * PyTorch runs float32 on 2 threads from the conformance suite's virtual
+ * environment (made on first use).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import type { LlamaFamilyConfig } from '@lorakit/models';
+import { describeMachine } from '../machine.ts';
+import { median } from '../stats.ts';
+import { randomAdapter, randomCheckpoint, SMOLLM2_SHAPES, TINYLLAMA_SHAPES } from '../checkpoints.ts';
+import { diskLimit, flopsPerToken, memoryBandwidth } from './limits.ts';
+
+const OUT = 'benchmarks/out';
+const PYTHON = 'conformance/.venv/bin/python';
+const argument = (name: string) => process.argv[process.argv.indexOf(name) + 1];
+const reps = process.argv.includes('--reps') ? Number(argument('--reps')) : 3;
+const only = process.argv.includes('--only') ? argument('--only') : undefined;
+
+type Figures = Record<string, number>;
+type Side = 'lorakit' | 'pytorch';
+
+/** One task: the command line of each side, and how each round's limit is measured. */
+interface Task {
+  name: string;
+  lorakit: string[];
+  pytorch: string[];
+  /** Runs before each round's pair (a merge's output folder must not exist). */
+  before?: () => void;
+  /** Seconds the machine needs at best, measured or computed for this round. */
+  limit?: () => Figures;
+}
+
+/** A row of the results: one figure of a task, as seconds (lower is better). */
+interface Row {
+  task: string;
+  label: string;
+  seconds: (f: Figures) => number;
+  limitSeconds?: (limit: Figures) => number;
+  unit: 'seconds' | 'tokens/s';
+  /** tokens per second <-> seconds per token */
+  tokens?: number;
+}
+
+function run(side: Side, args: string[]): Figures {
+  const [command, prefix] = side === 'lorakit' ? [process.execPath, ['--import=tsx', '--expose-gc', 'benchmarks/compare/lorakit-tasks.ts']] : [PYTHON, ['benchmarks/compare/torch_tasks.py']];
+  const result = spawnSync(command, [...prefix, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' } });
+  if (result.status !== 0) throw new Error(`${side} ${args.join(' ')} failed:\n${result.stderr.slice(-2000)}`);
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+}
+
+function ensurePython(): void {
+  const check = spawnSync(PYTHON, ['-c', 'import peft, transformers, torch, bitsandbytes, matplotlib']);
+  if (check.status === 0) return;
+  execFileSync('python3', ['-m', 'venv', 'conformance/.venv'], { stdio: 'inherit' });
+  execFileSync(`${PYTHON}`, ['-m', 'pip', 'install', '--quiet', '-r', 'conformance/requirements.txt'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+const configOf = (dir: string) => JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')) as LlamaFamilyConfig;
+const weightsBytes = (dir: string) => statSync(`${dir}/model.safetensors`).size;
+
+ensurePython();
+const machine = describeMachine();
+const bandwidth = memoryBandwidth();
+const peak = machine.peakGflops * 1e9;
+const tiny = 'examples/models/tiny-code-llama';
+const smol = await randomCheckpoint(`${OUT}/smollm2-135m-random`, SMOLLM2_SHAPES);
+const large = await randomCheckpoint(`${OUT}/tinyllama-1.1b-random`, TINYLLAMA_SHAPES);
+const adapters = { smol: await randomAdapter(`${OUT}/smollm2-lora-r16`, SMOLLM2_SHAPES, 16), large: await randomAdapter(`${OUT}/tinyllama-lora-r16`, TINYLLAMA_SHAPES, 16) };
+const models = { 'tiny-code-llama': tiny, 'SmolLM2-135M shapes': smol } as const;
+
+const tasks: Task[] = [];
+const rows: Row[] = [];
+for (const [name, dir] of Object.entries(models)) {
+  const flops = flopsPerToken(configOf(dir), 512, 16);
+  const stepLimit = () => ({ seconds: ((flops.forward + flops.backward) * 2048) / peak });
+  for (const qlora of [false, true]) {
+    const task = `${qlora ? 'QLoRA' : 'LoRA'} step, ${name}`;
+    const flag = qlora ? ['--qlora'] : [];
+    tasks.push({ name: task, lorakit: ['train-step', dir, ...flag], pytorch: ['train-step', dir, ...flag], limit: stepLimit });
+    rows.push({ task, label: `${task} (r=16, all linear, 4x512)`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
+  }
+  const inference = `inference, ${name}`;
+  const forwardFlops = flopsPerToken(configOf(dir), 512, 0).forward * 2048;
+  const float32Bytes = weightsBytes(dir) * 2; // bf16 on disk, float32 in memory: each greedy token reads them all
+  tasks.push({ name: inference, lorakit: ['inference', dir], pytorch: ['inference', dir], limit: () => ({ forward: forwardFlops / peak, token: float32Bytes / bandwidth }) });
+  rows.push({ task: inference, label: `forward, ${name} (4x512)`, seconds: (f) => 2048 / f.forwardTokensPerSecond, limitSeconds: (l) => l.forward, unit: 'tokens/s', tokens: 2048 });
+  rows.push({ task: inference, label: `greedy generation, ${name} (16 + 64)`, seconds: (f) => 1 / f.greedyTokensPerSecond, limitSeconds: (l) => l.token, unit: 'tokens/s', tokens: 1 });
+}
+for (const [name, model, adapter] of [['135M', smol, adapters.smol], ['1.1B', large, adapters.large]] as const) {
+  const task = `merge, ${name}`;
+  const out = (side: Side) => `${OUT}/merged-${name}-${side}`;
+  const bytes = weightsBytes(model);
+  tasks.push({
+    name: task, lorakit: ['merge', model, adapter, out('lorakit')], pytorch: ['merge', model, adapter, out('pytorch')],
+    before: () => (['lorakit', 'pytorch'] as const).forEach((side) => rmSync(out(side), { recursive: true, force: true })),
+    limit: () => diskLimit(`${model}/model.safetensors`, bytes, `${OUT}/dd.bin`),
+  });
+  rows.push({ task, label: `merge r=16 into ${name} bf16, load to saved`, seconds: (f) => f.seconds, limitSeconds: (l) => l.read + l.write, unit: 'seconds' });
+}
+const quantize = 'NF4 quantization, 1.1B';
+const linearWeights = TINYLLAMA_SHAPES.num_hidden_layers * (2048 * 2048 * 2 + 2048 * 256 * 2 + 3 * 2048 * 5632);
+tasks.push({ name: quantize, lorakit: ['quantize', large], pytorch: ['quantize', large], limit: () => ({ seconds: (linearWeights * 4.5) / bandwidth }) }); // read 4 bytes, write about 0.5
+rows.push({ task: quantize, label: 'NF4 + double quantization, 1.1B linear weights', seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
+
+const selected = tasks.filter((t) => only === undefined || t.name.includes(only));
+const results = new Map(selected.map((t) => [t.name, { lorakit: [] as Figures[], pytorch: [] as Figures[], limit: [] as Figures[] }]));
+for (let round = 0; round < reps; round++) {
+  for (const task of selected) {
+    const order: Side[] = round % 2 === 0 ? ['lorakit', 'pytorch'] : ['pytorch', 'lorakit'];
+    task.before?.();
+    const r = results.get(task.name)!;
+    if (task.limit) r.limit.push(task.limit());
+    for (const side of order) {
+      r[side].push(run(side, side === 'lorakit' ? task.lorakit : task.pytorch));
+      task.before?.();
+      process.stderr.write(`round ${round + 1}/${reps}: ${task.name}, ${side} done\n`);
+    }
+  }
+}
+
+// The report: medians per side, lorakit / PyTorch, and lorakit's fraction of the limit (limit / lorakit time).
+const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+const show = (row: Row, seconds: number) => (row.unit === 'seconds' ? `${seconds.toFixed(seconds < 1 ? 3 : 2)} s` : `${(row.tokens! / seconds).toFixed(row.tokens! / seconds < 100 ? 1 : 0)} tokens/s`);
+const table = rows.filter((row) => results.has(row.task)).map((row) => {
+  const r = results.get(row.task)!;
+  const [lorakit, pytorch] = [median(r.lorakit.map(row.seconds)), median(r.pytorch.map(row.seconds))];
+  const limit = row.limitSeconds && r.limit.length ? median(r.limit.map(row.limitSeconds)) : undefined;
+  return { label: row.label, lorakit, pytorch, ratio: lorakit / pytorch, ofLimit: limit === undefined ? undefined : limit / lorakit, limit, show: (s: number) => show(row, s),
+    rss: [median(r.lorakit.map((f) => f.peakRssBytes)), median(r.pytorch.map((f) => f.peakRssBytes))] };
+});
+
+const pythonVersions = JSON.parse(execFileSync(PYTHON, ['-c', 'import json, torch, transformers, peft, bitsandbytes; print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "bitsandbytes": bitsandbytes.__version__}))'], { encoding: 'utf8' }));
+const ortVersion = JSON.parse(readFileSync('node_modules/.pnpm/onnxruntime-node@1.30.0/node_modules/onnxruntime-node/package.json', 'utf8')).version;
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+const lines = [
+  '# lorakit against PyTorch + PEFT, side by side',
+  '',
+  `Written by \`npm run bench:compare\` on ${new Date().toISOString().slice(0, 10)} (lorakit ${commit}). Each task runs in its own process;`,
+  `the two sides alternate, ${reps} rounds; figures are medians. PyTorch computes in float32 on 2 threads, as lorakit does.`,
+  '"lorakit / PyTorch" is the ratio of times (below 1: lorakit is faster). "of the limit" is the time this machine needs',
+  'at best (fp32 peak for arithmetic, measured memory or disk speed for bytes) divided by lorakit\'s time.',
+  '',
+  `Machine: ${machine.model}, ${machine.cores} cores (${cpus().length} threads), fp32 peak ${machine.peakGflops.toFixed(0)} GFLOP/s, memory ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+  `(copy, read + write), ${(totalmem() / 2 ** 30).toFixed(0)} GiB. Node ${process.version}, onnxruntime-node ${ortVersion}; torch ${pythonVersions.torch}, transformers`,
+  `${pythonVersions.transformers}, peft ${pythonVersions.peft}, bitsandbytes ${pythonVersions.bitsandbytes}.`,
+  '',
+  '| task | lorakit | PyTorch + PEFT | lorakit / PyTorch | lorakit of the limit (limit) | peak RSS lorakit / PyTorch |',
+  '|---|---|---|---|---|---|',
+  ...table.map((t) => `| ${t.label} | ${t.show(t.lorakit)} | ${t.show(t.pytorch)} | ${t.ratio.toFixed(2)} | ${t.ofLimit === undefined ? '-' : `${(100 * t.ofLimit).toFixed(0)}% (${t.show(t.limit!)})`} | ${MiB(t.rss[0])} / ${MiB(t.rss[1])} |`),
+  '',
+  '![lorakit / PyTorch time per task](results.png)',
+  '',
+];
+writeFileSync('benchmarks/RESULTS.md', lines.join('\n'));
+writeFileSync(`${OUT}/results.json`, JSON.stringify(table.map(({ label, ratio }) => ({ label, ratio })), null, 2));
+execFileSync(PYTHON, ['benchmarks/compare/plot.py', `${OUT}/results.json`, 'benchmarks/results.png'], { stdio: 'inherit' });
+console.log(lines.join('\n'));

@@ -1,0 +1,55 @@
+/**
+ * What this machine could do at best, for each benchmark row: arithmetic at
+ * the fp32 peak (machine.ts) or bytes at the measured memory and disk speeds.
+ *
+ * FLOP per token of a llama-family model with LoRA r on its 7 projections
+ * (DESIGN.md section 3: SmolLM2-135M gives 314 forward + 359 backward MFLOP):
+ *   forward  = 2·linear + 4·S·(heads·head_dim)·layers + lora
+ *   backward = 2·linear + 8·S·(heads·head_dim)·layers + 2·lora    (no weight gradients for the frozen base)
+ * with linear = the projections' and the head's weights, S the sequence
+ * length, lora = 2·r·(in + out) summed over the adapted layers.
+ */
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import type { LlamaFamilyConfig } from '@lorakit/models';
+import { median } from '../stats.ts';
+
+export interface FlopsPerToken {
+  forward: number;
+  backward: number;
+}
+
+export function flopsPerToken(c: LlamaFamilyConfig, sequence: number, r: number): FlopsPerToken {
+  const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads;
+  const [d, q, kv, i] = [c.hidden_size, c.num_attention_heads * headDim, (c.num_key_value_heads ?? c.num_attention_heads) * headDim, c.intermediate_size];
+  const projections: Array<[number, number]> = [[d, q], [d, kv], [d, kv], [q, d], [d, i], [d, i], [i, d]];
+  const linear = c.num_hidden_layers * projections.reduce((n, [a, b]) => n + a * b, 0) + d * c.vocab_size;
+  const lora = c.num_hidden_layers * projections.reduce((n, [a, b]) => n + 2 * r * (a + b), 0);
+  const attention = 4 * sequence * q * c.num_hidden_layers;
+  return { forward: 2 * linear + attention + lora, backward: 2 * linear + 2 * attention + 2 * lora };
+}
+
+/** Memory bandwidth in bytes/s (read + write), from copying 512 MiB: the median of 3. */
+export function memoryBandwidth(): number {
+  const [from, to] = [new Float64Array(2 ** 26).fill(1), new Float64Array(2 ** 26)];
+  const times = [0, 1, 2, 3].map(() => {
+    const start = performance.now();
+    to.set(from);
+    return (performance.now() - start) / 1000;
+  });
+  return (2 * from.byteLength) / median(times.slice(1));
+}
+
+function seconds(command: string): number {
+  const start = performance.now();
+  execFileSync('sh', ['-c', command], { stdio: 'ignore' });
+  return (performance.now() - start) / 1000;
+}
+
+/** Seconds to read a file from the page cache and to write as many bytes to `scratch` with fdatasync. */
+export function diskLimit(file: string, bytes: number, scratch: string): { read: number; write: number } {
+  const read = seconds(`cat '${file}' > /dev/null`);
+  const write = seconds(`dd if=/dev/zero of='${scratch}' bs=16M count=${Math.ceil(bytes / 2 ** 24)} conv=fdatasync 2>/dev/null`);
+  rmSync(scratch, { force: true });
+  return { read, write };
+}

@@ -1,0 +1,96 @@
+/**
+ * The lorakit side of the benchmarks: one task per process (so peak RSS is
+ * its own), printing one JSON line with the same fields as the PyTorch side
+ * (torch_tasks.py).
+ *
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--steps N]
+ *   tsx benchmarks/compare/lorakit-tasks.ts inference <model>
+ *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
+ *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
+ */
+import { AdamW, Linear4bit, Tensor, manualSeed, noGrad } from '@lorakit/core';
+import { AutoModelForCausalLM, generate } from '@lorakit/models';
+import { LoraConfig, getPeftModel, mergeCheckpoint, quantizeModel } from '@lorakit/adapters';
+import { median } from '../stats.ts';
+
+const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
+const tokenIds = (vocab: number, count: number, offset = 0) => Int32Array.from({ length: count }, (_, i) => (i * 7919 + offset) % vocab);
+const option = (name: string) => {
+  const at = process.argv.indexOf(name);
+  return at < 0 ? undefined : process.argv[at + 1];
+};
+
+/** LoRA r=16 on every linear layer, AdamW, 4x512 tokens: one warm-up step, then the median of --steps (1). */
+async function trainStep(dir: string, qlora: boolean, steps: number) {
+  manualSeed(0);
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  global.gc?.();
+  const loadedRssBytes = process.memoryUsage().rss;
+  const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
+  const optimizer = new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
+  const inputIds = new Tensor(tokenIds(model.config.vocab_size, 4 * 512, 13), [4, 512]);
+  peft.train();
+  const step = () => {
+    const { loss } = peft.call({ inputIds, labels: inputIds });
+    loss!.backward();
+    optimizer.step();
+    optimizer.zeroGrad();
+  };
+  step(); // sessions are created here
+  const times: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const start = performance.now();
+    step();
+    times.push((performance.now() - start) / 1000);
+  }
+  return { seconds: median(times), loadedRssBytes, peakRssBytes: peakRssBytes(), trainable: peft.numParameters({ trainableOnly: true }) };
+}
+
+/** Forward tokens/s at 4x512 (median of 2 after a warm-up) and greedy tokens/s (16-token prompt + 64). */
+async function inference(dir: string) {
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  const vocab = model.config.vocab_size;
+  const inputIds = new Tensor(tokenIds(vocab, 4 * 512), [4, 512]);
+  noGrad(() => model.call({ inputIds }));
+  const forwards = [0, 1].map(() => {
+    const start = performance.now();
+    noGrad(() => model.call({ inputIds }));
+    return (performance.now() - start) / 1000;
+  });
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 31) % vocab);
+  generate(model, [prompt], { maxNewTokens: 4, eosTokenId: null });
+  const start = performance.now();
+  generate(model, [prompt], { maxNewTokens: 64, eosTokenId: null });
+  const generation = (performance.now() - start) / 1000;
+  return { forwardTokensPerSecond: 2048 / median(forwards), greedyTokensPerSecond: 64 / generation, peakRssBytes: peakRssBytes() };
+}
+
+/** The streaming merge (`lora merge`), timed from opening the checkpoint to the renamed output folder. */
+async function merge(model: string, adapter: string, out: string) {
+  const start = performance.now();
+  await mergeCheckpoint({ model, adapters: [{ dir: adapter }], out });
+  return { seconds: (performance.now() - start) / 1000, peakRssBytes: peakRssBytes() };
+}
+
+/** NF4 with double quantization (blocks of 64) of every linear weight but the head, from float32 in memory, on every core. */
+async function quantize(dir: string, threads: number | undefined) {
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  const start = performance.now();
+  await quantizeModel(model, { quantType: 'nf4', blockSize: 64, doubleQuant: true, threads });
+  const seconds = (performance.now() - start) / 1000;
+  const layers = model.modules().filter((m): m is Linear4bit => m instanceof Linear4bit);
+  const weights = layers.reduce((n, l) => n + l.inFeatures * l.outFeatures, 0);
+  const bytes = layers.reduce((n, l) => n + l.weight.numel + l.double!.quantized.length + 4 * l.double!.nestedAbsmax.length, 0);
+  return { seconds, weights, bytesPerWeight: bytes / weights, peakRssBytes: peakRssBytes() };
+}
+
+const [task, ...args] = process.argv.slice(2);
+const tasks: Record<string, () => Promise<object>> = {
+  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 1)),
+  inference: () => inference(args[0]),
+  merge: () => merge(args[0], args[1], args[2]),
+  quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),
+};
+if (!(task in tasks)) throw new Error(`unknown task ${task}; one of ${Object.keys(tasks).join(', ')}`);
+console.log(JSON.stringify(await tasks[task]()));

@@ -1,0 +1,115 @@
+"""The PyTorch + PEFT (+ bitsandbytes) side of `npm run bench:compare`: one task
+per process, float32 compute on 2 threads, printing one JSON line, the same
+fields as the lorakit side (benchmarks/compare/lorakit-tasks.ts).
+
+    python benchmarks/compare/torch_tasks.py train-step <model> [--qlora]
+    python benchmarks/compare/torch_tasks.py inference <model>
+    python benchmarks/compare/torch_tasks.py merge <model> <adapter> <out>
+    python benchmarks/compare/torch_tasks.py quantize <model>
+"""
+import json
+import resource
+import statistics
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(2)
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def token_ids(vocab, count, offset=0):
+    return torch.tensor([(i * 7919 + offset) % vocab for i in range(count)], dtype=torch.long)
+
+
+def load(model_dir, qlora=False):
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    if not qlora:
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.float32)
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, quantization_config=config, device_map="cpu")
+
+
+def train_step(model_dir, qlora=False, steps=1):
+    """LoRA r=16 on every linear layer, AdamW, 4x512 tokens: one warm-up step, then the median of `steps`."""
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(load(model_dir, qlora), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    ids = token_ids(model.config.vocab_size, 4 * 512, 13).reshape(4, 512)
+    model.train()
+
+    def step():
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return {"seconds": statistics.median(times), "peakRssBytes": peak_rss_bytes()}
+
+
+def inference(model_dir):
+    """Forward tokens/s at 4x512 (median of 2 after a warm-up) and greedy tokens/s (16-token prompt + 64)."""
+    model = load(model_dir).eval()
+    vocab = model.config.vocab_size
+    ids = token_ids(vocab, 4 * 512).reshape(4, 512)
+    with torch.no_grad():
+        model(input_ids=ids)
+        forwards = []
+        for _ in range(2):
+            start = time.perf_counter()
+            model(input_ids=ids)
+            forwards.append(time.perf_counter() - start)
+        prompt = torch.tensor([[(i * 31) % vocab for i in range(16)]])
+        model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
+        start = time.perf_counter()
+        out = model.generate(prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False)
+        generation = time.perf_counter() - start
+    assert out.shape[1] == 16 + 64
+    return {"forwardTokensPerSecond": 2048 / statistics.median(forwards), "greedyTokensPerSecond": 64 / generation, "peakRssBytes": peak_rss_bytes()}
+
+
+def merge(model_dir, adapter_dir, out_dir):
+    """PEFT's merge: load (in the checkpoint's bf16), merge_and_unload, save_pretrained; timed from load to saved."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    model.save_pretrained(out_dir)
+    return {"seconds": time.perf_counter() - start, "peakRssBytes": peak_rss_bytes()}
+
+
+def quantize(model_dir):
+    """bitsandbytes' NF4 with double quantization (blocks of 64) of every linear weight but the head, from float32 in memory."""
+    import bitsandbytes.functional as F
+    model = load(model_dir)
+    weights = [m.weight.data for name, m in model.named_modules() if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")]
+    start = time.perf_counter()
+    for w in weights:
+        F.quantize_4bit(w, blocksize=64, quant_type="nf4", compress_statistics=True)
+    return {"seconds": time.perf_counter() - start, "weights": sum(w.numel() for w in weights), "peakRssBytes": peak_rss_bytes()}
+
+
+if __name__ == "__main__":
+    task, *args = sys.argv[1:]
+    if task == "train-step":
+        result = train_step(args[0], qlora="--qlora" in args)
+    elif task == "inference":
+        result = inference(args[0])
+    elif task == "merge":
+        result = merge(*args)
+    elif task == "quantize":
+        result = quantize(args[0])
+    else:
+        sys.exit(f"unknown task {task}")
+    print(json.dumps(result))
