@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { randomCheckpoint, SMOLLM2_SHAPES } from './checkpoints.ts';
 
 function run(dir: string, steps: number): { stepMs: number; tokensPerSecond: number; peakRssBytes: number; trainable: number } {
-  const out = execFileSync(process.execPath, ['--import=tsx', 'benchmarks/train-step.ts', dir, String(steps)], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!);
+  const out = execFileSync(process.execPath, ['--import=tsx', '--expose-gc', 'benchmarks/compare/lorakit-tasks.ts', 'train-step', dir, '--steps', String(steps)], { encoding: 'utf8' });
+  const { seconds, peakRssBytes, trainable } = JSON.parse(out.trim().split('\n').at(-1)!);
+  return { stepMs: seconds * 1000, tokensPerSecond: 2048 / seconds, peakRssBytes, trainable };
 }
 
 const smol = await randomCheckpoint('benchmarks/out/smollm2-135m-random', SMOLLM2_SHAPES);

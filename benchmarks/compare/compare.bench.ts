@@ -49,11 +49,18 @@ interface Row {
   tokens?: number;
 }
 
+/**
+ * One task in its own process, under /usr/bin/time for the peak RSS: a child's own getrusage would report at
+ * least this driver's RSS, which it inherits at fork. `sync` first, so that neither side pays for the disk
+ * writing out what the other left in the page cache.
+ */
 function run(side: Side, args: string[]): Figures {
   const [command, prefix] = side === 'lorakit' ? [process.execPath, ['--import=tsx', '--expose-gc', 'benchmarks/compare/lorakit-tasks.ts']] : [PYTHON, ['benchmarks/compare/torch_tasks.py']];
-  const result = spawnSync(command, [...prefix, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' } });
+  execFileSync('sync');
+  const result = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', command, ...prefix, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' } });
   if (result.status !== 0) throw new Error(`${side} ${args.join(' ')} failed:\n${result.stderr.slice(-2000)}`);
-  return JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+  const peakRssBytes = Number(/maxrss_kb=(\d+)/.exec(result.stderr)![1]) * 1024;
+  return { ...JSON.parse(result.stdout.trim().split('\n').at(-1)!), peakRssBytes };
 }
 
 function ensurePython(): void {
@@ -117,6 +124,7 @@ for (let round = 0; round < reps; round++) {
     const order: Side[] = round % 2 === 0 ? ['lorakit', 'pytorch'] : ['pytorch', 'lorakit'];
     task.before?.();
     const r = results.get(task.name)!;
+    execFileSync('sync');
     if (task.limit) r.limit.push(task.limit());
     for (const side of order) {
       r[side].push(run(side, side === 'lorakit' ? task.lorakit : task.pytorch));

@@ -29,9 +29,9 @@ export function flopsPerToken(c: LlamaFamilyConfig, sequence: number, r: number)
   return { forward: 2 * linear + attention + lora, backward: 2 * linear + 2 * attention + 2 * lora };
 }
 
-/** Memory bandwidth in bytes/s (read + write), from copying 512 MiB: the median of 3. */
+/** Memory bandwidth in bytes/s (read + write), from copying 256 MiB: the median of 3. */
 export function memoryBandwidth(): number {
-  const [from, to] = [new Float64Array(2 ** 26).fill(1), new Float64Array(2 ** 26)];
+  const [from, to] = [new Float64Array(2 ** 25).fill(1), new Float64Array(2 ** 25)];
   const times = [0, 1, 2, 3].map(() => {
     const start = performance.now();
     to.set(from);
