@@ -5,6 +5,7 @@
  * lorakit's fraction of the machine's limit) and benchmarks/results.png.
  *
  *   npm run bench:compare [-- --reps 5] [-- --only merge]
+ *   npm run bench:compare -- --report benchmarks/out/compare-raw.json   (the report again, from a run's figures)
  *
  * PyTorch runs float32 on 2 threads from the conformance suite's virtual
  * environment (made on first use).
@@ -23,6 +24,7 @@ const PYTHON = 'conformance/.venv/bin/python';
 const argument = (name: string) => process.argv[process.argv.indexOf(name) + 1];
 const reps = process.argv.includes('--reps') ? Number(argument('--reps')) : 3;
 const only = process.argv.includes('--only') ? argument('--only') : undefined;
+const report = process.argv.includes('--report') ? argument('--report') : undefined;
 
 type Figures = Record<string, number>;
 type Side = 'lorakit' | 'pytorch';
@@ -73,9 +75,18 @@ function ensurePython(): void {
 const configOf = (dir: string) => JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')) as LlamaFamilyConfig;
 const weightsBytes = (dir: string) => statSync(`${dir}/model.safetensors`).size;
 
+interface Measured {
+  date: string;
+  commit: string;
+  reps: number;
+  bandwidth: number;
+  results: Record<string, { lorakit: Figures[]; pytorch: Figures[]; limit: Figures[] }>;
+}
+const previous: Measured | undefined = report === undefined ? undefined : JSON.parse(readFileSync(report, 'utf8'));
+
 ensurePython();
 const machine = describeMachine();
-const bandwidth = memoryBandwidth();
+const bandwidth = previous?.bandwidth ?? memoryBandwidth();
 const peak = machine.peakGflops * 1e9;
 const tiny = 'examples/models/tiny-code-llama';
 const smol = await randomCheckpoint(`${OUT}/smollm2-135m-random`, SMOLLM2_SHAPES);
@@ -117,22 +128,30 @@ const linearWeights = TINYLLAMA_SHAPES.num_hidden_layers * (2048 * 2048 * 2 + 20
 tasks.push({ name: quantize, lorakit: ['quantize', large], pytorch: ['quantize', large], limit: () => ({ seconds: (linearWeights * 4.5) / bandwidth }) }); // read 4 bytes, write about 0.5
 rows.push({ task: quantize, label: 'NF4 + double quantization, 1.1B linear weights', seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
 
-const selected = tasks.filter((t) => only === undefined || t.name.includes(only));
-const results = new Map(selected.map((t) => [t.name, { lorakit: [] as Figures[], pytorch: [] as Figures[], limit: [] as Figures[] }]));
-for (let round = 0; round < reps; round++) {
-  for (const task of selected) {
-    const order: Side[] = round % 2 === 0 ? ['lorakit', 'pytorch'] : ['pytorch', 'lorakit'];
-    task.before?.();
-    const r = results.get(task.name)!;
-    execFileSync('sync');
-    if (task.limit) r.limit.push(task.limit());
-    for (const side of order) {
-      r[side].push(run(side, side === 'lorakit' ? task.lorakit : task.pytorch));
+function measure(): Measured {
+  const selected = tasks.filter((t) => only === undefined || t.name.includes(only));
+  const results = Object.fromEntries(selected.map((t) => [t.name, { lorakit: [] as Figures[], pytorch: [] as Figures[], limit: [] as Figures[] }]));
+  for (let round = 0; round < reps; round++) {
+    for (const task of selected) {
+      const order: Side[] = round % 2 === 0 ? ['lorakit', 'pytorch'] : ['pytorch', 'lorakit'];
+      const r = results[task.name];
       task.before?.();
-      process.stderr.write(`round ${round + 1}/${reps}: ${task.name}, ${side} done\n`);
+      execFileSync('sync');
+      if (task.limit) r.limit.push(task.limit());
+      for (const side of order) {
+        r[side].push(run(side, side === 'lorakit' ? task.lorakit : task.pytorch));
+        task.before?.();
+        process.stderr.write(`round ${round + 1}/${reps}: ${task.name}, ${side} done\n`);
+      }
     }
   }
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  return { date: new Date().toISOString().slice(0, 10), commit, reps, bandwidth, results };
 }
+
+const measured = previous ?? measure();
+writeFileSync(`${OUT}/compare-raw.json`, JSON.stringify(measured));
+const results = new Map(Object.entries(measured.results));
 
 // The report: medians per side, lorakit / PyTorch, and lorakit's fraction of the limit (limit / lorakit time).
 const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -147,12 +166,12 @@ const table = rows.filter((row) => results.has(row.task)).map((row) => {
 
 const pythonVersions = JSON.parse(execFileSync(PYTHON, ['-c', 'import json, torch, transformers, peft, bitsandbytes; print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "bitsandbytes": bitsandbytes.__version__}))'], { encoding: 'utf8' }));
 const ortVersion = JSON.parse(readFileSync('node_modules/.pnpm/onnxruntime-node@1.30.0/node_modules/onnxruntime-node/package.json', 'utf8')).version;
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+const behind = table.filter((t) => t.ratio > 1);
 const lines = [
   '# lorakit against PyTorch + PEFT, side by side',
   '',
-  `Written by \`npm run bench:compare\` on ${new Date().toISOString().slice(0, 10)} (lorakit ${commit}). Each task runs in its own process;`,
-  `the two sides alternate, ${reps} rounds; figures are medians. PyTorch computes in float32 on 2 threads, as lorakit does.`,
+  `Written by \`npm run bench:compare\` on ${measured.date} (lorakit ${measured.commit}). Each task runs in its own process;`,
+  `the two sides alternate, ${measured.reps} rounds; figures are medians. PyTorch computes in float32 on 2 threads, as lorakit does.`,
   '"lorakit / PyTorch" is the ratio of times (below 1: lorakit is faster). "of the limit" is the time this machine needs',
   'at best (fp32 peak for arithmetic, measured memory or disk speed for bytes) divided by lorakit\'s time.',
   '',
@@ -165,6 +184,10 @@ const lines = [
   ...table.map((t) => `| ${t.label} | ${t.show(t.lorakit)} | ${t.show(t.pytorch)} | ${t.ratio.toFixed(2)} | ${t.ofLimit === undefined ? '-' : `${(100 * t.ofLimit).toFixed(0)}% (${t.show(t.limit!)})`} | ${MiB(t.rss[0])} / ${MiB(t.rss[1])} |`),
   '',
   '![lorakit / PyTorch time per task](results.png)',
+  '',
+  behind.length === 0
+    ? 'lorakit is at least as fast as PyTorch + PEFT on every row.'
+    : `lorakit is behind PyTorch + PEFT on ${behind.length} of ${table.length} rows (${behind.map((t) => t.label.replace(/ \(.*\)$/, '')).join('; ')}). Why, and what would close each gap: benchmarks/README.md, "Side by side with PyTorch + PEFT".`,
   '',
 ];
 writeFileSync('benchmarks/RESULTS.md', lines.join('\n'));
