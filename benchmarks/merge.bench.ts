@@ -5,20 +5,14 @@
  *
  *   npm run bench:merge
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { randomAdapter, randomCheckpoint, TINYLLAMA_SHAPES } from './checkpoints.ts';
+import { diskLimit } from './compare/limits.ts';
 import { median } from './stats.ts';
 
 const OUT = 'benchmarks/out';
 const GB = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
-
-/** Seconds for a shell command. */
-function seconds(command: string): number {
-  const start = performance.now();
-  execFileSync('sh', ['-c', command], { stdio: 'ignore' });
-  return (performance.now() - start) / 1000;
-}
 
 /** One `lora merge` in its own process, measured by /usr/bin/time -v. */
 function timedMerge(model: string, adapter: string, out: string): { seconds: number; peakRssBytes: number } {
@@ -35,18 +29,12 @@ const adapter = await randomAdapter(`${OUT}/tinyllama-lora-r16`, TINYLLAMA_SHAPE
 const bytes = statSync(`${model}/model.safetensors`).size;
 console.log(`model ${GB(bytes)} bf16, adapter ${GB(statSync(`${adapter}/adapter_model.safetensors`).size)} (r=16 on every linear layer)`);
 
-// The floor: read the checkpoint (from the page cache, as the merge will) and write as many bytes with fdatasync.
-// This disk's speed drifts, so each merge runs right after its own measure of the floor.
-const blocks = Math.ceil(bytes / 2 ** 24);
-const rounds = [0, 1, 2, 3, 4].map(() => {
-  const read = seconds(`cat ${model}/model.safetensors > /dev/null`);
-  const write = seconds(`dd if=/dev/zero of=${OUT}/dd.bin bs=16M count=${blocks} conv=fdatasync 2>/dev/null`);
-  rmSync(`${OUT}/dd.bin`, { force: true });
-  return { read, write, merge: timedMerge(model, adapter, `${OUT}/tinyllama-merged`) };
-});
+// The floor: copy the checkpoint, read from the page cache (as the merge reads it) and written straight to the
+// disk (O_DIRECT, as the merge writes). This disk's speed drifts, so each merge runs right after its own floor.
+const rounds = [0, 1, 2, 3, 4].map(() => ({ limit: diskLimit(`${model}/model.safetensors`, `${OUT}/dd.bin`), merge: timedMerge(model, adapter, `${OUT}/tinyllama-merged`) }));
 rmSync(`${OUT}/tinyllama-merged`, { recursive: true, force: true });
-const [read, write, time] = [median(rounds.map((r) => r.read)), median(rounds.map((r) => r.write)), median(rounds.map((r) => r.merge.seconds))];
-const ratio = median(rounds.map((r) => r.merge.seconds / (r.read + r.write)));
+const [limit, time] = [median(rounds.map((r) => r.limit)), median(rounds.map((r) => r.merge.seconds))];
+const ratio = median(rounds.map((r) => r.merge.seconds / r.limit));
 const peak = Math.max(...rounds.map((r) => r.merge.peakRssBytes));
-console.log(`read ${read.toFixed(2)} s (${(bytes / read / 1e9).toFixed(2)} GB/s) + write ${write.toFixed(2)} s (${(bytes / write / 1e9).toFixed(2)} GB/s) = ${(read + write).toFixed(2)} s limit (medians of 5)`);
+console.log(`copy (read + direct write) ${limit.toFixed(2)} s = ${(bytes / limit / 1e9).toFixed(2)} GB/s (median of 5)`);
 console.log(`lora merge: median ${time.toFixed(2)} s over 5 runs (${rounds.map((r) => r.merge.seconds.toFixed(2)).join(', ')}); median ratio to the limit of its round ${ratio.toFixed(2)}x; peak RSS ${GB(peak)} (target < 1.5 GB)`);

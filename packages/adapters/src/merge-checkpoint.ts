@@ -199,13 +199,13 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
       for (const [k, shard] of plan.entries()) {
         const file = shardFileName(k, plan.length);
         const stream = await SafetensorsStream.create(join(dir, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
-        // A pipeline: tensor k is written while k + 1 is merged and k + 2 is read.
-        const read = (k: number) => (k < shard.length ? readSource(shard[k], dtypeOf(shard[k]), inputs) : Promise.resolve(undefined));
+        // A pipeline: tensor i is written while i + 1 is merged and i + 2 is read.
+        const read = (i: number) => (i < shard.length ? readSource(shard[i], dtypeOf(shard[i]), inputs) : Promise.resolve(undefined));
         let reading = read(0);
         let writing: Promise<void> = Promise.resolve();
-        for (const [k, name] of shard.entries()) {
+        for (const [i, name] of shard.entries()) {
           const source = await reading;
-          reading = read(k + 1);
+          reading = read(i + 1);
           reading.catch(() => {}); // awaited on the next tensor; this only keeps it from being "unhandled"
           const bytes = await outputBytes(name, source, dtypeOf(name), inputs);
           await writing;

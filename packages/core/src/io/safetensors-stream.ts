@@ -8,10 +8,9 @@
  *   for (const e of entries) await w.write(e.name, bytesOf(e));
  *   await w.close();
  */
-import { open, type FileHandle } from 'node:fs/promises';
 import { SAFETENSORS_DTYPES, type SafetensorsDtype } from './dtypes.ts';
 import { encodeHeader } from './safetensors-writer.ts';
-import { writeAll } from './atomic.ts';
+import { DirectWriter } from './direct-writer.ts';
 import { numel } from '../shape.ts';
 
 export interface PlannedTensor {
@@ -20,26 +19,16 @@ export interface PlannedTensor {
   shape: readonly number[];
 }
 
-/**
- * Bytes written between flushes to disk. Left alone, the kernel keeps up to a
- * tenth of memory dirty and writes it only at close()'s fsync, after the
- * caller's work; flushing as we go lets the disk work while the caller
- * computes the next tensor (callers keep one write in flight).
- */
-const FLUSH_EVERY = 64 * 2 ** 20;
-
 export class SafetensorsStream {
   #next = 0;
-  #unflushed = 0;
-  #flushing: Promise<void> = Promise.resolve();
 
-  private constructor(readonly path: string, readonly handle: FileHandle, readonly entries: readonly PlannedTensor[]) {}
+  private constructor(readonly path: string, readonly file: DirectWriter, readonly entries: readonly PlannedTensor[]) {}
 
   static async create(path: string, entries: readonly PlannedTensor[], metadata: Record<string, string> = { format: 'pt' }): Promise<SafetensorsStream> {
     const header = encodeHeader(entries.map((e) => [e.name, { ...e, byteLength: numel(e.shape) * SAFETENSORS_DTYPES[e.dtype] }]), metadata);
-    const handle = await open(path, 'wx', 0o644);
-    await writeAll(handle, [header]);
-    return new SafetensorsStream(path, handle, entries);
+    const file = await DirectWriter.create(path);
+    await file.append(header);
+    return new SafetensorsStream(path, file, entries);
   }
 
   /** The bytes of the next planned tensor, which must be `name`. */
@@ -48,16 +37,9 @@ export class SafetensorsStream {
     const expected = entry ? numel(entry.shape) * SAFETENSORS_DTYPES[entry.dtype] : -1;
     if (entry?.name !== name || bytes.length !== expected) throw new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${bytes.length} bytes)`);
     try {
-      await writeAll(this.handle, [bytes]);
-      this.#unflushed += bytes.length;
-      if (this.#unflushed >= FLUSH_EVERY) {
-        this.#unflushed = 0;
-        await this.#flushing; // one flush at a time, in the background of the writes
-        this.#flushing = this.handle.datasync();
-        this.#flushing.catch(() => {}); // awaited by the next flush or close()
-      }
+      await this.file.append(bytes);
     } catch (error) {
-      await this.handle.close();
+      await this.file.abandon();
       throw this.#failure(`could not write ${name}`, error as NodeJS.ErrnoException);
     }
     this.#next++;
@@ -65,16 +47,13 @@ export class SafetensorsStream {
 
   async close(): Promise<void> {
     if (this.#next !== this.entries.length) {
-      await this.handle.close();
+      await this.file.abandon();
       throw new Error(`${this.path}: ${this.entries.length - this.#next} planned tensors were not written`);
     }
     try {
-      await this.#flushing;
-      await this.handle.sync();
+      await this.file.close();
     } catch (error) {
-      throw this.#failure('could not flush to disk', error as NodeJS.ErrnoException);
-    } finally {
-      await this.handle.close();
+      throw this.#failure('could not write the end of the file', error as NodeJS.ErrnoException);
     }
   }
 
