@@ -10,7 +10,7 @@
  * The pool owns that memory: two input buffers used in turn, so the next
  * weight is read while this one is merged, and two output buffers used in
  * turn, so a merged weight stays intact while it is written and the next one
- * is merged. Workers start on the first merge.
+ * is merged. Workers start on the first merge, or earlier with start().
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -29,6 +29,11 @@ export class Bf16MergePool {
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(readonly threads = availableParallelism()) {}
+
+  /** Starts the workers now (each takes about 0.3 s to load), to overlap that with other work. */
+  start(): void {
+    this.#worker(this.threads - 1);
+  }
 
   /** A shared buffer of `bytes` bytes to read the next weight into; valid until the input after next. */
   input(bytes: number): Uint8Array {

@@ -180,13 +180,14 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     throw new FileFormatError('QuantizedBase', model, 'holds 4-bit weights; merge into the original 16-bit model, or in the library with mergeAndUnload({ dequantize: true })');
   }
   await checkOutputFolder(out, [model, ...adapterDirs.map((a) => a.dir)]);
-  const adapters: LoadedAdapter[] = [];
-  for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
   const checkpoint = await Checkpoint.open(model);
   const pool = new Bf16MergePool();
   try {
-    checkAdapters(adapters, checkpoint);
     const target = outputDtype(checkpoint, dtype);
+    if (target === 'BF16') pool.start(); // while the adapters load
+    const adapters: LoadedAdapter[] = [];
+    for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
+    checkAdapters(adapters, checkpoint);
     const replaced = replacements(adapters);
     const inputs: MergeInputs = { checkpoint, adapters, replaced, pool };
     const names = checkpoint.names();
