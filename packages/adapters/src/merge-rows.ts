@@ -45,13 +45,15 @@ export function productRows({ a, b, r }: RowDelta, from: number, to: number): Fl
 export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: number, deltas: RowDelta[]): void {
   const rows = source.length / inp;
   const rowsPerBlock = Math.max(1, Math.floor(BLOCK / inp));
-  const block = new Float32Array(Math.min(rows, rowsPerBlock) * inp);
+  // float32 scratch for several adapters; one is added in a single pass by the WebAssembly kernel
+  const block = deltas.length > 1 ? new Float32Array(Math.min(rows, rowsPerBlock) * inp) : undefined;
   for (let row = 0; row < rows; row += rowsPerBlock) {
     const [start, end] = [row * inp, Math.min(row + rowsPerBlock, rows) * inp];
-    const [from, to, w] = [source.subarray(start, end), merged.subarray(start, end), block.subarray(0, end - start)];
-    if (deltas.length === 1) {
+    const [from, to] = [source.subarray(start, end), merged.subarray(start, end)];
+    if (block === undefined) {
       addScaledBf16(from, productRows(deltas[0], row, end / inp), deltas[0].factor, to);
     } else {
+      const w = block.subarray(0, end - start);
       bf16ArrayToF32(from, w);
       for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
       f32ArrayToBf16(w, to);
