@@ -11,6 +11,7 @@ after merge_and_unload.
     conformance/.venv/bin/python conformance/make_adapter_fixtures.py
 """
 import json
+import os
 import pathlib
 
 import peft
@@ -20,8 +21,9 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-MODELS = ROOT / "packages" / "models" / "fixtures"
-OUT = ROOT / "packages" / "adapters" / "fixtures"
+# Relative to the repository's root (main() goes there): PEFT records the base model's path in each adapter.
+MODELS = pathlib.Path("packages") / "models" / "fixtures"
+OUT = pathlib.Path("packages") / "adapters" / "fixtures"
 
 CASES = {
     "list-layers-to-transform": ("llama-rope-linear", dict(target_modules=["q_proj", "v_proj", "down_proj"], layers_to_transform=[1], layers_pattern="layers")),
@@ -66,6 +68,7 @@ def randomize(model, generator):
 
 
 def main():
+    os.chdir(ROOT)
     for case, (base, options) in CASES.items():
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(2)
