@@ -69,7 +69,8 @@ function ensurePython(): void {
   const check = spawnSync(PYTHON, ['-c', 'import peft, transformers, torch, bitsandbytes, matplotlib']);
   if (check.status === 0) return;
   execFileSync('python3', ['-m', 'venv', 'conformance/.venv'], { stdio: 'inherit' });
-  execFileSync(`${PYTHON}`, ['-m', 'pip', 'install', '--quiet', '-r', 'conformance/requirements.txt'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // pip warns about every package index it cannot reach: its output shows only in the error if it fails.
+  execFileSync(PYTHON, ['-m', 'pip', 'install', '-r', 'conformance/requirements.txt'], { stdio: 'pipe', maxBuffer: 1 << 26 });
 }
 
 const configOf = (dir: string) => JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')) as LlamaFamilyConfig;
