@@ -7,7 +7,7 @@
  */
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { AutoTokenizer as HFAutoTokenizer, env, type PreTrainedTokenizer } from '@huggingface/transformers';
+import type { PreTrainedTokenizer } from '@huggingface/transformers';
 import { FileFormatError } from '@lorakit/core';
 
 export interface ChatMessage {
@@ -58,6 +58,8 @@ export class AutoTokenizer {
         throw new FileFormatError('MissingTokenizer', join(absolute, file), 'missing; lorakit loads tokenizers from tokenizer.json and tokenizer_config.json');
       });
     }
+    // Loaded on first use: it is most of the start-up time of commands that need no tokenizer (`lora merge`).
+    const { AutoTokenizer: HFAutoTokenizer, env } = await import('@huggingface/transformers');
     env.allowRemoteModels = false;
     const inner = await HFAutoTokenizer.from_pretrained(absolute, { local_files_only: true });
     return new Tokenizer(inner, absolute);
