@@ -59,3 +59,10 @@ test('a merged weight stays intact while the next one is merged', async (t) => {
     await pool.close();
   }
 });
+
+test('a merge after the pool has stopped fails at once instead of waiting for a worker', async (t) => {
+  const pool = new Bf16MergePool(2);
+  pool.start();
+  await pool.close();
+  await t.throwsAsync(pool.merge(new Uint8Array(new SharedArrayBuffer(8 * 2)), [2, 4], [{ a: new Float32Array(4), b: new Float32Array(2), r: 1, factor: 1 }]), { message: /closed/ });
+});

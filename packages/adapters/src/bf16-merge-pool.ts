@@ -26,6 +26,8 @@ export class Bf16MergePool {
   #inputTurn = 0;
   #outputTurn = 0;
   #nextId = 0;
+  /** Why a worker stopped, if one did: later merges fail at once instead of waiting for it. */
+  #failure: Error | undefined;
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
   constructor(readonly threads = availableParallelism()) {}
@@ -59,6 +61,7 @@ export class Bf16MergePool {
   }
 
   async close(): Promise<void> {
+    this.#failure ??= new Error('the merge pool is closed');
     await Promise.all(this.#workers.map((w) => w.terminate()));
     this.#workers = [];
   }
@@ -66,6 +69,7 @@ export class Bf16MergePool {
   #run(worker: number, job: { source: Uint16Array; merged: Uint16Array; inp: number; deltas: RowDelta[] }): Promise<void> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      if (this.#failure) return reject(this.#failure);
       this.#pending.set(id, { resolve, reject });
       this.#worker(worker).postMessage({ id, ...job });
     });
@@ -88,6 +92,7 @@ export class Bf16MergePool {
   }
 
   #failAll(error: Error): void {
+    this.#failure ??= error;
     for (const job of this.#pending.values()) job.reject(error);
     this.#pending.clear();
   }
