@@ -8,12 +8,14 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from report import report
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
 
 
 def main(folder):
-    failures = 0
+    results = []
     cases = sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir())
     for case in cases:
         ref = load_file(str(case / "lorakit.safetensors"))
@@ -24,11 +26,8 @@ def main(folder):
             logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits
         mask = ref["attention_mask"].bool()
         error = (logits - ref["logits"]).abs()[mask].max().item()
-        ok = error <= TOLERANCE
-        failures += not ok
-        print(f"{'ok' if ok else 'FAIL'} peft loads lorakit adapter {case.name}: max abs logit error {error:.2e}")
-    print(f"{len(cases) - failures} passed, {failures} failed")
-    return 1 if failures else 0
+        results.append((error <= TOLERANCE, f"{case.name}: max abs logit error {error:.2e}"))
+    return report(results, "peft loads lorakit adapter")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
+from report import report
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 QV = ROOT.parent / "shared/fixtures/peft/codellama_qv_r8"
 BASE = ROOT / "examples/models/tiny-code-llama"
@@ -44,11 +46,7 @@ def main(folder):
     error = (logits_of(ours, io) - logits_of(reference, io)).abs().max().item()
     results.append((not differing and error <= 1e-4, f"merged-bf16: {len(differing)} tensors differ from PEFT's merge rounded to bf16 {differing[:3]}, max abs logit error {error:.2e}"))
 
-    for ok, message in results:
-        print(f"{'ok' if ok else 'FAIL'} transformers loads `lora merge` output {message}")
-    failures = sum(not ok for ok, _ in results)
-    print(f"{len(results) - failures} passed, {failures} failed")
-    return 1 if failures else 0
+    return report(results, "transformers loads `lora merge` output")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,11 @@ from transformers import AutoModelForCausalLM
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_bnb_fixtures import dequantize_in_place  # noqa: E402
+from report import report  # noqa: E402
 
 
 def main(folder):
-    failures = 0
+    results = []
     cases = sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir())
     for case in cases:
         model = AutoModelForCausalLM.from_pretrained(case, device_map="cpu", dtype=torch.float32)
@@ -23,11 +24,8 @@ def main(folder):
         with torch.no_grad():
             logits = model(input_ids=ref["input_ids"]).logits
         error = (logits - ref["logits"]).abs().max().item()
-        ok = error <= 1e-4 and quantized == 42
-        failures += not ok
-        print(f"{'ok' if ok else 'FAIL'} bitsandbytes loads lorakit's 4-bit {case.name}: {quantized} Linear4bit, max abs logit error {error:.2e}")
-    print(f"{len(cases) - failures} passed, {failures} failed")
-    return 1 if failures else 0
+        results.append((error <= 1e-4 and quantized == 42, f"{case.name}: {quantized} Linear4bit, max abs logit error {error:.2e}"))
+    return report(results, "bitsandbytes loads lorakit's 4-bit")
 
 
 if __name__ == "__main__":

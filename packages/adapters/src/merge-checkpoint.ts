@@ -154,23 +154,31 @@ function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, adapters }
   return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
 }
 
-/** The stored bytes outputBytes will need (in the pool's shared memory for a pool merge); none for a replaced tensor. */
-async function readSource(name: string, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Uint8Array | undefined> {
-  if (inputs.replaced.has(name)) return undefined;
+/** What outputBytes needs for one tensor: its stored bytes (in the pool's shared memory for a pool merge; none for a replaced tensor) and the merge, if any. */
+interface Source {
+  name: string;
+  dtype: SafetensorsDtype;
+  bytes: Uint8Array | undefined;
+  merge: ReturnType<typeof mergeOf>;
+}
+
+async function readSource(name: string, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Source> {
+  if (inputs.replaced.has(name)) return { name, dtype, bytes: undefined, merge: undefined };
   const stored = inputs.checkpoint.entry(name);
-  return inputs.checkpoint.readBytes(name, mergeOf(name, dtype, inputs)?.onPool ? inputs.pool.input(stored.end - stored.begin) : undefined);
+  const merge = mergeOf(name, dtype, inputs);
+  const bytes = await inputs.checkpoint.readBytes(name, merge?.onPool ? inputs.pool.input(stored.end - stored.begin) : undefined);
+  return { name, dtype, bytes, merge };
 }
 
 /** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
-async function outputBytes(name: string, source: Uint8Array | undefined, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Uint8Array> {
+async function outputBytes({ name, dtype, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array> {
   const replacement = inputs.replaced.get(name);
   if (replacement !== undefined) return tensorToBytes(replacement, dtype);
   const stored = inputs.checkpoint.entry(name);
-  const merge = mergeOf(name, dtype, inputs);
-  if (merge?.onPool) return inputs.pool.merge(source!, stored.shape as [number, number], merge.deltas);
-  const tensor = () => bytesToTensor(source!, stored.dtype, stored.shape);
+  if (merge?.onPool) return inputs.pool.merge(bytes!, stored.shape as [number, number], merge.deltas);
+  const tensor = () => bytesToTensor(bytes!, stored.dtype, stored.shape);
   if (merge) return tensorToBytes(mergeWeight(tensor(), merge.deltas), dtype);
-  return dtype === stored.dtype ? source! : tensorToBytes(tensor(), dtype); // untouched: the bytes as they are
+  return dtype === stored.dtype ? bytes! : tensorToBytes(tensor(), dtype); // untouched: the bytes as they are
 }
 
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
@@ -201,14 +209,14 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
         const file = shardFileName(k, plan.length);
         const stream = await SafetensorsStream.create(join(dir, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
         // A pipeline: tensor i is written while i + 1 is merged and i + 2 is read.
-        const read = (i: number) => (i < shard.length ? readSource(shard[i], dtypeOf(shard[i]), inputs) : Promise.resolve(undefined));
+        const read = (i: number) => (i < shard.length ? readSource(shard[i], dtypeOf(shard[i]), inputs) : undefined);
         let reading = read(0);
         let writing: Promise<void> = Promise.resolve();
         for (const [i, name] of shard.entries()) {
-          const source = await reading;
+          const source = (await reading)!;
           reading = read(i + 1);
-          reading.catch(() => {}); // awaited on the next tensor; this only keeps it from being "unhandled"
-          const bytes = await outputBytes(name, source, dtypeOf(name), inputs);
+          reading?.catch(() => {}); // awaited on the next tensor; this only keeps it from being "unhandled"
+          const bytes = await outputBytes(source, inputs);
           await writing;
           writing = stream.write(name, bytes);
           writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
