@@ -1,18 +1,17 @@
 /** The worker pool behind the bf16 merge: the bits of one float32 merge rounded once, however the rows are split. */
 import test from 'ava';
-import { Tensor, bf16ArrayToF32, f32ToBf16, manualSeed, matmul, mul } from '@lorakit/core';
+import { Tensor, bf16ArrayToF32, f32ToBf16, manualSeed, matmul, mul, type LowRankDelta } from '@lorakit/core';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
-import type { RowDelta } from './merge-rows.ts';
 
 // 65,536 columns make blocks of two rows; five rows split over two workers leave one a single-row block.
 const [OUT, IN, R] = [5, 1 << 16, 4];
 
-function randomDelta(factor: number): RowDelta {
+function randomDelta(factor: number): LowRankDelta {
   return { a: Tensor.randn([R, IN]).values as Float32Array, b: mul(Tensor.randn([OUT, R]), 0.01).values as Float32Array, r: R, factor };
 }
 
 /** The straightforward merge, in float32 as PyTorch does it: W + (B·A)·s, each product whole, rounded to bf16 element by element. */
-function reference(weight: Uint16Array, deltas: RowDelta[]): Uint16Array {
+function reference(weight: Uint16Array, deltas: LowRankDelta[]): Uint16Array {
   const w = bf16ArrayToF32(weight);
   for (const { a, b, factor } of deltas) {
     const product = matmul(new Tensor(b, [OUT, R]), new Tensor(a, [R, IN])).values as Float32Array;

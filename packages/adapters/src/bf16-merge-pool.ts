@@ -14,8 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { typeScriptWorker } from '@lorakit/core';
-import type { RowDelta } from './merge-rows.ts';
+import { typeScriptWorker, type LowRankDelta } from '@lorakit/core';
 
 const shared = (bytes: number) => new Uint8Array(new SharedArrayBuffer(bytes));
 
@@ -45,7 +44,7 @@ export class Bf16MergePool {
   }
 
   /** bf16(source + Σ factor·B·A) for a bf16 weight [out, inp] read into input(); valid until the merge after next. */
-  async merge(source: Uint8Array, [out, inp]: [number, number], deltas: RowDelta[]): Promise<Uint8Array> {
+  async merge(source: Uint8Array, [out, inp]: [number, number], deltas: LowRankDelta[]): Promise<Uint8Array> {
     this.#outputTurn ^= 1;
     if (this.#outputs[this.#outputTurn].length < source.length) this.#outputs[this.#outputTurn] = shared(source.length);
     const merged = this.#outputs[this.#outputTurn].subarray(0, source.length);
@@ -66,7 +65,7 @@ export class Bf16MergePool {
     this.#workers = [];
   }
 
-  #run(worker: number, job: { source: Uint16Array; merged: Uint16Array; inp: number; deltas: RowDelta[] }): Promise<void> {
+  #run(worker: number, job: { source: Uint16Array; merged: Uint16Array; inp: number; deltas: LowRankDelta[] }): Promise<void> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#failure) return reject(this.#failure);

@@ -13,10 +13,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype } from '@lorakit/core';
+import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, type LowRankDelta } from '@lorakit/core';
 import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
-import { addScaled, productRows, type RowDelta } from './merge-rows.ts';
+import { addScaled, productRows } from './merge-rows.ts';
 import { readAdapter } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
 
@@ -45,7 +45,7 @@ interface LoadedAdapter {
 }
 
 /** One adapter's B·A for one module: lora_A [r, in] and lora_B [out, r] as plain arrays, factor = wᵢ·sᵢ. */
-interface ModuleDelta extends RowDelta {
+interface ModuleDelta extends LowRankDelta {
   adapter: LoadedAdapter;
   magnitude: Tensor | undefined;
 }

@@ -3,15 +3,7 @@
  * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
  * in float32 as PyTorch computes it: each scaled product rounded, then the sum.
  */
-import { Tensor, addScaledBf16, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad } from '@lorakit/core';
-
-/** One adapter's low-rank delta on a block of rows: A [r, in], B [rows, r], factor = wᵢ·sᵢ. */
-export interface RowDelta {
-  a: Float32Array;
-  b: Float32Array;
-  r: number;
-  factor: number;
-}
+import { Tensor, bf16ArrayToF32, bf16LoraMerge, f32ArrayToBf16, matmul, noGrad, type LowRankDelta } from '@lorakit/core';
 
 /** Elements per block of rows: large enough that each B·A call is a real matmul, small enough to stay in cache. */
 const BLOCK = 1 << 17;
@@ -28,7 +20,7 @@ export function addScaled(w: Float32Array, d: Float32Array, factor: number): voi
  * NOTE: onnxruntime computes a one-row product (a GEMV) in another order than
  * the rows of a larger one; a single row is padded to two so it does not.
  */
-export function productRows({ a, b, r }: RowDelta, from: number, to: number): Float32Array {
+export function productRows({ a, b, r }: LowRankDelta, from: number, to: number): Float32Array {
   const inp = a.length / r;
   const single = to - from === 1;
   const rows = single ? new Float32Array(2 * r) : b.subarray(from * r, to * r);
@@ -38,25 +30,21 @@ export function productRows({ a, b, r }: RowDelta, from: number, to: number): Fl
 }
 
 /**
- * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block, in
- * sub-blocks that stay in cache, never holding the block whole in float32.
- * Same arithmetic, same bits as merging a float32 weight and rounding it.
+ * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block, with the
+ * bits of merging a float32 weight and rounding it. One adapter: in a single
+ * pass of the WebAssembly kernel. Several (or no kernel on this machine): in
+ * float32 sub-blocks that stay in cache, never holding the block whole.
  */
-export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: number, deltas: RowDelta[]): void {
+export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: number, deltas: LowRankDelta[]): void {
+  const kernel = bf16LoraMerge();
+  if (kernel && deltas.length === 1) return kernel(source, merged, inp, deltas[0]);
   const rows = source.length / inp;
   const rowsPerBlock = Math.max(1, Math.floor(BLOCK / inp));
-  // float32 scratch for several adapters; one is added in a single pass by the WebAssembly kernel
-  const block = deltas.length > 1 ? new Float32Array(Math.min(rows, rowsPerBlock) * inp) : undefined;
+  const block = new Float32Array(Math.min(rows, rowsPerBlock) * inp);
   for (let row = 0; row < rows; row += rowsPerBlock) {
     const [start, end] = [row * inp, Math.min(row + rowsPerBlock, rows) * inp];
-    const [from, to] = [source.subarray(start, end), merged.subarray(start, end)];
-    if (block === undefined) {
-      addScaledBf16(from, productRows(deltas[0], row, end / inp), deltas[0].factor, to);
-    } else {
-      const w = block.subarray(0, end - start);
-      bf16ArrayToF32(from, w);
-      for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
-      f32ArrayToBf16(w, to);
-    }
+    const w = bf16ArrayToF32(source.subarray(start, end), block.subarray(0, end - start));
+    for (const delta of deltas) addScaled(w, productRows(delta, row, end / inp), delta.factor);
+    f32ArrayToBf16(w, merged.subarray(start, end));
   }
 }

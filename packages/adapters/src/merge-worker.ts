@@ -3,14 +3,15 @@
  * weight held in shared memory. Messages: { id, source, merged, inp, deltas }.
  */
 import { parentPort } from 'node:worker_threads';
-import { mergeBf16Rows, type RowDelta } from './merge-rows.ts';
+import type { LowRankDelta } from '@lorakit/core';
+import { mergeBf16Rows } from './merge-rows.ts';
 
 interface Job {
   id: number;
   source: Uint16Array;
   merged: Uint16Array;
   inp: number;
-  deltas: RowDelta[];
+  deltas: LowRankDelta[];
 }
 
 parentPort!.on('message', ({ id, source, merged, inp, deltas }: Job) => {

@@ -1,7 +1,7 @@
 /**
  * Assembles the WebAssembly kernels from their text (.wat) with wabt:
  *
- *   npm run build:wasm          # writes bf16-add.wasm beside bf16-add.wat
+ *   npm run build:wasm          # writes bf16-lora-merge.wasm beside its .wat
  *
  * The binaries are committed so that lorakit needs no assembler at run time;
  * a test checks that each one is the assembly of its text.
@@ -10,12 +10,12 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import initWabt from 'wabt';
 
-export const WASM_KERNELS = ['bf16-add'];
+export const WASM_KERNELS = ['bf16-lora-merge'];
 
 export async function assemble(name: string): Promise<Uint8Array> {
   const wabt = await initWabt();
   const path = fileURLToPath(new URL(`./${name}.wat`, import.meta.url));
-  const module = wabt.parseWat(path, await readFile(path, 'utf8'), { simd: true });
+  const module = wabt.parseWat(path, await readFile(path, 'utf8'), { simd: true, relaxed_simd: true });
   try {
     module.validate();
     return module.toBinary({}).buffer;

@@ -1,6 +1,7 @@
 // The WebAssembly globals lorakit uses. Node has them all; @types/node 20
 // does not declare them (TypeScript keeps them in its DOM library).
 declare namespace WebAssembly {
+  function validate(bytes: Uint8Array): boolean;
   class Module {
     constructor(bytes: Uint8Array);
   }
