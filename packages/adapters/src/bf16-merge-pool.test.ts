@@ -20,8 +20,8 @@ function reference(weight: Uint16Array, deltas: LowRankDelta[]): Uint16Array {
   return Uint16Array.from(w, f32ToBf16);
 }
 
-function randomWeight(pool: Bf16MergePool): Uint8Array {
-  const input = pool.input(OUT * IN * 2);
+function randomWeight(pool: Bf16MergePool, slot = 0): Uint8Array {
+  const input = pool.input(slot, OUT * IN * 2);
   new Uint16Array(input.buffer, input.byteOffset, OUT * IN).set(Array.from(Tensor.randn([OUT * IN]).values, (v) => f32ToBf16(v * 0.02)));
   return input;
 }
@@ -31,12 +31,12 @@ const bits = (bytes: Uint8Array) => new Uint16Array(bytes.buffer, bytes.byteOffs
 for (const threads of [1, 2, 3]) {
   test(`${threads} worker(s) merge one and two adapters to the bits of the float32 merge rounded once`, async (t) => {
     manualSeed(threads);
-    const pool = new Bf16MergePool(threads);
+    const pool = new Bf16MergePool({ threads });
     try {
       for (const deltas of [[randomDelta(1.1)], [randomDelta(0.7), randomDelta(-1 / 3)]]) {
         const source = randomWeight(pool);
         const expected = reference(bits(source).slice(), deltas);
-        t.deepEqual(bits(await pool.merge(source, [OUT, IN], deltas)), expected);
+        t.deepEqual(bits(await pool.merge(0, source, [OUT, IN], deltas)), expected);
       }
     } finally {
       await pool.close();
@@ -44,14 +44,15 @@ for (const threads of [1, 2, 3]) {
   });
 }
 
-test('a merged weight stays intact while the next one is merged', async (t) => {
+test('a merged weight stays intact while the next slots are merged', async (t) => {
   manualSeed(7);
-  const pool = new Bf16MergePool(2);
+  const pool = new Bf16MergePool({ threads: 2, slots: 3 });
   try {
     const deltas = [randomDelta(2)];
-    const first = await pool.merge(randomWeight(pool), [OUT, IN], deltas);
+    const first = await pool.merge(0, randomWeight(pool, 0), [OUT, IN], deltas);
     const kept = bits(first).slice();
-    const second = await pool.merge(randomWeight(pool), [OUT, IN], deltas);
+    await pool.merge(1, randomWeight(pool, 1), [OUT, IN], deltas);
+    const second = await pool.merge(2, randomWeight(pool, 2), [OUT, IN], deltas);
     t.deepEqual(bits(first), kept);
     t.notDeepEqual(bits(second), kept);
   } finally {
@@ -60,8 +61,8 @@ test('a merged weight stays intact while the next one is merged', async (t) => {
 });
 
 test('a merge after the pool has stopped fails at once instead of waiting for a worker', async (t) => {
-  const pool = new Bf16MergePool(2);
+  const pool = new Bf16MergePool({ threads: 2 });
   pool.start();
   await pool.close();
-  await t.throwsAsync(pool.merge(new Uint8Array(new SharedArrayBuffer(8 * 2)), [2, 4], [{ a: new Float32Array(4), b: new Float32Array(2), r: 1, factor: 1 }]), { message: /closed/ });
+  await t.throwsAsync(pool.merge(0, new Uint8Array(new SharedArrayBuffer(8 * 2)), [2, 4], [{ a: new Float32Array(4), b: new Float32Array(2), r: 1, factor: 1 }]), { message: /closed/ });
 });

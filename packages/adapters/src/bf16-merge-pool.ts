@@ -2,15 +2,15 @@
  * bf16 weights merged on every core: each worker (merge-worker.ts) takes a
  * contiguous share of the rows of a weight in shared memory.
  *
- *   const pool = new Bf16MergePool();
- *   const source = await checkpoint.readBytes(name, pool.input(bytes));
- *   const merged = await pool.merge(source, [out, inp], deltas);   // bf16 bytes
+ *   const pool = new Bf16MergePool({ slots: 4 });
+ *   const source = await checkpoint.readBytes(name, pool.input(slot, bytes));
+ *   const merged = await pool.merge(slot, source, [out, inp], deltas);   // bf16 bytes
  *   await pool.close();
  *
- * The pool owns that memory: two input buffers used in turn, so the next
- * weight is read while this one is merged, and two output buffers used in
- * turn, so a merged weight stays intact while it is written and the next one
- * is merged. Workers start on the first merge, or earlier with start().
+ * The pool owns that memory, in slots of an input and an output buffer: a
+ * stream of weights uses them in turn, so that while one weight is merged
+ * others are read or written. A slot's buffers stay intact until the slot is
+ * used again. Workers start on the first merge, or earlier with start().
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
@@ -20,34 +20,36 @@ const shared = (bytes: number) => new Uint8Array(new SharedArrayBuffer(bytes));
 
 export class Bf16MergePool {
   #workers: Worker[] = [];
-  #inputs = [shared(0), shared(0)];
-  #outputs = [shared(0), shared(0)];
-  #inputTurn = 0;
-  #outputTurn = 0;
+  readonly threads: number;
+  readonly slots: number;
+  readonly #inputs: Uint8Array[];
+  readonly #outputs: Uint8Array[];
   #nextId = 0;
   /** Why a worker stopped, if one did: later merges fail at once instead of waiting for it. */
   #failure: Error | undefined;
   readonly #pending = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
 
-  constructor(readonly threads = availableParallelism()) {}
+  constructor({ threads = availableParallelism(), slots = 2 } = {}) {
+    [this.threads, this.slots] = [threads, slots];
+    this.#inputs = Array.from({ length: slots }, () => shared(0));
+    this.#outputs = Array.from({ length: slots }, () => shared(0));
+  }
 
   /** Starts the workers now (each takes about 0.3 s to load), to overlap that with other work. */
   start(): void {
     this.#worker(this.threads - 1);
   }
 
-  /** A shared buffer of `bytes` bytes to read the next weight into; valid until the input after next. */
-  input(bytes: number): Uint8Array {
-    this.#inputTurn ^= 1;
-    if (this.#inputs[this.#inputTurn].length < bytes) this.#inputs[this.#inputTurn] = shared(bytes);
-    return this.#inputs[this.#inputTurn].subarray(0, bytes);
+  /** The input buffer of a slot, `bytes` long, to read a weight into. */
+  input(slot: number, bytes: number): Uint8Array {
+    if (this.#inputs[slot].length < bytes) this.#inputs[slot] = shared(bytes);
+    return this.#inputs[slot].subarray(0, bytes);
   }
 
-  /** bf16(source + Σ factor·B·A) for a bf16 weight [out, inp] read into input(); valid until the merge after next. */
-  async merge(source: Uint8Array, [out, inp]: [number, number], deltas: LowRankDelta[]): Promise<Uint8Array> {
-    this.#outputTurn ^= 1;
-    if (this.#outputs[this.#outputTurn].length < source.length) this.#outputs[this.#outputTurn] = shared(source.length);
-    const merged = this.#outputs[this.#outputTurn].subarray(0, source.length);
+  /** bf16(source + Σ factor·B·A) for a bf16 weight [out, inp] read into the slot's input, in the slot's output buffer. */
+  async merge(slot: number, source: Uint8Array, [out, inp]: [number, number], deltas: LowRankDelta[]): Promise<Uint8Array> {
+    if (this.#outputs[slot].length < source.length) this.#outputs[slot] = shared(source.length);
+    const merged = this.#outputs[slot].subarray(0, source.length);
     const rowsOf = (bytes: Uint8Array, from: number, to: number) => new Uint16Array(bytes.buffer, bytes.byteOffset + from * inp * 2, (to - from) * inp);
     const parts = Math.min(this.threads, out);
     await Promise.all(Array.from({ length: parts }, (_, p) => {

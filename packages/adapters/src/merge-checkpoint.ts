@@ -158,27 +158,61 @@ function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, adapters }
 interface Source {
   name: string;
   dtype: SafetensorsDtype;
+  slot: number;
   bytes: Uint8Array | undefined;
   merge: ReturnType<typeof mergeOf>;
 }
 
-async function readSource(name: string, dtype: SafetensorsDtype, inputs: MergeInputs): Promise<Source> {
-  if (inputs.replaced.has(name)) return { name, dtype, bytes: undefined, merge: undefined };
+async function readSource(name: string, dtype: SafetensorsDtype, slot: number, inputs: MergeInputs): Promise<Source> {
+  if (inputs.replaced.has(name)) return { name, dtype, slot, bytes: undefined, merge: undefined };
   const stored = inputs.checkpoint.entry(name);
   const merge = mergeOf(name, dtype, inputs);
-  const bytes = await inputs.checkpoint.readBytes(name, merge?.onPool ? inputs.pool.input(stored.end - stored.begin) : undefined);
-  return { name, dtype, bytes, merge };
+  const bytes = await inputs.checkpoint.readBytes(name, merge?.onPool ? inputs.pool.input(slot, stored.end - stored.begin) : undefined);
+  return { name, dtype, slot, bytes, merge };
 }
 
 /** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
-async function outputBytes({ name, dtype, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array> {
+async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array> {
   const replacement = inputs.replaced.get(name);
   if (replacement !== undefined) return tensorToBytes(replacement, dtype);
   const stored = inputs.checkpoint.entry(name);
-  if (merge?.onPool) return inputs.pool.merge(bytes!, stored.shape as [number, number], merge.deltas);
+  if (merge?.onPool) return inputs.pool.merge(slot, bytes!, stored.shape as [number, number], merge.deltas);
   const tensor = () => bytesToTensor(bytes!, stored.dtype, stored.shape);
   if (merge) return tensorToBytes(mergeWeight(tensor(), merge.deltas), dtype);
   return dtype === stored.dtype ? bytes! : tensorToBytes(tensor(), dtype); // untouched: the bytes as they are
+}
+
+/**
+ * A shard's tensors through three stages, each taking them in order: read,
+ * merge, write. The stages overlap, up to one tensor per pool slot between
+ * the start of its read and the end of its write, so the disk keeps writing
+ * while the next tensors are read and merged.
+ */
+async function streamShard(shard: string[], dtypeOf: (name: string) => SafetensorsDtype, stream: SafetensorsStream, inputs: MergeInputs, onTensor: () => void): Promise<void> {
+  const { slots } = inputs.pool;
+  const writes: Promise<void>[] = [];
+  const stages: Promise<unknown>[] = [];
+  let [read, merged] = [Promise.resolve(), Promise.resolve()];
+  try {
+    for (const [i, name] of shard.entries()) {
+      if (i >= slots) await writes[i - slots]; // tensor i takes the slot of tensor i - slots
+      const source = read.then(() => readSource(name, dtypeOf(name), i % slots, inputs));
+      const bytes = Promise.all([source, merged]).then(([s]) => outputBytes(s, inputs));
+      const written = Promise.all([bytes, writes.at(-1)]).then(([b]) => stream.write(name, b)).then(onTensor);
+      [read, merged] = [source.then(() => {}), bytes.then(() => {})];
+      writes.push(written);
+      stages.push(source, bytes, written);
+      for (const stage of [source, bytes, written]) stage.catch(() => {}); // awaited below; this only keeps a failure from being "unhandled" first
+    }
+    await writes.at(-1);
+  } finally {
+    await Promise.allSettled(stages); // after a failure, nothing still runs when the caller cleans up
+  }
+}
+
+/** Pool slots: up to four tensors in flight, within about 1 GB of pool buffers, and two at least. */
+function poolSlots(largestMergedBytes: number): number {
+  return Math.max(2, Math.min(4, Math.floor(1e9 / (2 * largestMergedBytes))));
 }
 
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
@@ -189,16 +223,18 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
   }
   await checkOutputFolder(out, [model, ...adapterDirs.map((a) => a.dir)]);
   const checkpoint = await Checkpoint.open(model);
-  const pool = new Bf16MergePool();
+  let pool: Bf16MergePool | undefined;
   try {
     const target = outputDtype(checkpoint, dtype);
-    if (target === 'BF16') pool.start(); // while the adapters load
     const adapters: LoadedAdapter[] = [];
     for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
     checkAdapters(adapters, checkpoint);
+    const names = checkpoint.names();
+    const merged = names.filter((n) => isAdapted(n, adapters)).map((n) => checkpoint.entry(n).end - checkpoint.entry(n).begin);
+    pool = new Bf16MergePool({ slots: poolSlots(Math.max(1, ...merged)) });
+    if (target === 'BF16') pool.start();
     const replaced = replacements(adapters);
     const inputs: MergeInputs = { checkpoint, adapters, replaced, pool };
-    const names = checkpoint.names();
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
     const plan = planShards(sizes, maxShardSize);
@@ -208,21 +244,7 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
       for (const [k, shard] of plan.entries()) {
         const file = shardFileName(k, plan.length);
         const stream = await SafetensorsStream.create(join(dir, file), shard.map((name) => ({ name, dtype: dtypeOf(name), shape: checkpoint.entry(name).shape })));
-        // A pipeline: tensor i is written while i + 1 is merged and i + 2 is read.
-        const read = (i: number) => (i < shard.length ? readSource(shard[i], dtypeOf(shard[i]), inputs) : undefined);
-        let reading = read(0);
-        let writing: Promise<void> = Promise.resolve();
-        for (const [i, name] of shard.entries()) {
-          const source = (await reading)!;
-          reading = read(i + 1);
-          reading?.catch(() => {}); // awaited on the next tensor; this only keeps it from being "unhandled"
-          const bytes = await outputBytes(source, inputs);
-          await writing;
-          writing = stream.write(name, bytes);
-          writing.catch(() => {}); // awaited on the next tensor or below; this only keeps it from being "unhandled"
-          onProgress?.(++done, names.length);
-        }
-        await writing;
+        await streamShard(shard, dtypeOf, stream, inputs, () => onProgress?.(++done, names.length));
         await stream.close();
         files.push(file);
       }
@@ -237,6 +259,6 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     });
     return { files, mergedTensors: names.filter((n) => !replaced.has(n) && isAdapted(n, adapters)).length, totalTensors: names.length };
   } finally {
-    await Promise.all([checkpoint.close(), pool.close()]);
+    await Promise.all([checkpoint.close(), pool?.close()]);
   }
 }

@@ -3,7 +3,7 @@
  * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
  * in float32 as PyTorch computes it: each scaled product rounded, then the sum.
  */
-import { Tensor, bf16ArrayToF32, bf16LoraMerge, f32ArrayToBf16, matmul, noGrad, type LowRankDelta } from '@lorakit/core';
+import { Tensor, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad, type LowRankDelta } from '@lorakit/core';
 
 /** Elements per block of rows: large enough that each B·A call is a real matmul, small enough to stay in cache. */
 const BLOCK = 1 << 17;
@@ -30,14 +30,11 @@ export function productRows({ a, b, r }: LowRankDelta, from: number, to: number)
 }
 
 /**
- * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block, with the
- * bits of merging a float32 weight and rounding it. One adapter: in a single
- * pass of the WebAssembly kernel. Several (or no kernel on this machine): in
- * float32 sub-blocks that stay in cache, never holding the block whole.
+ * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block in float32
+ * sub-blocks that stay in cache, never holding the block whole: for several
+ * adapters, or where the fused kernel (bf16LoraMerge) cannot run. Same bits.
  */
-export function mergeBf16Rows(source: Uint16Array, merged: Uint16Array, inp: number, deltas: LowRankDelta[]): void {
-  const kernel = bf16LoraMerge();
-  if (kernel && deltas.length === 1) return kernel(source, merged, inp, deltas[0]);
+export function mergeBf16RowsInFloat32(source: Uint16Array, merged: Uint16Array, inp: number, deltas: LowRankDelta[]): void {
   const rows = source.length / inp;
   const rowsPerBlock = Math.max(1, Math.floor(BLOCK / inp));
   const block = new Float32Array(Math.min(rows, rowsPerBlock) * inp);
