@@ -154,7 +154,11 @@ function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, adapters }
   return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
 }
 
-/** What outputBytes needs for one tensor: its stored bytes (in the pool's shared memory for a pool merge; none for a replaced tensor) and the merge, if any. */
+/**
+ * What outputBytes needs for one tensor: its stored bytes (in the pool's
+ * shared memory for a pool merge; none for a replaced tensor or one copied as
+ * it is) and the merge, if any.
+ */
 interface Source {
   name: string;
   dtype: SafetensorsDtype;
@@ -167,19 +171,24 @@ async function readSource(name: string, dtype: SafetensorsDtype, slot: number, i
   if (inputs.replaced.has(name)) return { name, dtype, slot, bytes: undefined, merge: undefined };
   const stored = inputs.checkpoint.entry(name);
   const merge = mergeOf(name, dtype, inputs);
-  const bytes = await inputs.checkpoint.readBytes(name, merge?.onPool ? inputs.pool.input(slot, stored.end - stored.begin) : undefined);
+  const copied = !merge && dtype === stored.dtype;
+  const bytes = copied ? undefined : await inputs.checkpoint.readBytes(name, merge?.onPool ? inputs.pool.input(slot, stored.end - stored.begin) : undefined);
   return { name, dtype, slot, bytes, merge };
 }
 
-/** One output tensor's bytes: an adapter's replacement, the merged weight, or the base tensor as it is. */
-async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array> {
+/**
+ * One output tensor's bytes: an adapter's replacement, the merged weight, the
+ * base tensor converted, or the base tensor as it is, read a piece at a time
+ * as it is written (a tensor like the embeddings need never be held whole).
+ */
+async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array | AsyncIterable<Uint8Array>> {
   const replacement = inputs.replaced.get(name);
   if (replacement !== undefined) return tensorToBytes(replacement, dtype);
   const stored = inputs.checkpoint.entry(name);
   if (merge?.onPool) return inputs.pool.merge(slot, bytes!, stored.shape as [number, number], merge.deltas);
-  const tensor = () => bytesToTensor(bytes!, stored.dtype, stored.shape);
-  if (merge) return tensorToBytes(mergeWeight(tensor(), merge.deltas), dtype);
-  return dtype === stored.dtype ? bytes! : tensorToBytes(tensor(), dtype); // untouched: the bytes as they are
+  if (bytes === undefined) return inputs.checkpoint.readChunks(name);
+  const tensor = bytesToTensor(bytes, stored.dtype, stored.shape);
+  return tensorToBytes(merge ? mergeWeight(tensor, merge.deltas) : tensor, dtype);
 }
 
 /**

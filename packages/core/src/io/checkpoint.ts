@@ -132,6 +132,11 @@ export class Checkpoint {
     return this.#file(name).readBytes(name, into);
   }
 
+  /** The stored bytes in pieces, each valid until the next (SafetensorsFile.readChunks). */
+  readChunks(name: string, chunkBytes?: number): AsyncGenerator<Uint8Array> {
+    return this.#file(name).readChunks(name, chunkBytes);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.files.values()].map((f) => f.close()));
   }

@@ -67,15 +67,34 @@ export class SafetensorsFile {
   /** The tensor's stored bytes, in a new array or at the start of `into` (which may be shared memory). */
   async readBytes(name: string, into?: Uint8Array): Promise<Uint8Array> {
     const entry = this.entry(name);
-    const stat = await this.#handle.stat();
-    if (stat.size !== this.#size || stat.mtimeMs !== this.#mtimeMs) {
-      throw new FileFormatError('FileChanged', this.path, 'changed on disk after it was opened');
-    }
+    await this.#checkUnchanged();
     const length = entry.end - entry.begin;
     if (into && into.length < length) throw new RangeError(`readBytes(${quote(name)}): ${length} bytes do not fit a buffer of ${into.length}`);
     const bytes = into ? into.subarray(0, length) : new Uint8Array(length);
     await readFully(this.#handle, bytes, this.#header.dataStart + entry.begin, this.path);
     return bytes;
+  }
+
+  /**
+   * A tensor's bytes in pieces of at most `chunkBytes`, to copy a tensor larger
+   * than one would hold. Each piece is valid until the next is asked for.
+   */
+  async *readChunks(name: string, chunkBytes = 16 * 2 ** 20): AsyncGenerator<Uint8Array> {
+    const entry = this.entry(name);
+    await this.#checkUnchanged();
+    const buffer = new Uint8Array(Math.min(chunkBytes, entry.end - entry.begin));
+    for (let at = entry.begin; at < entry.end; at += buffer.length) {
+      const chunk = buffer.subarray(0, Math.min(buffer.length, entry.end - at));
+      await readFully(this.#handle, chunk, this.#header.dataStart + at, this.path);
+      yield chunk;
+    }
+  }
+
+  async #checkUnchanged(): Promise<void> {
+    const stat = await this.#handle.stat();
+    if (stat.size !== this.#size || stat.mtimeMs !== this.#mtimeMs) {
+      throw new FileFormatError('FileChanged', this.path, 'changed on disk after it was opened');
+    }
   }
 
   /** The tensor as float32 (floats), float64 (F64), int32 or int64. */

@@ -31,18 +31,33 @@ export class SafetensorsStream {
     return new SafetensorsStream(path, file, entries);
   }
 
-  /** The bytes of the next planned tensor, which must be `name`. */
-  async write(name: string, bytes: Uint8Array): Promise<void> {
+  /** The bytes of the next planned tensor, which must be `name`: whole, or in pieces (each may be reused once appended). */
+  async write(name: string, bytes: Uint8Array | AsyncIterable<Uint8Array>): Promise<void> {
     const entry = this.entries[this.#next];
     const expected = entry ? numel(entry.shape) * SAFETENSORS_DTYPES[entry.dtype] : -1;
-    if (entry?.name !== name || bytes.length !== expected) throw new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${bytes.length} bytes)`);
+    const mismatch = (got: string) => new Error(`${this.path}: expected ${entry?.name ?? 'no more tensors'} (${expected} bytes), got ${name} (${got} bytes)`);
+    if (entry?.name !== name || (bytes instanceof Uint8Array && bytes.length !== expected)) throw mismatch(bytes instanceof Uint8Array ? `${bytes.length}` : 'some');
+    let written = 0;
+    try {
+      for await (const piece of bytes instanceof Uint8Array ? [bytes] : bytes) {
+        written += piece.length;
+        if (written > expected) throw mismatch(`more than ${expected}`);
+        await this.#append(name, piece);
+      }
+      if (written !== expected) throw mismatch(`${written}`);
+    } catch (error) {
+      await this.file.abandon();
+      throw error;
+    }
+    this.#next++;
+  }
+
+  async #append(name: string, bytes: Uint8Array): Promise<void> {
     try {
       await this.file.append(bytes);
     } catch (error) {
-      await this.file.abandon();
       throw this.#failure(`could not write ${name}`, error as NodeJS.ErrnoException);
     }
-    this.#next++;
   }
 
   async close(): Promise<void> {
