@@ -1,6 +1,34 @@
 #!/usr/bin/env node
-// The `lora` command. lorakit is TypeScript run by tsx: register it, then start.
-import { register } from 'tsx/esm/api';
+// The `lora` command: the bundle `npm run install-deps` makes (packages/cli/bundle.ts)
+// while it is newer than every source file, else the TypeScript itself through tsx.
+// LORAKIT_FROM_SOURCE=1 always runs the TypeScript.
+import { readdirSync, statSync } from 'node:fs';
 
-register();
-await import('../src/main.ts');
+const bundle = new URL('../dist/lora.mjs', import.meta.url);
+const packages = new URL('../../', import.meta.url);
+
+/** Whether the bundle was built after the last change to any package's sources, manifest or the lockfile. */
+function bundleIsFresh() {
+  let built;
+  try {
+    built = statSync(bundle).mtimeMs;
+  } catch {
+    return false; // not built
+  }
+  const changed = (url) => statSync(url).mtimeMs > built;
+  if (changed(new URL('../pnpm-lock.yaml', packages))) return false;
+  for (const name of readdirSync(packages).filter((n) => statSync(new URL(n, packages)).isDirectory())) {
+    const src = new URL(`${name}/src/`, packages);
+    if (changed(new URL(`${name}/package.json`, packages)) || changed(src)) return false;
+    for (const file of readdirSync(src, { recursive: true })) if (changed(new URL(file, src))) return false;
+  }
+  return true;
+}
+
+if (process.env.LORAKIT_FROM_SOURCE !== '1' && bundleIsFresh()) {
+  await import(bundle.href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../src/main.ts');
+}

@@ -4,14 +4,17 @@
  *
  *   const worker = typeScriptWorker(new URL('./merge-worker.ts', import.meta.url));
  *
- * NOTE: lorakit ships TypeScript run by tsx; worker threads do not inherit
- * its loader, so each one starts in worker-bootstrap.mjs, which registers it.
+ * NOTE: from source, lorakit is TypeScript run by tsx; worker threads do not
+ * inherit its loader, so each one starts in worker-bootstrap.mjs, which
+ * registers it. In the `lora` command's bundle (packages/cli/bundle.ts) this
+ * file is JavaScript, and each worker module a JavaScript entry beside it.
  */
 import { Worker } from 'node:worker_threads';
 
+const bundled = !import.meta.url.endsWith('.ts');
+
 export function typeScriptWorker(module: URL): Worker {
-  return new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), {
-    argv: [module.href],
-    env: { ...process.env, LORAKIT_THREADS: '1' },
-  });
+  const env = { ...process.env, LORAKIT_THREADS: '1' };
+  if (bundled) return new Worker(new URL(module.href.replace(/\.ts$/, '.mjs')), { env });
+  return new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { argv: [module.href], env });
 }

@@ -1,5 +1,5 @@
 /**
- * Quantizing many weights on every core: a pool of worker threads (worker.ts),
+ * Quantizing many weights on every core: a pool of worker threads (quantize-worker.ts),
  * one weight per job, largest first. An array that owns its whole buffer is
  * moved to its worker, not copied, and is empty afterwards (the caller is
  * replacing those weights); others are copied.
@@ -18,7 +18,7 @@ export interface QuantizedWeight {
 export async function quantizeParallel(weights: Float32Array[], type: QuantType, blockSize: number, doubleQuant: boolean, threads = availableParallelism()): Promise<QuantizedWeight[]> {
   const results = new Array<QuantizedWeight>(weights.length);
   const queue = weights.map((_, i) => i).sort((a, b) => weights[b].length - weights[a].length);
-  const pool = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => typeScriptWorker(new URL('./worker.ts', import.meta.url)));
+  const pool = Array.from({ length: Math.max(1, Math.min(threads, queue.length)) }, () => typeScriptWorker(new URL('./quantize-worker.ts', import.meta.url)));
   try {
     await Promise.all(pool.map((worker) => new Promise<void>((resolve, reject) => {
       const next = () => {
