@@ -3,27 +3,38 @@
  * contiguous share of the rows of a weight in shared memory.
  *
  *   const pool = new Bf16MergePool({ slots: 4 });
- *   const source = await checkpoint.readBytes(name, pool.input(slot, bytes));
- *   const merged = await pool.merge(slot, source, [out, inp], deltas);   // bf16 bytes
+ *   await checkpoint.readBytes(name, pool.input(slot, bytes));
+ *   const merged = await pool.merge(slot, [out, inp], deltas);   // bf16 bytes
  *   await pool.close();
  *
  * The pool owns that memory, in slots of an input and an output buffer: a
  * stream of weights uses them in turn, so that while one weight is merged
  * others are read or written. A slot's buffers stay intact until the slot is
- * used again. Workers start on the first merge, or earlier with start().
+ * used again. They lie in one shared WebAssembly memory, where the workers'
+ * kernel (Bf16LoraMerge) merges them in place, without copies; a buffer that
+ * does not fit in its 4 GiB, or a merge the kernel cannot do alone, goes
+ * through copies. Workers start on the first merge, or earlier with start().
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { typeScriptWorker, type LowRankDelta } from '@lorakit/core';
+import { Bf16LoraMerge, allocate, sharedMemory, typeScriptWorker, type LowRankDelta } from '@lorakit/core';
 
-const shared = (bytes: number) => new Uint8Array(new SharedArrayBuffer(bytes));
+/** A slot's buffer: a view of `capacity` bytes, at byte offset `at` of the pool's memory when it lies there. */
+interface SlotBuffer {
+  bytes: Uint8Array;
+  at: number | undefined;
+}
+
+const EMPTY: SlotBuffer = { bytes: new Uint8Array(0), at: undefined };
 
 export class Bf16MergePool {
-  #workers: Worker[] = [];
   readonly threads: number;
   readonly slots: number;
-  readonly #inputs: Uint8Array[];
-  readonly #outputs: Uint8Array[];
+  readonly memory = sharedMemory();
+  readonly #inPlace = Bf16LoraMerge.create() !== undefined;
+  readonly #inputs: SlotBuffer[];
+  readonly #outputs: SlotBuffer[];
+  #workers: Worker[] = [];
   #nextId = 0;
   /** Why a worker stopped, if one did: later merges fail at once instead of waiting for it. */
   #failure: Error | undefined;
@@ -31,34 +42,38 @@ export class Bf16MergePool {
 
   constructor({ threads = availableParallelism(), slots = 2 } = {}) {
     [this.threads, this.slots] = [threads, slots];
-    this.#inputs = Array.from({ length: slots }, () => shared(0));
-    this.#outputs = Array.from({ length: slots }, () => shared(0));
+    this.#inputs = Array.from({ length: slots }, () => EMPTY);
+    this.#outputs = Array.from({ length: slots }, () => EMPTY);
   }
 
-  /** Starts the workers now (each takes about 0.3 s to load), to overlap that with other work. */
+  /** Starts the workers now (each takes a moment to load), to overlap that with other work. */
   start(): void {
     this.#worker(this.threads - 1);
   }
 
   /** The input buffer of a slot, `bytes` long, to read a weight into. */
   input(slot: number, bytes: number): Uint8Array {
-    if (this.#inputs[slot].length < bytes) this.#inputs[slot] = shared(bytes);
-    return this.#inputs[slot].subarray(0, bytes);
+    return this.#buffer(this.#inputs, slot, bytes).bytes.subarray(0, bytes);
   }
 
-  /** bf16(source + Σ factor·B·A) for a bf16 weight [out, inp] read into the slot's input, in the slot's output buffer. */
-  async merge(slot: number, source: Uint8Array, [out, inp]: [number, number], deltas: LowRankDelta[]): Promise<Uint8Array> {
-    if (this.#outputs[slot].length < source.length) this.#outputs[slot] = shared(source.length);
-    const merged = this.#outputs[slot].subarray(0, source.length);
-    const rowsOf = (bytes: Uint8Array, from: number, to: number) => new Uint16Array(bytes.buffer, bytes.byteOffset + from * inp * 2, (to - from) * inp);
-    const parts = Math.min(this.threads, out);
+  /** bf16(input + Σ factor·B·A) for the bf16 weight [out, inp] read into the slot's input, in the slot's output buffer. */
+  async merge(slot: number, [out, inp]: [number, number], deltas: LowRankDelta[]): Promise<Uint8Array> {
+    const length = out * inp * 2;
+    const [source, merged] = [this.#inputs[slot], this.#buffer(this.#outputs, slot, length)];
+    if (source.bytes.length < length) throw new RangeError(`Bf16MergePool: slot ${slot} holds no weight of ${length} bytes`);
+    const inPlace = this.#inPlace && deltas.length === 1 && Bf16LoraMerge.fitsInPlace(inp) && source.at !== undefined && merged.at !== undefined;
+    // in place, each worker's share is whole tiles of four rows
+    const [unit, parts] = inPlace ? [4, Math.min(this.threads, Math.ceil(out / 4))] : [1, Math.min(this.threads, out)];
+    const boundary = (p: number) => (p === parts ? out : Math.floor((out * p) / parts / unit) * unit);
     await Promise.all(Array.from({ length: parts }, (_, p) => {
-      const [from, to] = [Math.floor((out * p) / parts), Math.floor((out * (p + 1)) / parts)];
+      const [from, to] = [boundary(p), boundary(p + 1)];
       // A and B are copied (small); the weight's rows are shared.
       const rowDeltas = deltas.map(({ a, b, r, factor }) => ({ a: a.slice(), b: b.slice(from * r, to * r), r, factor }));
-      return this.#run(p, { source: rowsOf(source, from, to), merged: rowsOf(merged, from, to), inp, deltas: rowDeltas });
+      if (inPlace) return this.#run(p, { fromAt: source.at! + from * inp * 2, toAt: merged.at! + from * inp * 2, rows: to - from, inp, delta: rowDeltas[0] });
+      const rows = (buffer: SlotBuffer) => new Uint16Array(buffer.bytes.buffer, buffer.bytes.byteOffset + from * inp * 2, (to - from) * inp);
+      return this.#run(p, { source: rows(source), merged: rows(merged), inp, deltas: rowDeltas });
     }));
-    return merged;
+    return merged.bytes.subarray(0, length);
   }
 
   async close(): Promise<void> {
@@ -67,7 +82,16 @@ export class Bf16MergePool {
     this.#workers = [];
   }
 
-  #run(worker: number, job: { source: Uint16Array; merged: Uint16Array; inp: number; deltas: LowRankDelta[] }): Promise<void> {
+  /** A slot's buffer of at least `bytes`: in the pool's memory where it fits, else a SharedArrayBuffer of its own. */
+  #buffer(list: SlotBuffer[], slot: number, bytes: number): SlotBuffer {
+    if (list[slot].bytes.length < bytes) {
+      const at = allocate(this.memory, bytes);
+      list[slot] = at === undefined ? { bytes: new Uint8Array(new SharedArrayBuffer(bytes)), at } : { bytes: new Uint8Array(this.memory.buffer, at, bytes), at };
+    }
+    return list[slot];
+  }
+
+  #run(worker: number, job: object): Promise<void> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       if (this.#failure) return reject(this.#failure);
@@ -78,7 +102,7 @@ export class Bf16MergePool {
 
   #worker(index: number): Worker {
     while (this.#workers.length <= index) {
-      const worker = typeScriptWorker(new URL('./merge-worker.ts', import.meta.url));
+      const worker = typeScriptWorker(new URL('./merge-worker.ts', import.meta.url), { workerData: { memory: this.memory } });
       worker.on('message', ({ id, error }: { id: number; error?: string }) => {
         const job = this.#pending.get(id)!;
         this.#pending.delete(id);

@@ -185,30 +185,31 @@ async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: 
   const replacement = inputs.replaced.get(name);
   if (replacement !== undefined) return tensorToBytes(replacement, dtype);
   const stored = inputs.checkpoint.entry(name);
-  if (merge?.onPool) return inputs.pool.merge(slot, bytes!, stored.shape as [number, number], merge.deltas);
+  if (merge?.onPool) return inputs.pool.merge(slot, stored.shape as [number, number], merge.deltas);
   if (bytes === undefined) return inputs.checkpoint.readChunks(name);
   const tensor = bytesToTensor(bytes, stored.dtype, stored.shape);
   return tensorToBytes(merge ? mergeWeight(tensor, merge.deltas) : tensor, dtype);
 }
 
 /**
- * A shard's tensors through three stages, each taking them in order: read,
- * merge, write. The stages overlap, up to one tensor per pool slot between
- * the start of its read and the end of its write, so the disk keeps writing
- * while the next tensors are read and merged.
+ * A shard's tensors through three stages: read, merge, write. Reads and
+ * writes take the tensors in order; a merge starts once its tensor is read
+ * (the pool's workers take them in turn). Up to one tensor per pool slot is
+ * between the start of its read and the end of its write, so the disk keeps
+ * writing while the next tensors are read and merged.
  */
 async function streamShard(shard: string[], dtypeOf: (name: string) => SafetensorsDtype, stream: SafetensorsStream, inputs: MergeInputs, onTensor: () => void): Promise<void> {
   const { slots } = inputs.pool;
   const writes: Promise<void>[] = [];
   const stages: Promise<unknown>[] = [];
-  let [read, merged] = [Promise.resolve(), Promise.resolve()];
+  let read = Promise.resolve();
   try {
     for (const [i, name] of shard.entries()) {
       if (i >= slots) await writes[i - slots]; // tensor i takes the slot of tensor i - slots
       const source = read.then(() => readSource(name, dtypeOf(name), i % slots, inputs));
-      const bytes = Promise.all([source, merged]).then(([s]) => outputBytes(s, inputs));
+      const bytes = source.then((s) => outputBytes(s, inputs));
       const written = Promise.all([bytes, writes.at(-1)]).then(([b]) => stream.write(name, b)).then(onTensor);
-      [read, merged] = [source.then(() => {}), bytes.then(() => {})];
+      read = source.then(() => {});
       writes.push(written);
       stages.push(source, bytes, written);
       for (const stage of [source, bytes, written]) stage.catch(() => {}); // awaited below; this only keeps a failure from being "unhandled" first
@@ -219,9 +220,9 @@ async function streamShard(shard: string[], dtypeOf: (name: string) => Safetenso
   }
 }
 
-/** Pool slots: up to four tensors in flight, within about 1 GB of pool buffers, and two at least. */
+/** Pool slots: up to eight tensors in flight, within about 1 GB of pool buffers, and two at least. */
 function poolSlots(largestMergedBytes: number): number {
-  return Math.max(2, Math.min(4, Math.floor(1e9 / (2 * largestMergedBytes))));
+  return Math.max(2, Math.min(8, Math.floor(1e9 / (2 * largestMergedBytes))));
 }
 
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {

@@ -1,25 +1,26 @@
 /**
  * A merge worker (Bf16MergePool): merges the rows it is given of a bf16
- * weight held in shared memory. Messages: { id, source, merged, inp, deltas }.
- * One adapter goes through the fused WebAssembly kernel; onnxruntime and the
- * rest of @lorakit/core load only for several adapters at once, or where that
- * kernel cannot run, so a worker starts in a fraction of the time.
+ * weight held in shared memory, in place in the pool's memory
+ * ({ id, fromAt, toAt, rows, inp, delta }) or through copies
+ * ({ id, source, merged, inp, deltas }). One adapter goes through the fused
+ * WebAssembly kernel; onnxruntime and the rest of @lorakit/core load only for
+ * several adapters at once, or where that kernel cannot run, so a worker
+ * starts in a fraction of the time.
  */
-import { parentPort } from 'node:worker_threads';
-import { bf16LoraMerge, type LowRankDelta } from '@lorakit/core/bf16-lora-merge';
+import { parentPort, workerData } from 'node:worker_threads';
+import { Bf16LoraMerge, type LowRankDelta } from '@lorakit/core/bf16-lora-merge';
 
-interface Job {
-  id: number;
-  source: Uint16Array;
-  merged: Uint16Array;
-  inp: number;
-  deltas: LowRankDelta[];
-}
+type Job = { id: number } & (
+  | { fromAt: number; toAt: number; rows: number; inp: number; delta: LowRankDelta }
+  | { source: Uint16Array; merged: Uint16Array; inp: number; deltas: LowRankDelta[] }
+);
 
-const kernel = bf16LoraMerge();
+const kernel = Bf16LoraMerge.create((workerData as { memory: WebAssembly.Memory }).memory);
 
-async function merge({ source, merged, inp, deltas }: Job): Promise<void> {
-  if (kernel && deltas.length === 1) return kernel(source, merged, inp, deltas[0]);
+async function merge(job: Job): Promise<void> {
+  if ('fromAt' in job) return kernel!.mergeInPlace(job.fromAt, job.toAt, job.rows, job.inp, job.delta); // the pool asks only where the kernel runs
+  const { source, merged, inp, deltas } = job;
+  if (kernel && deltas.length === 1) return kernel.merge(source, merged, inp, deltas[0]);
   const { mergeBf16RowsInFloat32 } = await import('./merge-rows.ts');
   mergeBf16RowsInFloat32(source, merged, inp, deltas);
 }

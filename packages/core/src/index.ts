@@ -34,7 +34,7 @@ export { quantize4bit, dequantize4bit, type Quantized4bit } from './quantization
 export { doubleQuantize, expandAbsmax, type DoubleQuantized } from './quantization/double-quant.ts';
 export { quantizeParallel, type QuantizedWeight } from './quantization/parallel.ts';
 export { typeScriptWorker } from './worker-thread.ts';
-export { bf16LoraMerge, type Bf16LoraMerge, type LowRankDelta } from './wasm/bf16-lora-merge.ts';
+export { Bf16LoraMerge, allocate, sharedMemory, type LowRankDelta } from './wasm/bf16-lora-merge.ts';
 export * as init from './init.ts';
 export { Optimizer, type OptimizerStateDict } from './optim/optimizer.ts';
 export { AdamW, type AdamWOptions } from './optim/adamw.ts';

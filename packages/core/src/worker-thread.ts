@@ -13,8 +13,8 @@ import { Worker } from 'node:worker_threads';
 
 const bundled = !import.meta.url.endsWith('.ts');
 
-export function typeScriptWorker(module: URL): Worker {
+export function typeScriptWorker(module: URL, { workerData }: { workerData?: unknown } = {}): Worker {
   const env = { ...process.env, LORAKIT_THREADS: '1' };
-  if (bundled) return new Worker(new URL(module.href.replace(/\.ts$/, '.mjs')), { env });
-  return new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { argv: [module.href], env });
+  if (bundled) return new Worker(new URL(module.href.replace(/\.ts$/, '.mjs')), { env, workerData });
+  return new Worker(new URL('./worker-bootstrap.mjs', import.meta.url), { argv: [module.href], env, workerData });
 }

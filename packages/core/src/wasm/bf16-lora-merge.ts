@@ -9,13 +9,17 @@
  * About 1.2 ns per weight at r = 16, three times onnxruntime's product and the
  * add that follows it.
  *
- *   const merge = bf16LoraMerge();   // undefined where the kernel cannot run
- *   merge?.(from, to, inp, { a, b, r, factor });
+ *   const kernel = Bf16LoraMerge.create();          // undefined where it cannot run
+ *   kernel?.merge(from, to, inp, { a, b, r, factor });
+ *
+ * The kernel works on a shared WebAssembly memory, its own or one it is given:
+ * weights already in that memory (allocate() makes room) merge in place, on
+ * any number of threads at once (mergeInPlace); other arrays are copied
+ * through it a block at a time (merge).
  *
  * It needs WebAssembly's relaxed multiply-add (behind a V8 flag in Node 20,
  * which this file sets) to be fused, as it is on every CPU with an FMA unit;
- * elsewhere the product would round twice, so bf16LoraMerge returns undefined.
- * Each thread instantiates its own kernel.
+ * elsewhere the product would round twice, so create() returns undefined.
  */
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
@@ -28,63 +32,138 @@ export interface LowRankDelta {
   factor: number;
 }
 
-export type Bf16LoraMerge = (from: Uint16Array, to: Uint16Array, inp: number, delta: LowRankDelta) => void;
-
-/** Weights per kernel call: the block's bf16 rows in and out stay in cache. */
-const BLOCK = 1 << 16;
 const PAGE = 65536;
+/** wasm32's whole address space: the most a memory can grow to. */
+const MAX_PAGES = 65536;
+/** Weights per call when copying: the block's bf16 rows in and out stay in cache. */
+const BLOCK = 1 << 16;
 const SCRATCH = 128;
 
 interface Exports {
-  memory: WebAssembly.Memory;
   fusedMultiplyAdd: (a: number, b: number, c: number) => number;
   mergeRows: (from: number, to: number, a: number, b: number, scratch: number, rows: number, stride: number, r: number, factor: number) => void;
 }
 
-let kernel: Bf16LoraMerge | null | undefined;
+let compiled: WebAssembly.Module | null | undefined;
 
-export function bf16LoraMerge(): Bf16LoraMerge | undefined {
-  kernel ??= instantiate();
-  return kernel ?? undefined;
-}
-
-function instantiate(): Bf16LoraMerge | null {
+/** The kernel's module, or null where relaxed SIMD is missing even with V8's flag. */
+function module(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
   const bytes = readFileSync(new URL('./bf16-lora-merge.wasm', import.meta.url));
   if (!WebAssembly.validate(bytes)) setFlagsFromString('--experimental-wasm-relaxed-simd');
-  if (!WebAssembly.validate(bytes)) return null;
-  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports as unknown as Exports;
-  // (1 + 2⁻¹²)² - (1 + 2⁻¹¹) is 2⁻²⁴ exactly, and 0 if the product is rounded first
-  const fused = exports.fusedMultiplyAdd(1 + 2 ** -12, 1 + 2 ** -12, -(1 + 2 ** -11)) === 2 ** -24;
-  return fused ? (from, to, inp, delta) => mergeBlocks(exports, from, to, inp, delta) : null;
+  compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  return compiled;
+}
+
+/** A shared memory for the kernel, `bytes` long to begin with. */
+export function sharedMemory(bytes = 0): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: Math.max(1, Math.ceil(bytes / PAGE)), maximum: MAX_PAGES, shared: true });
 }
 
 /**
- * The kernel works in its own memory on rows padded to a multiple of 8 and
- * blocks of a multiple of 4 rows; the padding's results are not copied out.
+ * Room for `bytes` more in a shared memory: the byte offset of a new region at
+ * its end, or undefined when the memory cannot grow that far. Any thread may
+ * call it: growing is atomic, so each caller gets a region of its own.
  */
-function mergeBlocks(kernel: Exports, from: Uint16Array, to: Uint16Array, inp: number, { a, b, r, factor }: LowRankDelta): void {
-  const rows = from.length / inp;
-  if (to.length !== from.length || a.length !== r * inp || b.length !== rows * r) {
-    throw new RangeError(`bf16LoraMerge: weights of ${from.length} and ${to.length}, A of ${a.length} and B of ${b.length} do not fit [${rows}, ${inp}] at r = ${r}`);
+export function allocate(memory: WebAssembly.Memory, bytes: number): number | undefined {
+  const pages = Math.ceil(bytes / PAGE);
+  if (memory.buffer.byteLength / PAGE + pages > MAX_PAGES) return undefined;
+  try {
+    return memory.grow(pages) * PAGE;
+  } catch {
+    return undefined; // another thread grew it first, or the system refused
   }
-  const stride = Math.ceil(inp / 8) * 8;
-  const blockRows = Math.max(4, Math.floor(BLOCK / stride / 4) * 4);
-  // byte offsets in the kernel's memory: scratch at 0, A [r, stride], B's tiles [blockRows/4, r, 4], from and to [blockRows, stride]
-  const aAt = SCRATCH;
-  const bAt = aAt + r * stride * 4;
-  const fromAt = bAt + blockRows * r * 4;
-  const toAt = fromAt + blockRows * stride * 2;
-  const end = toAt + blockRows * stride * 2;
-  if (kernel.memory.buffer.byteLength < end) kernel.memory.grow(Math.ceil((end - kernel.memory.buffer.byteLength) / PAGE));
-  const memory = kernel.memory.buffer;
-  copyRows(a, inp, new Float32Array(memory, aAt, r * stride), stride);
-  const [bTiles, fromRows, toRows] = [new Float32Array(memory, bAt, blockRows * r), new Uint16Array(memory, fromAt, blockRows * stride), new Uint16Array(memory, toAt, blockRows * stride)];
-  for (let row = 0; row < rows; row += blockRows) {
-    const count = Math.min(blockRows, rows - row);
-    tileRows(b.subarray(row * r, (row + count) * r), bTiles, r);
-    copyRows(from.subarray(row * inp, (row + count) * inp), inp, fromRows, stride);
-    kernel.mergeRows(fromAt, toAt, aAt, bAt, 0, Math.ceil(count / 4) * 4, stride, r, factor);
-    copyRows(toRows.subarray(0, count * stride), stride, to.subarray(row * inp, (row + count) * inp), inp);
+}
+
+export class Bf16LoraMerge {
+  readonly #exports: Exports;
+  /** This kernel's own region of the memory, for A, B's tiles and copied rows. */
+  #scratch = { at: 0, bytes: 0 };
+
+  private constructor(readonly memory: WebAssembly.Memory, exports: Exports) {
+    this.#exports = exports;
+  }
+
+  /** The kernel on `memory` (a new one by default), or undefined where its multiply-add would not be fused. */
+  static create(memory: WebAssembly.Memory = sharedMemory()): Bf16LoraMerge | undefined {
+    const compiledModule = module();
+    if (!compiledModule) return undefined;
+    const exports = new WebAssembly.Instance(compiledModule, { kernel: { memory } }).exports as unknown as Exports;
+    // (1 + 2⁻¹²)² - (1 + 2⁻¹¹) is 2⁻²⁴ exactly, and 0 if the product is rounded first
+    const fused = exports.fusedMultiplyAdd(1 + 2 ** -12, 1 + 2 ** -12, -(1 + 2 ** -11)) === 2 ** -24;
+    return fused ? new Bf16LoraMerge(memory, exports) : undefined;
+  }
+
+  /** Whether rows `inp` weights wide merge in place (the kernel reads rows in runs of 8). */
+  static fitsInPlace(inp: number): boolean {
+    return inp % 8 === 0;
+  }
+
+  /**
+   * Merges `rows` rows of bf16 weights [rows, inp] that lie in this kernel's
+   * memory at byte offsets fromAt and toAt (they may be the same); inp must
+   * fit in place. B holds just these rows.
+   */
+  mergeInPlace(fromAt: number, toAt: number, rows: number, inp: number, delta: LowRankDelta): void {
+    checkDelta(rows, inp, delta);
+    if (!Bf16LoraMerge.fitsInPlace(inp)) throw new RangeError(`bf16LoraMerge: rows of ${inp} weights do not merge in place (not a multiple of 8)`);
+    const tiled = rows - (rows % 4);
+    const { r, a, b, factor } = delta;
+    const { aAt, bAt } = this.#prepare(a, inp, inp, r, tiled, 0);
+    tileRows(b.subarray(0, tiled * r), new Float32Array(this.memory.buffer, bAt, tiled * r), r);
+    this.#exports.mergeRows(fromAt, toAt, aAt, bAt, this.#scratch.at, tiled, inp, r, factor);
+    if (tiled === rows) return;
+    // the last rows, fewer than a tile, through copies
+    const rest = (at: number) => new Uint16Array(this.memory.buffer, at + tiled * inp * 2, (rows - tiled) * inp);
+    this.merge(rest(fromAt), rest(toAt), inp, { a, b: b.subarray(tiled * r), r, factor });
+  }
+
+  /** Merges any bf16 rows [rows, inp] into `to`, copying them through the kernel's memory a block at a time. */
+  merge(from: Uint16Array, to: Uint16Array, inp: number, delta: LowRankDelta): void {
+    const rows = from.length / inp;
+    checkDelta(rows, inp, delta);
+    if (to.length !== from.length) throw new RangeError(`bf16LoraMerge: ${from.length} weights in, ${to.length} out`);
+    const { r, a, b, factor } = delta;
+    const stride = Math.ceil(inp / 8) * 8;
+    const blockRows = Math.max(4, Math.floor(BLOCK / stride / 4) * 4);
+    const { aAt, bAt, rowsAt } = this.#prepare(a, inp, stride, r, blockRows, 2 * blockRows * stride * 2);
+    const toAt = rowsAt + blockRows * stride * 2;
+    const memory = this.memory.buffer;
+    const [bTiles, fromRows, toRows] = [new Float32Array(memory, bAt, blockRows * r), new Uint16Array(memory, rowsAt, blockRows * stride), new Uint16Array(memory, toAt, blockRows * stride)];
+    for (let row = 0; row < rows; row += blockRows) {
+      const count = Math.min(blockRows, rows - row);
+      tileRows(b.subarray(row * r, (row + count) * r), bTiles, r);
+      copyRows(from.subarray(row * inp, (row + count) * inp), inp, fromRows, stride);
+      this.#exports.mergeRows(rowsAt, toAt, aAt, bAt, this.#scratch.at, Math.ceil(count / 4) * 4, stride, r, factor);
+      copyRows(toRows.subarray(0, count * stride), stride, to.subarray(row * inp, (row + count) * inp), inp);
+    }
+  }
+
+  /**
+   * Lays out this kernel's region: the kernel's scratch, A [r, stride]
+   * (padding zero), room for B's tiles of `bRows` rows, then `extra` bytes.
+   */
+  #prepare(a: Float32Array, inp: number, stride: number, r: number, bRows: number, extra: number): { aAt: number; bAt: number; rowsAt: number } {
+    const aAt = this.#reserve(SCRATCH + (r * stride + Math.ceil(bRows / 4) * 4 * r) * 4 + extra) + SCRATCH;
+    const bAt = aAt + r * stride * 4;
+    copyRows(a, inp, new Float32Array(this.memory.buffer, aAt, r * stride), stride);
+    return { aAt, bAt, rowsAt: bAt + Math.ceil(bRows / 4) * 4 * r * 4 };
+  }
+
+  /** The start of this kernel's region, at least `bytes` long (a larger one is allocated when needed). */
+  #reserve(bytes: number): number {
+    if (this.#scratch.bytes < bytes) {
+      const at = allocate(this.memory, bytes);
+      if (at === undefined) throw new RangeError(`bf16LoraMerge: no room for ${bytes} more bytes in a 4 GiB memory`);
+      this.#scratch = { at, bytes: Math.ceil(bytes / PAGE) * PAGE };
+    }
+    return this.#scratch.at;
+  }
+}
+
+function checkDelta(rows: number, inp: number, { a, b, r }: LowRankDelta): void {
+  if (!Number.isInteger(rows) || a.length !== r * inp || b.length !== rows * r) {
+    throw new RangeError(`bf16LoraMerge: A of ${a.length} and B of ${b.length} do not fit [${rows}, ${inp}] at r = ${r}`);
   }
 }
 

@@ -9,8 +9,10 @@
 ;; added, and the sum rounded to bf16 (to nearest even, NaNs kept quiet) as
 ;; f32ToBf16 in dtype.ts. relaxed_madd is fused only where the hardware has an
 ;; FMA: the caller checks with fusedMultiplyAdd before it uses mergeRows.
+;;
+;; The memory is shared, so that threads merge rows of one weight in place.
 (module
-  (memory (export "memory") 1)
+  (import "kernel" "memory" (memory 1 65536 shared))
 
   ;; a·b + c, rounded once where relaxed_madd is fused, else twice
   (func (export "fusedMultiplyAdd") (param $a f32) (param $b f32) (param $c f32) (result f32)
