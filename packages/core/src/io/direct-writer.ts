@@ -10,7 +10,7 @@
  * O_DIRECT wants memory, offsets and lengths aligned to the disk's blocks, so
  * bytes are staged in page-aligned buffers (WebAssembly memories: JavaScript
  * cannot ask where an ArrayBuffer lies, but a memory starts on a page) and
- * written 16 MiB at a time, one write in flight while the next is staged. The
+ * written 16 MiB at a time, two writes in flight while the next is staged. The
  * last block is padded and the file truncated to its length. A filesystem
  * that refuses O_DIRECT (tmpfs) gets the same writes through the page cache.
  */
@@ -18,6 +18,8 @@ import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 const CHUNK = 16 * 2 ** 20;
+/** Writes queued at the disk at once: the next is there the moment one completes, however busy the CPU is. */
+const IN_FLIGHT = 2;
 const BLOCK = 4096;
 const PAGE = 65536;
 
@@ -27,12 +29,13 @@ function alignedBuffer(bytes: number): Uint8Array {
 }
 
 export class DirectWriter {
-  readonly #buffers = [alignedBuffer(CHUNK), alignedBuffer(CHUNK)];
+  readonly #buffers = Array.from({ length: IN_FLIGHT + 1 }, () => alignedBuffer(CHUNK));
   #turn = 0;
   #staged = 0;
   #written = 0;
   #appended = 0;
-  #writing: Promise<void> = Promise.resolve();
+  /** The writes in flight, oldest first. */
+  readonly #writes: Promise<void>[] = [];
 
   private constructor(readonly path: string, readonly handle: FileHandle) {}
 
@@ -68,7 +71,7 @@ export class DirectWriter {
       const padded = Math.ceil(this.#staged / BLOCK) * BLOCK;
       this.#buffers[this.#turn].fill(0, this.#staged, padded);
       await this.#flush(padded);
-      await this.#writing;
+      await Promise.all(this.#writes);
       await this.handle.truncate(this.#appended);
       await this.handle.sync();
     } finally {
@@ -78,17 +81,17 @@ export class DirectWriter {
 
   /** Closes without finishing the file (after a failure). */
   async abandon(): Promise<void> {
-    await this.#writing.catch(() => {});
+    await Promise.allSettled(this.#writes);
     await this.handle.close();
   }
 
-  /** Starts writing the staged buffer (after the write before it) and stages into the other one. */
+  /** Starts writing the staged buffer (once a write in flight has finished, if there are IN_FLIGHT) and stages into the next one. */
   async #flush(length: number): Promise<void> {
-    await this.#writing;
-    const [buffer, position] = [this.#buffers[this.#turn], this.#written];
-    this.#writing = this.#writeFully(buffer.subarray(0, length), position);
-    this.#writing.catch(() => {}); // awaited by the next flush or close()
-    [this.#written, this.#staged, this.#turn] = [this.#written + length, 0, this.#turn ^ 1];
+    if (this.#writes.length === IN_FLIGHT) await this.#writes.shift();
+    const write = this.#writeFully(this.#buffers[this.#turn].subarray(0, length), this.#written);
+    write.catch(() => {}); // awaited by a later flush or close()
+    this.#writes.push(write);
+    [this.#written, this.#staged, this.#turn] = [this.#written + length, 0, (this.#turn + 1) % this.#buffers.length];
   }
 
   async #writeFully(bytes: Uint8Array, position: number): Promise<void> {
