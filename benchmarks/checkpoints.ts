@@ -38,7 +38,7 @@ export async function quantizedCheckpoint(source: string, dir: string): Promise<
 }
 
 /** A PEFT adapter with random A and B (std 0.01) on q, k, v, o, gate, up and down of every layer, written once. */
-export async function randomAdapter(dir: string, c: LlamaFamilyConfig, r: number): Promise<string> {
+export async function randomAdapter(dir: string, c: LlamaFamilyConfig, r: number, { layers = c.num_hidden_layers } = {}): Promise<string> {
   if (existsSync(`${dir}/adapter_config.json`)) return dir;
   const [q, kv] = [c.num_attention_heads * c.head_dim!, c.num_key_value_heads! * c.head_dim!];
   const shapes: Record<string, [number, number]> = {
@@ -47,7 +47,7 @@ export async function randomAdapter(dir: string, c: LlamaFamilyConfig, r: number
   };
   manualSeed(1);
   const tensors = new Map<string, Tensor>();
-  for (let layer = 0; layer < c.num_hidden_layers; layer++) {
+  for (let layer = 0; layer < layers; layer++) {
     for (const [module, [inFeatures, outFeatures]] of Object.entries(shapes)) {
       const key = `base_model.model.model.layers.${layer}.${module}`;
       tensors.set(`${key}.lora_A.weight`, mul(Tensor.randn([r, inFeatures]), 0.01));
