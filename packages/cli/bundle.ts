@@ -54,6 +54,7 @@ export async function bundle(dist = `${packages}cli/dist`): Promise<void> {
     platform: 'node',
     target: 'node20',
     plugins: [dependenciesByPath(dist)],
+    sourcemap: true, // for --verbose's stack traces (bin/lora.mjs turns source maps on)
     logLevel: 'warning',
   });
   await mkdir(staging, { recursive: true });

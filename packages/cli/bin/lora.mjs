@@ -26,6 +26,7 @@ function bundleIsFresh() {
 }
 
 if (process.env.LORAKIT_FROM_SOURCE !== '1' && bundleIsFresh()) {
+  if (process.argv.includes('--verbose')) process.setSourceMapsEnabled(true); // stack traces name the TypeScript
   await import(bundle.href);
 } else {
   const { register } = await import('tsx/esm/api');

@@ -41,4 +41,9 @@ test('the bundle merges and quantizes to the bytes the TypeScript writes', async
   }
   const [help, sourceHelp] = await Promise.all([bundled('--help'), fromSource('--help')]);
   t.is(help.stdout, sourceHelp.stdout);
+  // the bundle's source maps lead a stack trace back to the TypeScript (bin/lora.mjs turns them on for --verbose)
+  const failed = await node(['--enable-source-maps', join(dir, 'dist', 'lora.mjs'), 'inspect', join(dir, 'no-such-model'), '--verbose']);
+  t.is(failed.code, 1);
+  t.regex(failed.stderr, /no-such-model/);
+  t.regex(failed.stderr, /\n\s+at .*packages\/models\/src\/[\w/-]+\.ts:\d+/);
 });

@@ -113,6 +113,14 @@ test('a missing model folder, a folder without config.json and an unsupported ar
   await fails(t, lora('add', dir, '--target', 'query', '--out', join(await scratch(), 'a')), /bert/);
 });
 
+test('--verbose adds the stack trace, naming the TypeScript sources', async (t) => {
+  const { code, stdout, stderr } = await lora('inspect', join(await scratch(), 'nowhere'), '--verbose');
+  t.is(code, 1);
+  t.is(stdout, '');
+  t.regex(stderr, /nowhere.*config\.json/);
+  t.regex(stderr, /\n\s+at .*packages\/models\/src\/[\w/-]+\.ts:\d+/);
+});
+
 test('an adapter made for another model is refused with the shapes that do not fit', async (t) => {
   const adapter = `${PEFT}/codellama_qv_r8/adapter`;
   await fails(t, lora('generate', LLAMA, '--adapter', adapter, '--prompt', 'def'), /adapter_model\.safetensors: does not fit this model:\n {2}tensors for modules the model does not have/);
