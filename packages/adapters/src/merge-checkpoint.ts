@@ -220,9 +220,13 @@ async function streamShard(shard: string[], dtypeOf: (name: string) => Safetenso
   }
 }
 
-/** Pool slots: up to eight tensors in flight, within about 1 GB of pool buffers, and two at least. */
-function poolSlots(largestMergedBytes: number): number {
-  return Math.max(2, Math.min(8, Math.floor(1e9 / (2 * largestMergedBytes))));
+/**
+ * Tensors in flight (the pool's slots): up to eight, two at least, and as
+ * many as fit in about 1 GB given the largest tensor held whole (its bytes in
+ * and out), since only untouched tensors are copied through in pieces.
+ */
+function tensorsInFlight(largestHeldBytes: number): number {
+  return Math.max(2, Math.min(8, Math.floor(1e9 / largestHeldBytes)));
 }
 
 export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype, maxShardSize = 5e9, onProgress, onWarning = (m) => process.emitWarning(m) }: MergeOptions): Promise<MergeResult> {
@@ -240,13 +244,13 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
     checkAdapters(adapters, checkpoint);
     const names = checkpoint.names();
-    const merged = names.filter((n) => isAdapted(n, adapters)).map((n) => checkpoint.entry(n).end - checkpoint.entry(n).begin);
-    pool = new Bf16MergePool({ slots: poolSlots(Math.max(1, ...merged)) });
+    const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
+    const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
+    const held = sizes.filter(([n]) => isAdapted(n, adapters) || dtypeOf(n) !== checkpoint.entry(n).dtype).map(([n, out]) => checkpoint.entry(n).end - checkpoint.entry(n).begin + out);
+    pool = new Bf16MergePool({ slots: tensorsInFlight(Math.max(1, ...held)) });
     if (target === 'BF16') pool.start();
     const replaced = replacements(adapters);
     const inputs: MergeInputs = { checkpoint, adapters, replaced, pool };
-    const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
-    const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
     const plan = planShards(sizes, maxShardSize);
     const files: string[] = [];
     let done = 0;
