@@ -201,7 +201,8 @@ async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: 
 async function streamShard(shard: string[], dtypeOf: (name: string) => SafetensorsDtype, stream: SafetensorsStream, inputs: MergeInputs, onTensor: () => void): Promise<void> {
   const { slots } = inputs.pool;
   const writes: Promise<void>[] = [];
-  const stages: Promise<unknown>[] = [];
+  // every stage of every tensor, settled: what a failure waits for before the caller cleans up (holding no bytes)
+  const stages: Promise<void>[] = [];
   let read = Promise.resolve();
   try {
     for (const [i, name] of shard.entries()) {
@@ -211,12 +212,11 @@ async function streamShard(shard: string[], dtypeOf: (name: string) => Safetenso
       const written = Promise.all([bytes, writes.at(-1)]).then(([b]) => stream.write(name, b)).then(onTensor);
       read = source.then(() => {});
       writes.push(written);
-      stages.push(source, bytes, written);
-      for (const stage of [source, bytes, written]) stage.catch(() => {}); // awaited below; this only keeps a failure from being "unhandled" first
+      for (const stage of [source, bytes, written]) stages.push(stage.then(() => {}, () => {}));
     }
     await writes.at(-1);
   } finally {
-    await Promise.allSettled(stages); // after a failure, nothing still runs when the caller cleans up
+    await Promise.all(stages);
   }
 }
 
