@@ -32,7 +32,7 @@ export function productRows({ a, b, r }: LowRankDelta, from: number, to: number)
 /**
  * merged = bf16(f32(source) + Σ factor·B·A) for a [rows, in] block in float32
  * sub-blocks that stay in cache, never holding the block whole: for several
- * adapters, or where the fused kernel (bf16LoraMerge) cannot run. Same bits.
+ * adapters, or where the fused kernel (Bf16LoraMerge) cannot run. Same bits.
  */
 export function mergeBf16RowsInFloat32(source: Uint16Array, merged: Uint16Array, inp: number, deltas: LowRankDelta[]): void {
   const rows = source.length / inp;

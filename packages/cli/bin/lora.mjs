@@ -9,20 +9,19 @@ const packages = new URL('../../', import.meta.url);
 
 /** Whether the bundle was built after the last change to any package's sources, manifest or the lockfile. */
 function bundleIsFresh() {
-  let built;
   try {
-    built = statSync(bundle).mtimeMs;
+    const built = statSync(bundle).mtimeMs;
+    const changed = (url) => statSync(url).mtimeMs > built;
+    if (changed(new URL('../pnpm-lock.yaml', packages))) return false;
+    for (const name of readdirSync(packages).filter((n) => statSync(new URL(n, packages)).isDirectory())) {
+      const src = new URL(`${name}/src/`, packages);
+      if (changed(new URL(`${name}/package.json`, packages)) || changed(src)) return false;
+      for (const file of readdirSync(src, { recursive: true })) if (changed(new URL(file, src))) return false;
+    }
+    return true;
   } catch {
-    return false; // not built
+    return false; // not built, or not in the repository's layout
   }
-  const changed = (url) => statSync(url).mtimeMs > built;
-  if (changed(new URL('../pnpm-lock.yaml', packages))) return false;
-  for (const name of readdirSync(packages).filter((n) => statSync(new URL(n, packages)).isDirectory())) {
-    const src = new URL(`${name}/src/`, packages);
-    if (changed(new URL(`${name}/package.json`, packages)) || changed(src)) return false;
-    for (const file of readdirSync(src, { recursive: true })) if (changed(new URL(file, src))) return false;
-  }
-  return true;
 }
 
 if (process.env.LORAKIT_FROM_SOURCE !== '1' && bundleIsFresh()) {
