@@ -31,7 +31,7 @@ export class Bf16MergePool {
   readonly threads: number;
   readonly slots: number;
   readonly memory = sharedMemory();
-  readonly #inPlace = Bf16LoraMerge.create() !== undefined;
+  readonly #inPlace = Bf16LoraMerge.available();
   readonly #inputs: SlotBuffer[];
   readonly #outputs: SlotBuffer[];
   #workers: Worker[] = [];

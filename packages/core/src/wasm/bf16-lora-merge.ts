@@ -46,13 +46,26 @@ interface Exports {
 
 let compiled: WebAssembly.Module | null | undefined;
 
-/** The kernel's module, or null where relaxed SIMD is missing even with V8's flag. */
-function module(): WebAssembly.Module | null {
+/**
+ * The kernel's module, or null where it cannot run: relaxed SIMD missing even
+ * with V8's flag, or its multiply-add not fused on this CPU.
+ */
+function kernelModule(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
   const bytes = readFileSync(new URL('./bf16-lora-merge.wasm', import.meta.url));
   if (!WebAssembly.validate(bytes)) setFlagsFromString('--experimental-wasm-relaxed-simd');
   compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+  if (compiled && !isFused(instantiate(compiled, sharedMemory()))) compiled = null;
   return compiled;
+}
+
+function instantiate(compiledModule: WebAssembly.Module, memory: WebAssembly.Memory): Exports {
+  return new WebAssembly.Instance(compiledModule, { kernel: { memory } }).exports as unknown as Exports;
+}
+
+/** (1 + 2⁻¹²)² - (1 + 2⁻¹¹) is 2⁻²⁴ exactly, and 0 if the product is rounded first. */
+function isFused(kernel: Exports): boolean {
+  return kernel.fusedMultiplyAdd(1 + 2 ** -12, 1 + 2 ** -12, -(1 + 2 ** -11)) === 2 ** -24;
 }
 
 /** A shared memory for the kernel, `bytes` long to begin with. */
@@ -84,14 +97,15 @@ export class Bf16LoraMerge {
     this.#exports = exports;
   }
 
-  /** The kernel on `memory` (a new one by default), or undefined where its multiply-add would not be fused. */
+  /** Whether the kernel runs on this machine (checked once per thread). */
+  static available(): boolean {
+    return kernelModule() !== null;
+  }
+
+  /** The kernel on `memory` (a new one by default), or undefined where it cannot run (available()). */
   static create(memory: WebAssembly.Memory = sharedMemory()): Bf16LoraMerge | undefined {
-    const compiledModule = module();
-    if (!compiledModule) return undefined;
-    const exports = new WebAssembly.Instance(compiledModule, { kernel: { memory } }).exports as unknown as Exports;
-    // (1 + 2⁻¹²)² - (1 + 2⁻¹¹) is 2⁻²⁴ exactly, and 0 if the product is rounded first
-    const fused = exports.fusedMultiplyAdd(1 + 2 ** -12, 1 + 2 ** -12, -(1 + 2 ** -11)) === 2 ** -24;
-    return fused ? new Bf16LoraMerge(memory, exports) : undefined;
+    const compiledModule = kernelModule();
+    return compiledModule ? new Bf16LoraMerge(memory, instantiate(compiledModule, memory)) : undefined;
   }
 
   /** Whether rows `inp` weights wide merge in place (the kernel reads rows in runs of 8). */
