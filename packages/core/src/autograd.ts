@@ -24,6 +24,9 @@ export interface GradFn {
 
 let gradEnabled = true;
 
+/** Set only while observeGradUse runs (a checkpointed segment's forward). */
+let gradUse: { seen: boolean } | null = null;
+
 /** What a non-leaf holds after backward() has released its part of the tape. */
 const released: GradFn = {
   op: 'released',
@@ -59,6 +62,23 @@ export function enableGrad<T>(fn: () => T): T {
   }
 }
 
+/**
+ * Run `fn` and tell whether any op inside was given a tensor that requires
+ * grad, even under noGrad where nothing is recorded (a LoRA weight used by a
+ * checkpointed layer whose input is frozen). Outside it, ops pay one null check.
+ */
+export function observeGradUse<T>(fn: () => T): { result: T; usedGrad: boolean } {
+  const outer = gradUse;
+  const observer = { seen: false };
+  gradUse = observer;
+  try {
+    return { result: fn(), usedGrad: observer.seen };
+  } finally {
+    gradUse = outer;
+    if (outer !== null && observer.seen) outer.seen = true; // a nested segment's use is the outer one's too
+  }
+}
+
 /** Attach a backward to `out` when grad is on and an input requires grad. */
 export function record(
   op: string,
@@ -66,10 +86,19 @@ export function record(
   inputs: readonly Tensor[],
   backward: (grad: Tensor) => readonly GradThunk[],
 ): Tensor {
-  if (gradEnabled && inputs.some((t) => t.requiresGrad)) {
-    out.requiresGrad = true;
-    out.gradFn = { op, inputs, backward };
-  }
+  if (gradUse !== null && !gradUse.seen) gradUse.seen = inputs.some((t) => t.requiresGrad);
+  if (gradEnabled && inputs.some((t) => t.requiresGrad)) attach(op, out, inputs, backward);
+  return out;
+}
+
+/**
+ * Attach a backward to `out` whatever its inputs require: for a node whose
+ * gradients flow to tensors it uses inside (checkpoint), not only to its inputs.
+ * The backward walk calls `backward` for every node it reaches.
+ */
+export function attach(op: string, out: Tensor, inputs: readonly Tensor[], backward: (grad: Tensor) => readonly GradThunk[]): Tensor {
+  out.requiresGrad = true;
+  out.gradFn = { op, inputs, backward };
   return out;
 }
 
