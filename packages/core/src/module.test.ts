@@ -216,3 +216,13 @@ test('a ModuleDict names its children by key', (t) => {
   t.true(dict.stateDict().has('other.weight'));
   t.throws(() => dict.set('a.b', new Linear(1, 1)), { message: /without dots/ });
 });
+
+test('setSubmodule refuses a name the class already uses for a method or accessor', (t) => {
+  const head = new Head();
+  for (const name of ['train', 'training', 'constructor', '__proto__']) {
+    t.throws(() => head.setSubmodule(name, new Linear(1, 1)), { message: /method or accessor/ }, name);
+  }
+  t.is(Object.getPrototypeOf(head), Head.prototype);
+  head.setSubmodule('extra', new Linear(1, 1));
+  t.deepEqual(names(head.namedChildren()), ['mlp', 'extra']);
+});

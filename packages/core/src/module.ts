@@ -142,16 +142,17 @@ export abstract class Module {
     let module: Module = this;
     const parts = path === '' ? [] : path.split('.');
     for (let i = 0; i < parts.length; i++) {
-      // A child is a property ("mlp") or an array entry ("layers.0").
-      const value = (module as unknown as Record<string, unknown>)[parts[i]];
-      const entry = isModuleArray(value) ? value[Number(parts[i + 1])] : value;
-      const name = isModuleArray(value) ? `${parts[i]}.${parts[++i]}` : parts[i];
-      if (!(entry instanceof Module) || !module.namedChildren().some(([n]) => n === name)) {
-        const at = parts.slice(0, Math.max(0, i - (isModuleArray(value) ? 1 : 0))).join('.');
-        const children = module.namedChildren().map(([n]) => n).join(', ') || 'none';
-        throw new Error(`getSubmodule: ${module.constructor.name} at "${at}" has no submodule "${name}" (children: ${children})`);
+      // A child is a property or a ModuleDict key ("mlp"), or an array entry ("layers.0").
+      const children = new Map(module.namedChildren());
+      const entry = !children.has(parts[i]) && /^\d+$/.test(parts[i + 1] ?? '');
+      const name = entry ? `${parts[i]}.${parts[i + 1]}` : parts[i];
+      const child = children.get(name);
+      if (child === undefined) {
+        const names = [...children.keys()].join(', ') || 'none';
+        throw new Error(`getSubmodule: ${module.constructor.name} at "${parts.slice(0, i).join('.')}" has no submodule "${name}" (children: ${names})`);
       }
-      module = entry;
+      if (entry) i++;
+      module = child;
     }
     return module;
   }
@@ -164,13 +165,22 @@ export abstract class Module {
     if (/^\d+$/.test(name) && parts.length > 0) {
       const listName = parts[parts.length - 1];
       const owner = this.getSubmodule(parts.slice(0, -1).join('.')) as unknown as Record<string, unknown>;
-      const list = owner[listName];
+      const list = Object.hasOwn(owner, listName) ? owner[listName] : undefined;
       if (isModuleArray(list) && Number(name) < list.length) {
         list[Number(name)] = module;
         return;
       }
     }
-    (this.getSubmodule(parts.join('.')) as unknown as Record<string, unknown>)[name] = module;
+    this.getSubmodule(parts.join('.')).setChild(name, module);
+  }
+
+  /** Put `module` under the child name `name`: a property here (ModuleDict keeps its keys apart). */
+  protected setChild(name: string, module: Module): void {
+    checkName(this, name);
+    if (name in this && !Object.hasOwn(this, name)) {
+      throw new Error(`${this.constructor.name}: "${name}" is a method or accessor of the class; a child cannot take that name`);
+    }
+    (this as unknown as Record<string, unknown>)[name] = module;
   }
 
   // ---- state ----
