@@ -39,9 +39,9 @@ export function injectAdapter(model: CausalLM, config: LoraConfig, adapter: stri
   return { ...selection, unmatchedModulesToSave };
 }
 
-/** Wrap every module whose name is `entry` or ends in `.entry`; returns how many. */
+/** Wrap every module whose name is `entry` or ends in `.entry` (an existing wrapper gains a copy); returns how many. */
 function wrapModulesToSave(model: CausalLM, entry: string, adapter: string): number {
-  const matches = model.namedModules().filter(([name, m]) => (name === entry || name.endsWith(`.${entry}`)) && !(m instanceof ModulesToSaveWrapper) && !isInsideWrapper(name));
+  const matches = model.namedModules().filter(([name]) => (name === entry || name.endsWith(`.${entry}`)) && !isInsideWrapper(name));
   for (const [name, module] of matches) {
     const existing = model.getSubmodule(name);
     const wrapper = existing instanceof ModulesToSaveWrapper ? existing : new ModulesToSaveWrapper(module as Module);
