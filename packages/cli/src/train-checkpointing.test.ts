@@ -1,0 +1,51 @@
+/**
+ * `lora train --gradient-checkpointing` end to end, as a user runs it: the
+ * run finishes, and with lora_dropout on it writes the adapter a run without
+ * the flag writes (same losses, same tensors), since checkpointing only trades
+ * memory for a second forward.
+ */
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Tensor } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
+import { relativeErrorOf } from '@lorakit/core/testing';
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const BIN = `${REPO}packages/cli/bin/lora.mjs`;
+const MODEL = `${REPO}examples/models/tiny-code-llama`;
+const DATA = `${REPO}examples/data/house-style`;
+
+function lora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { cwd: REPO, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function train(...extra: string[]): Promise<{ losses: number[]; adapter: Map<string, Tensor> }> {
+  const out = join(await mkdtemp(join(tmpdir(), 'lora-gc-')), 'run');
+  const { code, stderr } = await lora('train', MODEL, '--target', 'all-linear', '--dropout', '0.1', '--data', `${DATA}/train.jsonl`, '--out', out,
+    '--max-steps', '3', '--batch-size', '4', '--lr', '3e-3', '--max-length', '48', '--logging-steps', '1', '--progress', 'none', '--json', ...extra);
+  if (code !== 0) throw new Error(`lora train ${extra.join(' ')} failed:\n${stderr}`);
+  const log = (await readFile(join(out, 'training_log.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { loss?: number });
+  const file = await SafetensorsFile.open(join(out, 'adapter', 'adapter_model.safetensors'));
+  const adapter = new Map(await Promise.all(file.names().map(async (name) => [name, await file.read(name)] as const)));
+  await file.close();
+  return { losses: log.flatMap((e) => (e.loss === undefined ? [] : [e.loss])), adapter };
+}
+
+test('train --gradient-checkpointing runs to the end and writes the adapter a run without it writes', async (t) => {
+  const [plain, checkpointed] = await Promise.all([train(), train('--gradient-checkpointing')]);
+  t.is(checkpointed.losses.length, 3);
+  t.deepEqual(checkpointed.losses, plain.losses);
+  t.deepEqual([...checkpointed.adapter.keys()], [...plain.adapter.keys()]);
+  for (const [name, tensor] of plain.adapter) {
+    const error = relativeErrorOf(checkpointed.adapter.get(name)!, tensor);
+    t.true(error <= 1e-6, `${name}: relative error ${error}`);
+  }
+});
