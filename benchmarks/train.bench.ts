@@ -2,7 +2,7 @@
  * Training throughput: one optimizer step, LoRA r=16 on all linear layers,
  * 4x512 tokens, on tiny-code-llama and on random SmolLM2-135M shapes, each
  * in its own process so peak RSS is its own. The 135M step's limit on this
- * machine is about 6 s (1.38 TFLOP at peak, DESIGN.md section 3).
+ * machine is about 6 s (1.38 TFLOP at peak, docs/engine.md section 5).
  *
  *   npm run bench:train
  */

@@ -3,7 +3,7 @@
  * the fp32 peak (machine.ts) or bytes at the measured memory and disk speeds.
  *
  * FLOP per token of a llama-family model with LoRA r on its 7 projections
- * (DESIGN.md section 3: SmolLM2-135M gives 314 forward + 359 backward MFLOP):
+ * (docs/engine.md section 5: SmolLM2-135M gives 314 forward + 359 backward MFLOP):
  *   forward  = 2·linear + 4·S·(heads·head_dim)·layers + lora
  *   backward = 2·linear + 8·S·(heads·head_dim)·layers + 2·lora    (no weight gradients for the frozen base)
  * with linear = the projections' and the head's weights, S the sequence

@@ -1,4 +1,4 @@
-/** adapter_config.json and adapter_model.safetensors: what is written, and every way a file can fail to fit (RELIABILITY.md C and D). */
+/** adapter_config.json and adapter_model.safetensors: what is written, and every way a file can fail to fit (docs/reliability.md sections C and D). */
 import test from 'ava';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

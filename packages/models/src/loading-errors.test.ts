@@ -1,4 +1,4 @@
-/** Bad model folders get one clear error naming the file and the field (RELIABILITY.md section C). */
+/** Bad model folders get one clear error naming the file and the field (docs/reliability.md section C). */
 import test from 'ava';
 import { cp, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-/** Model folders: single file, sharded with an untrusted index, and what must be refused (RELIABILITY.md section B). */
+/** Model folders: single file, sharded with an untrusted index, and what must be refused (docs/reliability.md section B). */
 import test from 'ava';
 import { mkdtemp, mkdir, writeFile, symlink, readdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';

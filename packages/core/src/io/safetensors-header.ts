@@ -4,7 +4,7 @@
  *   [8 bytes: N, u64 little-endian][N bytes: UTF-8 JSON][data]
  *   {"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}
  *
- * Stricter than the reference parser (documented in DESIGN.md section 7):
+ * Stricter than the reference parser (documented in docs/file-formats.md section 1):
  * duplicate names, unknown fields, non-string metadata, gaps, overlaps and
  * trailing bytes are all errors. Every number is checked exactly (BigInt).
  */

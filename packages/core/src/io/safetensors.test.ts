@@ -1,6 +1,6 @@
 /**
  * The safetensors reader against byte-built files: every malformed case of
- * RELIABILITY.md section A is rejected with a typed error naming the file,
+ * docs/reliability.md section A is rejected with a typed error naming the file,
  * before any tensor is read; valid edge cases load with the right values.
  */
 import test from 'ava';

@@ -7,7 +7,7 @@
  *
  * NOTE: the public `InferenceSession.run` only wraps this binding's run() in a
  * promise; calling the binding directly keeps forward() synchronous.
- * Sessions do not spin their threads (DESIGN.md: spinning collapses
+ * Sessions do not spin their threads (docs/engine.md section 4: spinning collapses
  * throughput when several sessions alternate). Inputs are passed zero-copy.
  */
 import { availableParallelism } from 'node:os';
