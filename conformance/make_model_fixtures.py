@@ -6,9 +6,10 @@ and reference.safetensors beside them, computed in float32 from the stored
 weights:
   input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
   loss (labels = input_ids with padding at -100), greedy [1, 5 + 8]
-and tiny-code-llama's loss on the PEFT fixture's inputs.
+and tiny-code-llama's loss on the inputs of make_peft_fixtures.py's io.safetensors
+(tiny-code-llama-loss.safetensors).
 
-    conformance/.venv/bin/python conformance/make_model_fixtures.py
+    conformance/.venv/bin/python conformance/make_model_fixtures.py [OUTPUT_ROOT]
 """
 import json
 import pathlib
@@ -18,9 +19,10 @@ import transformers
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "packages" / "models" / "fixtures"
-SHARED = ROOT.parent / "shared" / "fixtures" / "peft"
+from make_peft_fixtures import qv_inputs
+from output_root import ROOT, output_root
+
+FOLDER = pathlib.Path("packages") / "models" / "fixtures"
 
 LLAMA = dict(vocab_size=128, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
              num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, tie_word_embeddings=False,
@@ -61,11 +63,12 @@ def reference(model, vocab):
 
 
 def main():
+    out = output_root(__doc__) / FOLDER
     torch.manual_seed(0)
     for name, config in CASES.items():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config).eval()
-        case = OUT / name
+        case = out / name
         if "bf16" in name:
             model.to(torch.bfloat16).save_pretrained(case, safe_serialization=True)
             model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32).eval()
@@ -75,13 +78,11 @@ def main():
         print(name, "written")
 
     model = AutoModelForCausalLM.from_pretrained(ROOT / "examples" / "models" / "tiny-code-llama", dtype=torch.float32).eval()
-    from safetensors.torch import load_file
-    io = load_file(str(SHARED / "codellama_qv_r8" / "io.safetensors"))
-    labels = io["input_ids"].masked_fill(io["attention_mask"] == 0, -100)
+    ids, mask = qv_inputs(model.config.vocab_size)
     with torch.no_grad():
-        loss = model(input_ids=io["input_ids"], attention_mask=io["attention_mask"], labels=labels).loss
-    save_file({"loss": loss.reshape(1)}, str(OUT / "tiny-code-llama-loss.safetensors"))
-    (OUT / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__}, indent=2) + "\n")
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+    save_file({"loss": loss.reshape(1)}, str(out / "tiny-code-llama-loss.safetensors"))
+    (out / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import type { Tensor } from '@lorakit/core';
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const TINY_CODE_LLAMA = `${REPO}examples/models/tiny-code-llama`;
 export const MODEL_FIXTURES = `${REPO}packages/models/fixtures`;
-export const PEFT_FIXTURES = `${REPO}../shared/fixtures/peft`;
+export const PEFT_FIXTURES = `${REPO}packages/adapters/peft-fixtures`;
 export const ADAPTER_FIXTURES = `${REPO}packages/adapters/fixtures`;
 
 export { relativeErrorOf as relativeError } from '@lorakit/core/testing';
