@@ -1,6 +1,7 @@
 /** Random checkpoints with the shapes of real models, written once into benchmarks/out/. */
 import { existsSync } from 'node:fs';
-import { Tensor, manualSeed, mul } from '@lorakit/core';
+import { Tensor, manualSeed } from '@lorakit/core';
+import { mul } from '@lorakit/core/ops';
 import { AutoModelForCausalLM, modelForConfig, saveModel, type LlamaFamilyConfig } from '@lorakit/models';
 import { LoraConfig, configToJson, quantizeModel, writeAdapter } from '@lorakit/adapters';
 

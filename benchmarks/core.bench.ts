@@ -4,7 +4,8 @@
  *
  *   npm run bench:core
  */
-import { Tensor, attentionBias, manualSeed, matmul, rotaryTables } from '@lorakit/core';
+import { Tensor, manualSeed } from '@lorakit/core';
+import { attentionBias, matmul, rotaryTables } from '@lorakit/core/ops';
 import { LlamaDecoderLayer, type LlamaLayerConfig } from '@lorakit/models';
 import { describeMachine } from './machine.ts';
 import { timeAlternating, timeMs } from './stats.ts';

@@ -5,7 +5,9 @@
  *
  *   npm run bench:lora
  */
-import { Parameter, Tensor, matmul, manualSeed, Linear } from '@lorakit/core';
+import { Parameter, Tensor, manualSeed } from '@lorakit/core';
+import { Linear } from '@lorakit/core/nn';
+import { matmul } from '@lorakit/core/ops';
 import { baseOf, loraLinear } from '@lorakit/adapters';
 import { timeAlternating } from './stats.ts';
 

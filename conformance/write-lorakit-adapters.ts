@@ -6,7 +6,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { SafetensorsFile, Tensor, init, manualSeed, noGrad, saveSafetensors, tensorRecord } from '@lorakit/core';
+import { Tensor, init, manualSeed, noGrad } from '@lorakit/core';
+import { SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { LoraConfig, getPeftModel, type LoraConfigFields } from '@lorakit/adapters';
 

@@ -10,7 +10,8 @@
 import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Tensor, noGrad, saveSafetensors, tensorRecord } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { saveSafetensors, tensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { PeftModel } from '@lorakit/adapters';
 

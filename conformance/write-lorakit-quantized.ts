@@ -4,7 +4,8 @@
  *   tsx conformance/write-lorakit-quantized.ts conformance/out/lorakit-quantized
  */
 import { join } from 'node:path';
-import { Tensor, noGrad, saveSafetensors, tensorRecord } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { saveSafetensors, tensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM, saveModel } from '@lorakit/models';
 import { quantizeModel } from '@lorakit/adapters';
 

@@ -8,7 +8,8 @@
  * apply(), put two forward hooks on one layer, and freeze the MLP to see which
  * parameters still receive gradients.
  */
-import { Linear, Module, Parameter, ReLU, Sequential, Tensor, findUnregisteredTensors, init, manualSeed } from '@lorakit/core';
+import { Module, Parameter, Tensor, findUnregisteredTensors, init, manualSeed } from '@lorakit/core';
+import { Linear, ReLU, Sequential } from '@lorakit/core/nn';
 
 manualSeed(0);
 

@@ -5,7 +5,9 @@
  * must be finite — an adapter that silently does nothing is an error.
  */
 import { join } from 'node:path';
-import { FileFormatError, formatShape, noGrad, quote, type Tensor } from '@lorakit/core';
+import { noGrad, type Tensor } from '@lorakit/core';
+import { formatShape } from '@lorakit/core/ops';
+import { FileFormatError, quote } from '@lorakit/core/io';
 import type { PeftModel } from './peft-model.ts';
 import { configToJson, readAdapter, savedKey, writeAdapter, type AdapterFiles } from './peft-format.ts';
 

@@ -5,8 +5,9 @@
  * are seen through this view; a 4-bit base implements it directly, so QLoRA
  * is LoRA with another base.
  */
-import { Linear, Linear4bit, Tensor, bnb4Node, type GraphBuilder, type Module, type Parameter } from '@lorakit/core';
-import { Conv1D } from '@lorakit/models';
+import { Tensor, type Module, type Parameter } from '@lorakit/core';
+import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { bnb4Node, type GraphBuilder } from '@lorakit/core/native';
 
 export interface LinearBase {
   readonly module: Module;

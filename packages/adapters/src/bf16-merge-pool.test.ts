@@ -1,6 +1,9 @@
 /** The worker pool behind the bf16 merge: the bits of one float32 merge rounded once, however the rows are split. */
 import test from 'ava';
-import { Tensor, bf16ArrayToF32, f32ToBf16, manualSeed, matmul, mul, type LowRankDelta } from '@lorakit/core';
+import { Tensor, manualSeed } from '@lorakit/core';
+import { matmul, mul } from '@lorakit/core/ops';
+import { bf16ArrayToF32, f32ToBf16 } from '@lorakit/core/io';
+import type { LowRankDelta } from '@lorakit/core/wasm';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
 
 // [out, in]: rows shared out in tiles of four (in place), with a tail of fewer; rows too narrow to merge in

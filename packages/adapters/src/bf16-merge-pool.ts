@@ -17,7 +17,8 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import { Bf16LoraMerge, allocate, sharedMemory, typeScriptWorker, type LowRankDelta } from '@lorakit/core';
+import { typeScriptWorker } from '@lorakit/core/native';
+import { Bf16LoraMerge, allocate, sharedMemory, type LowRankDelta } from '@lorakit/core/wasm';
 
 /** A slot's buffer: a view of `capacity` bytes, at byte offset `at` of the pool's memory when it lies there. */
 interface SlotBuffer {

@@ -10,7 +10,8 @@
  * bakeScalingForLlamaCpp rewrites an adapter so that lora_alpha / r is right
  * everywhere, by folding the difference into B.
  */
-import { FileFormatError, Tensor } from '@lorakit/core';
+import { Tensor } from '@lorakit/core';
+import { FileFormatError } from '@lorakit/core/io';
 import { readAdapter, writeAdapter, configToJson } from './peft-format.ts';
 import { resolve } from 'node:path';
 

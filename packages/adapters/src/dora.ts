@@ -8,7 +8,8 @@
  *   y = base(x) + (k − 1) ⊙ (x·Wᵀ) + k ⊙ s·B(A(x))
  * where x·Wᵀ is the base output without bias (recomputed from dropout(x) when dropout is active).
  */
-import { Module, Parameter, Tensor, matmul, noGrad } from '@lorakit/core';
+import { Module, Parameter, Tensor, noGrad } from '@lorakit/core';
+import { matmul } from '@lorakit/core/ops';
 import type { LinearBase } from './base-layer.ts';
 
 /** The magnitude vector of one adapter: PEFT's `lora_magnitude_vector.<name>.weight`. */

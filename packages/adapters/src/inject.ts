@@ -4,7 +4,8 @@
  * modules_to_save module a ModulesToSaveWrapper with a trainable copy.
  */
 import type { Module } from '@lorakit/core';
-import { Conv1D, type CausalLM } from '@lorakit/models';
+import { Conv1D } from '@lorakit/core/nn';
+import type { CausalLM } from '@lorakit/models';
 import type { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { ModulesToSaveWrapper } from './modules-to-save.ts';

@@ -1,8 +1,10 @@
 /** The fused LoRA kernel against finite differences (float64) and against the same math from separate ops. */
 import test from 'ava';
-import { Generator, Linear, Parameter, Tensor, matmul } from '@lorakit/core';
+import { Generator, Parameter, Tensor } from '@lorakit/core';
+import { Linear, Conv1D } from '@lorakit/core/nn';
+import { matmul } from '@lorakit/core/ops';
 import { gradcheck } from '@lorakit/core/testing';
-import { Conv1D } from '@lorakit/models';
+
 import { baseOf } from './base-layer.ts';
 import { loraLinear } from './lora-kernel.ts';
 

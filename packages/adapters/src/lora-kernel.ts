@@ -9,7 +9,9 @@
  *   dxl = g·A;   dA = gᵀ·xl;   dB = s·dyᵀ·h
  * The frozen base weight gets no gradient, so no [out, in] product is ever formed.
  */
-import { GraphBuilder, Tensor, formatShape, matmul, nativeKernel, record, sum } from '@lorakit/core';
+import { Tensor } from '@lorakit/core';
+import { formatShape, matmul, record, sum } from '@lorakit/core/ops';
+import { GraphBuilder, nativeKernel } from '@lorakit/core/native';
 import type { LinearBase } from './base-layer.ts';
 
 interface Variant {

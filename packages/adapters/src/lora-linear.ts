@@ -13,7 +13,9 @@
  *   y = base(x) + Σ_active s·B(A(dropout(x))),   s = alpha / r  (alpha / √r with rsLoRA)
  * One active vanilla adapter runs as one fused native call (lora-kernel.ts).
  */
-import { Dropout, Identity, Linear, Module, ModuleDict, Tensor, init, matmul, type Parameter } from '@lorakit/core';
+import { Module, Tensor, init, type Parameter } from '@lorakit/core';
+import { Dropout, Identity, Linear, ModuleDict } from '@lorakit/core/nn';
+import { matmul } from '@lorakit/core/ops';
 import { baseOf, type LinearBase } from './base-layer.ts';
 import { DoraMagnitude, doraDelta, initialMagnitude, rowNorms } from './dora.ts';
 import { loraLinear } from './lora-kernel.ts';

@@ -13,8 +13,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, Tensor, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, type LowRankDelta } from '@lorakit/core';
-import { copySideFiles, loadConfig, readJsonFile } from '@lorakit/models';
+import { Tensor } from '@lorakit/core';
+import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, readJsonFile } from '@lorakit/core/io';
+import type { LowRankDelta } from '@lorakit/core/wasm';
+import { copySideFiles, loadConfig } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
 import { addScaled, productRows } from './merge-rows.ts';
 import { readAdapter } from './peft-format.ts';

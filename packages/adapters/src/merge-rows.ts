@@ -3,7 +3,10 @@
  * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
  * in float32 as PyTorch computes it: each scaled product rounded, then the sum.
  */
-import { Tensor, bf16ArrayToF32, f32ArrayToBf16, matmul, noGrad, type LowRankDelta } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { matmul } from '@lorakit/core/ops';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '@lorakit/core/io';
+import type { LowRankDelta } from '@lorakit/core/wasm';
 
 /** Elements per block of rows: large enough that each B·A call is a real matmul, small enough to stay in cache. */
 const BLOCK = 1 << 17;

@@ -8,7 +8,7 @@
  * starts in a fraction of the time.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { Bf16LoraMerge, type LowRankDelta } from '@lorakit/core/bf16-lora-merge';
+import { Bf16LoraMerge, type LowRankDelta } from '@lorakit/core/wasm';
 
 type Job = { id: number } & (
   | { fromAt: number; toAt: number; rows: number; inp: number; delta: LowRankDelta }

@@ -4,7 +4,8 @@
  * `original_module` and a trainable copy per adapter sits in
  * `modules_to_save.<adapter>`; the active adapter's copy runs.
  */
-import { Module, ModuleDict } from '@lorakit/core';
+import { Module } from '@lorakit/core';
+import { ModuleDict } from '@lorakit/core/nn';
 
 type Callable = Module & { call(...args: unknown[]): unknown };
 

@@ -14,8 +14,8 @@
  */
 import { join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { FileFormatError, SafetensorsFile, quote, saveSafetensors, tensorRecord, writeFileAtomic, type JsonValue, type Tensor } from '@lorakit/core';
-import { readJsonFile } from '@lorakit/models';
+import type { Tensor } from '@lorakit/core';
+import { FileFormatError, SafetensorsFile, quote, saveSafetensors, tensorRecord, writeFileAtomic, type JsonValue, readJsonFile } from '@lorakit/core/io';
 import { LoraConfig, type LoraConfigFields } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';

@@ -8,7 +8,8 @@
  * Its tree is PEFT's: peft.base_model.model is the transformers-style model,
  * so in-memory keys read base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight.
  */
-import { Linear, Linear4bit, Module, noGrad, type Parameter } from '@lorakit/core';
+import { Module, noGrad, type Parameter } from '@lorakit/core';
+import { Linear, Linear4bit } from '@lorakit/core/nn';
 import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';

@@ -6,7 +6,9 @@
  */
 import test from 'ava';
 import { readFile, readdir } from 'node:fs/promises';
-import { AdamW, SafetensorsFile, Tensor, noGrad } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { AdamW } from '@lorakit/core/optim';
+import { SafetensorsFile } from '@lorakit/core/io';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { AutoModelForCausalLM, generate } from '@lorakit/models';
 import { PeftModel } from './peft-model.ts';

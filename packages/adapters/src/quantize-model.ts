@@ -6,7 +6,9 @@
  *   await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
  *   const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'] }));
  */
-import { Linear, Linear4bit, noGrad, quantizeParallel, type QuantType } from '@lorakit/core';
+import { noGrad } from '@lorakit/core';
+import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { quantizeParallel, type QuantType } from '@lorakit/core/quantization';
 import type { CausalLM } from '@lorakit/models';
 
 export interface QuantizeOptions {

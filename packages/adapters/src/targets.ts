@@ -10,8 +10,9 @@
  *
  * Unlike PEFT, a list entry that matched nothing is reported by name.
  */
-import { Linear, Linear4bit, type Module } from '@lorakit/core';
-import { Conv1D, type CausalLM } from '@lorakit/models';
+import type { Module } from '@lorakit/core';
+import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import type { CausalLM } from '@lorakit/models';
 import type { LoraConfig, TargetModules } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 

@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = `${REPO}packages/cli/bin/lora.mjs`;

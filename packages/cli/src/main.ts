@@ -5,12 +5,6 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { UsageError, positiveInteger, positiveNumber, reportError } from './errors.ts';
-import { inspect } from './commands/inspect.ts';
-import { add } from './commands/add.ts';
-import { train } from './commands/train.ts';
-import { merge } from './commands/merge.ts';
-import { generate } from './commands/generate.ts';
-import { quantize } from './commands/quantize.ts';
 
 const MODEL = 'examples/models/tiny-code-llama';
 const argv = hideBin(process.argv);
@@ -44,8 +38,11 @@ function loraOptions(y: Argv, required: boolean) {
     .option('exclude', { type: 'string', describe: 'modules never to adapt (names or a regex)' });
 }
 
-/** yargs' parsed arguments, handed to a command as its typed Args (the options above define them). */
-const run = <Args>(command: (args: Args) => Promise<void>) => (args: unknown) => command(args as Args);
+/**
+ * A command's handler, loaded when the command runs (so `lora --help` loads no model code);
+ * yargs' parsed arguments are handed to it as its typed Args (the options above define them).
+ */
+const run = <Args>(load: () => Promise<(args: Args) => Promise<void>>) => async (args: unknown) => (await load())(args as Args);
 
 const cli = yargs(argv)
   .scriptName('lora')
@@ -57,12 +54,12 @@ const cli = yargs(argv)
       .option('adapter', { type: 'string', describe: 'adapter folder to load on top' })
       .option('depth', { type: 'number', default: 3, coerce: int('depth'), describe: 'deepest module level to print' })
       .example(`$0 inspect ${MODEL}`, 'the tree and the target names')
-      .example(`$0 inspect ${MODEL} --adapter out/adapter --json`, 'adapter summary with vLLM / llama.cpp compatibility'), run(inspect))
+      .example(`$0 inspect ${MODEL} --adapter out/adapter --json`, 'adapter summary with vLLM / llama.cpp compatibility'), run(async () => (await import('./commands/inspect.ts')).inspect))
   .command('add <model>', 'create a new PEFT adapter folder for a model', (y) =>
     loraOptions(model(y), true)
       .option('out', { type: 'string', demandOption: true, describe: 'adapter folder to create' })
       .example(`$0 add ${MODEL} --target q_proj,v_proj --r 8 --alpha 16 --out out/adapter`, 'LoRA on the attention queries and values')
-      .example(`$0 add ${MODEL} --target all-linear --dora --layers 0-3 --out out/dora`, 'DoRA on every linear layer of the first four blocks'), run(add))
+      .example(`$0 add ${MODEL} --target all-linear --dora --layers 0-3 --out out/dora`, 'DoRA on every linear layer of the first four blocks'), run(async () => (await import('./commands/add.ts')).add))
   .command('train <model>', 'fine-tune an adapter on a JSONL dataset', (y) =>
     loraOptions(model(y), false)
       .option('adapter', { type: 'string', describe: 'adapter folder to train (from lora add); or give --target' })
@@ -90,7 +87,7 @@ const cli = yargs(argv)
       .option('gradient-checkpointing', { type: 'boolean', default: false })
       .option('progress', { type: 'string', choices: ['auto', 'bar', 'lines', 'none'], default: 'auto', describe: 'auto: a bar when stderr is a terminal' })
       .example(`$0 train ${MODEL} --target q_proj,v_proj --data examples/data/house-style/train.jsonl --eval examples/data/house-style/eval.jsonl --epochs 4 --batch-size 8 --lr 3e-3 --out out/run`, '')
-      .example('$0 train <model> --adapter out/adapter --data train.jsonl --out out/run --resume', 'continue after Ctrl-C'), run(train))
+      .example('$0 train <model> --adapter out/adapter --data train.jsonl --out out/run --resume', 'continue after Ctrl-C'), run(async () => (await import('./commands/train.ts')).train))
   .command('merge <model>', 'fold adapters into a new checkpoint, one tensor at a time', (y) =>
     model(y)
       .option('adapter', { type: 'string', array: true, default: [] as string[], describe: 'adapter folder (repeat to merge several)' })
@@ -99,7 +96,7 @@ const cli = yargs(argv)
       .option('dtype', { type: 'string', choices: ['bf16', 'f16', 'f32'], describe: 'output dtype (default: the model\'s)' })
       .option('max-shard-size', { type: 'string', default: '5GB', describe: 'largest safetensors shard' })
       .example(`$0 merge ${MODEL} --adapter out/run/adapter --out out/merged`, '')
-      .example('$0 merge <model> --adapter a --weight 0.7 --adapter b --weight 0.3 --dtype bf16 --out merged', 'a weighted sum of two adapters'), run(merge))
+      .example('$0 merge <model> --adapter a --weight 0.7 --adapter b --weight 0.3 --dtype bf16 --out merged', 'a weighted sum of two adapters'), run(async () => (await import('./commands/merge.ts')).merge))
   .command('generate <model>', 'complete a prompt, streaming the tokens', (y) =>
     model(y)
       .option('adapter', { type: 'string', describe: 'adapter folder to apply' })
@@ -109,7 +106,7 @@ const cli = yargs(argv)
       .option('top-k', { type: 'number', coerce: int('top-k') })
       .option('top-p', { type: 'number', coerce: positive('top-p') })
       .option('seed', { type: 'number', default: 0, coerce: nonNegative('seed') })
-      .example(`$0 generate ${MODEL} --adapter out/run/adapter --prompt 'def add(a, b):\\n'`, ''), run(generate))
+      .example(`$0 generate ${MODEL} --adapter out/run/adapter --prompt 'def add(a, b):\\n'`, ''), run(async () => (await import('./commands/generate.ts')).generate))
   .command('quantize <model>', 'write a 4-bit (bitsandbytes format) copy of a model', (y) =>
     model(y)
       .option('out', { type: 'string', demandOption: true })
@@ -117,7 +114,7 @@ const cli = yargs(argv)
       .option('double-quant', { type: 'boolean', default: true, describe: 'quantize the absmax too (--no-double-quant to turn off)' })
       .option('block-size', { type: 'number', default: 64, coerce: int('block-size') })
       .option('max-shard-size', { type: 'string', default: '5GB' })
-      .example(`$0 quantize ${MODEL} --out out/nf4`, ''), run(quantize))
+      .example(`$0 quantize ${MODEL} --out out/nf4`, ''), run(async () => (await import('./commands/quantize.ts')).quantize))
   .demandCommand(1, 'name a command: inspect, add, train, merge, generate or quantize')
   .strict()
   .recommendCommands()

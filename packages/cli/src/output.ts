@@ -1,5 +1,5 @@
 /** @lorakit/core's output-folder checks, reported against the --out flag. */
-import { FileFormatError, checkOutputFolder } from '@lorakit/core';
+import { FileFormatError, checkOutputFolder } from '@lorakit/core/io';
 import { UsageError } from './errors.ts';
 
 export async function checkOutFlag(out: string, inputs: string[], options: { allowExisting?: boolean } = {}): Promise<void> {

@@ -1,46 +1,23 @@
+/**
+ * @lorakit/core: tensors with autograd and PyTorch's Module tree.
+ *
+ *   import { Tensor, Module, nn, optim, init, F, noGrad } from '@lorakit/core';
+ *
+ * The plumbing has subpaths of its own: `@lorakit/core/io` (safetensors,
+ * checkpoint folders, atomic writes), `/native` (onnxruntime kernels, worker
+ * threads), `/quantization` (bitsandbytes' 4-bit formats), `/wasm` (the merge
+ * kernel), `/testing` (gradcheck and tolerances); `/nn`, `/optim` and `/ops`
+ * are the namespaces below as modules.
+ */
 export { Tensor, type DType, type FloatDType, type FloatArray, type Storage } from './tensor.ts';
 export { Parameter, Buffer } from './parameter.ts';
 export { Module, type ForwardHook, type ForwardPreHook, type HookHandle } from './module.ts';
-export { type LoadOptions, type LoadResult } from './state-dict.ts';
-export { noGrad, enableGrad, isGradEnabled, record, type GradThunk } from './autograd.ts';
+export type { LoadOptions, LoadResult } from './state-dict.ts';
+export { noGrad, enableGrad, isGradEnabled } from './autograd.ts';
 export { checkpoint } from './checkpoint.ts';
 export { Generator, manualSeed, defaultGenerator } from './random.ts';
 export { findUnregisteredTensors, type UnregisteredTensor } from './debug.ts';
-export * from './dtype.ts';
-export * from './shape.ts';
-export { add, sub, mul, div } from './ops/binary.ts';
-export { neg, exp, log, sqrt, rsqrt, pow, tanh, relu, sigmoid, silu, gelu } from './ops/unary.ts';
-export { sum, mean, max, sumTo } from './ops/reduce.ts';
-export { reshape, expand, permute, transpose, slice, concat, split } from './ops/layout.ts';
-export { matmul, type MatmulOptions } from './ops/matmul.ts';
-export { softmax, logSoftmax } from './ops/softmax.ts';
-export { crossEntropy } from './ops/loss.ts';
-export { embedding } from './ops/embedding.ts';
-export { dropout } from './ops/dropout.ts';
-export { swiglu } from './ops/swiglu.ts';
-export { rmsNorm, layerNorm } from './ops/norm.ts';
-export { applyRotary, rotaryTables } from './ops/rope.ts';
-export { scaledDotProductAttention, repeatKv, attentionBias } from './ops/attention.ts';
-export { rotaryAttention, type RotaryAttentionOptions, type RotaryAttentionResult } from './ops/rotary-attention.ts';
-export { Linear } from './nn/linear.ts';
-export { Embedding } from './nn/embedding.ts';
-export { RMSNorm, LayerNorm } from './nn/norm.ts';
-export { SiLU, ReLU, GELU, Dropout, Identity } from './nn/activation.ts';
-export { Sequential } from './nn/sequential.ts';
-export { ModuleDict } from './nn/module-dict.ts';
-export { Linear4bit, bnb4Node, type Quantization4bit } from './nn/linear-4bit.ts';
-export { NF4, FP4, DYNAMIC, codebook, type QuantType } from './quantization/codebooks.ts';
-export { quantize4bit, dequantize4bit, type Quantized4bit } from './quantization/blockwise-4bit.ts';
-export { doubleQuantize, expandAbsmax, type DoubleQuantized } from './quantization/double-quant.ts';
-export { quantizeParallel, type QuantizedWeight } from './quantization/parallel.ts';
-export { typeScriptWorker } from './worker-thread.ts';
-export { Bf16LoraMerge, allocate, sharedMemory, type LowRankDelta } from './wasm/bf16-lora-merge.ts';
+export * as nn from './nn/index.ts';
+export * as optim from './optim/index.ts';
 export * as init from './init.ts';
-export { Optimizer, type OptimizerStateDict } from './optim/optimizer.ts';
-export { AdamW, type AdamWOptions } from './optim/adamw.ts';
-export { SGD, type SGDOptions } from './optim/sgd.ts';
-export { clipGradNorm_ } from './optim/clip.ts';
-export { LRScheduler, scheduleFactor, type ScheduleName } from './optim/schedule.ts';
-export { nativeKernel, nativeThreads, NativeKernel } from './native/session.ts';
-export { GraphBuilder } from './native/graph.ts';
-export * from './io/index.ts';
+export * as F from './ops/index.ts';

@@ -7,7 +7,8 @@
  *   positions 0..T-1 (after any cache) unless given; labels shifted inside,
  *   -100 ignored, mean over the rest.
  */
-import { Module, Tensor, attentionBias, checkpoint, crossEntropy, formatShape, slice } from '@lorakit/core';
+import { Module, Tensor, checkpoint } from '@lorakit/core';
+import { attentionBias, crossEntropy, formatShape, slice } from '@lorakit/core/ops';
 import type { ModelConfig } from './config.ts';
 import type { LayerCache } from './llama/attention.ts';
 

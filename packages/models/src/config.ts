@@ -8,16 +8,13 @@
  * ignored); an unknown model_type is an error that lists what is supported.
  * Sizes are checked before anything is allocated.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileFormatError, parseStrictJson, quote, type JsonValue } from '@lorakit/core';
+import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
 import { LLAMA_DEFAULTS, type LlamaFamilyConfig } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 
 export type ModelConfig = LlamaFamilyConfig | GPT2Config;
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gpt2'] as const;
-
-const MAX_CONFIG_BYTES = 10_000_000;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -25,20 +22,6 @@ const LIMITS: Record<string, number> = {
   num_attention_heads: 4096, num_key_value_heads: 4096, head_dim: 8192, max_position_embeddings: 100_000_000,
   n_embd: 131_072, n_layer: 1000, n_head: 4096, n_positions: 100_000_000, n_inner: 1_048_576,
 };
-
-export async function readJsonFile(path: string, what: string): Promise<Record<string, JsonValue>> {
-  const info = await stat(path).catch(() => null);
-  if (info === null) throw new FileFormatError('MissingConfig', path, `no ${what} here`);
-  if (info.size > MAX_CONFIG_BYTES) throw new FileFormatError('ConfigParseError', path, `${info.size} bytes is too large for a ${what}`);
-  let json: JsonValue;
-  try {
-    json = parseStrictJson(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new FileFormatError('ConfigParseError', path, `not valid JSON: ${(error as Error).message}`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FileFormatError('ConfigParseError', path, `a ${what} must be a JSON object`);
-  return json as Record<string, JsonValue>;
-}
 
 function checkSizes(config: Record<string, unknown>, path: string): void {
   for (const [field, limit] of Object.entries(LIMITS)) {

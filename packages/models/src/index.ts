@@ -1,4 +1,4 @@
-export { loadConfig, readJsonFile, SUPPORTED_MODEL_TYPES, type ModelConfig } from './config.ts';
+export { loadConfig, SUPPORTED_MODEL_TYPES, type ModelConfig } from './config.ts';
 export type { LlamaFamilyConfig, LlamaLayerConfig, RopeParameters } from './llama/config.ts';
 export type { GPT2Config } from './gpt2/config.ts';
 export { inverseFrequencies, rotaryFor, ropeParameters, SUPPORTED_ROPE_TYPES } from './rope.ts';
@@ -7,7 +7,6 @@ export { LlamaAttention, type LayerCache, type RotaryTables } from './llama/atte
 export { LlamaMLP } from './llama/mlp.ts';
 export { LlamaDecoderLayer } from './llama/decoder-layer.ts';
 export { LlamaModel, LlamaForCausalLM } from './llama/model.ts';
-export { Conv1D } from './gpt2/conv1d.ts';
 export { GPT2LMHeadModel, GPT2Model, GPT2Block, GPT2Attention, GPT2MLP } from './gpt2/model.ts';
 export { loadWeights, type LoadWeightsOptions } from './weights.ts';
 export { AutoModelForCausalLM, modelForConfig, type FromPretrainedOptions } from './auto.ts';

@@ -4,7 +4,8 @@
  * tiny random checkpoints made by conformance/make_model_fixtures.py.
  */
 import test from 'ava';
-import { SafetensorsFile, Tensor, noGrad } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from './auto.ts';
 import { generate } from './generation.ts';
 import { FIXTURES, maxMaskedDiff } from './testing.ts';

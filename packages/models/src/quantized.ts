@@ -5,7 +5,10 @@
  * and weight.quant_state.bitsandbytes__nf4 (or __fp4). Such layers load as
  * Linear4bit; the rest of the model loads as usual.
  */
-import { Checkpoint, FileFormatError, Linear, Linear4bit, quote, type QuantType, type Tensor } from '@lorakit/core';
+import type { Tensor } from '@lorakit/core';
+import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { Checkpoint, FileFormatError, quote } from '@lorakit/core/io';
+import type { QuantType } from '@lorakit/core/quantization';
 import type { CausalLM } from './causal-lm.ts';
 
 export interface BnbQuantizationConfig {

@@ -8,7 +8,9 @@
  *
  * Both the older `rope_theta` + `rope_scaling` and the newer `rope_parameters` forms are read.
  */
-import { FileFormatError, Tensor, rotaryTables, quote } from '@lorakit/core';
+import { Tensor } from '@lorakit/core';
+import { rotaryTables } from '@lorakit/core/ops';
+import { FileFormatError, quote } from '@lorakit/core/io';
 import type { LlamaFamilyConfig, RopeParameters } from './llama/config.ts';
 
 export const SUPPORTED_ROPE_TYPES = ['default', 'linear', 'llama3'] as const;

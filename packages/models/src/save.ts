@@ -6,7 +6,8 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Linear, Linear4bit, saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core';
+import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
 
 export interface SaveModelOptions {

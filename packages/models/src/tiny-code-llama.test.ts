@@ -1,7 +1,8 @@
 /** The embedded model against the PEFT fixtures made with transformers: logits, tokenizer, greedy generation, loss. */
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
-import { SafetensorsFile, Tensor, noGrad } from '@lorakit/core';
+import { Tensor, noGrad } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from './auto.ts';
 import { AutoTokenizer } from './tokenizer.ts';
 import { generate } from './generation.ts';

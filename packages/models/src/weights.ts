@@ -4,7 +4,7 @@
  * weights are not "missing": `tie_word_embeddings` makes lm_head share the
  * embedding, as in transformers.
  */
-import { Checkpoint, FileFormatError, quote } from '@lorakit/core';
+import { Checkpoint, FileFormatError, quote } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
 import { checkQuantizationConfig, loadQuantizedLayers } from './quantized.ts';
 

@@ -4,7 +4,7 @@ import { LoraConfig, getPeftModel, type PeftModel } from '@lorakit/adapters';
 import { UsageError, layerList } from '../errors.ts';
 import { closeNames } from '../suggest.ts';
 import { targetNames } from './inspect.ts';
-import { writeFolderAtomically } from '@lorakit/core';
+import { writeFolderAtomically } from '@lorakit/core/io';
 import { checkOutFlag } from '../output.ts';
 
 export interface LoraFlags {

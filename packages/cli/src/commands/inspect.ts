@@ -1,6 +1,7 @@
 /** lora inspect <model> [--adapter DIR] [--depth N] [--json]: the module tree, the target names, an adapter's summary. */
-import { Linear, Linear4bit, type Module } from '@lorakit/core';
-import { AutoModelForCausalLM, Conv1D, type CausalLM } from '@lorakit/models';
+import type { Module } from '@lorakit/core';
+import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { AutoModelForCausalLM, type CausalLM } from '@lorakit/models';
 import { PeftModel, checkAdapterCompatibility } from '@lorakit/adapters';
 
 export interface InspectArgs {

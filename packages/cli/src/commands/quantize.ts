@@ -2,7 +2,7 @@
 import { AutoModelForCausalLM, copySideFiles, saveModel } from '@lorakit/models';
 import { quantizeModel } from '@lorakit/adapters';
 import { UsageError, byteSize } from '../errors.ts';
-import { writeFolderAtomically } from '@lorakit/core';
+import { writeFolderAtomically } from '@lorakit/core/io';
 import { checkOutFlag } from '../output.ts';
 
 export interface QuantizeArgs {

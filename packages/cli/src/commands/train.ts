@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, type CausalLM, type ProgressMode } from '@lorakit/models';
 import { PeftModel, quantizeModel } from '@lorakit/adapters';
 import { UsageError } from '../errors.ts';
-import { writeFolderAtomically } from '@lorakit/core';
+import { writeFolderAtomically } from '@lorakit/core/io';
 import { checkOutFlag } from '../output.ts';
 import { addLora, type LoraFlags } from './add.ts';
 

@@ -10,3 +10,5 @@ export { planShards, shardFileName, indexJson, saveShardedSafetensors } from './
 export { writeFileAtomic, writeAll, assertNotSymlink, temporaryPath, fsyncDirectory } from './atomic.ts';
 export { checkOutputFolder, writeFolderAtomically } from './output-folder.ts';
 export { SafetensorsStream, type PlannedTensor } from './safetensors-stream.ts';
+export { readJsonFile } from './json-file.ts';
+export { f32ToBf16, bf16ToF32, f32ToF16, f16ToF32, bf16ArrayToF32, f32ArrayToBf16, f16ArrayToF32, f32ArrayToF16 } from '../dtype.ts';

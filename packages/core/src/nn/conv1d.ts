@@ -5,7 +5,12 @@
  *
  *   y = x·W + b,  x [..., in], W [in, out] -> [..., out]
  */
-import { Module, Parameter, Tensor, formatShape, init, matmul } from '@lorakit/core';
+import { Module } from '../module.ts';
+import { Parameter } from '../parameter.ts';
+import { Tensor } from '../tensor.ts';
+import { formatShape } from '../shape.ts';
+import * as init from '../init.ts';
+import { matmul } from '../ops/matmul.ts';
 
 export class Conv1D extends Module {
   weight: Parameter;

@@ -2,7 +2,8 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { SafetensorsFile, type Tensor } from '../index.ts';
+import { SafetensorsFile } from '../io/index.ts';
+import type { Tensor } from '../tensor.ts';
 import { DYNAMIC } from './codebooks.ts';
 import { dequantize4bit, quantize4bit } from './blockwise-4bit.ts';
 import { doubleQuantize, expandAbsmax } from './double-quant.ts';

@@ -7,9 +7,11 @@
  * NOTE: dropout on the attention probabilities (attn_pdrop) is not applied;
  * embedding and residual dropout are.
  */
-import { Dropout, Embedding, GELU, LayerNorm, Linear, Module, ReLU, Tensor, concat, scaledDotProductAttention, split } from '@lorakit/core';
+import { Module, Tensor } from '@lorakit/core';
+import { Dropout, Embedding, GELU, LayerNorm, Linear, ReLU } from '@lorakit/core/nn';
+import { concat, scaledDotProductAttention, split } from '@lorakit/core/ops';
 import type { GPT2Config } from './config.ts';
-import { Conv1D } from './conv1d.ts';
+import { Conv1D } from '@lorakit/core/nn';
 import type { LayerCache } from '../llama/attention.ts';
 import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 

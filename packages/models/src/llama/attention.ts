@@ -6,7 +6,9 @@
  *   -> o_proj -> [B, T, C]
  * The attention itself is one fused native op (core's rotaryAttention).
  */
-import { Linear, Module, rotaryAttention, type Tensor } from '@lorakit/core';
+import { Module, type Tensor } from '@lorakit/core';
+import { Linear } from '@lorakit/core/nn';
+import { rotaryAttention } from '@lorakit/core/ops';
 import type { LlamaLayerConfig } from './config.ts';
 
 export interface RotaryTables {

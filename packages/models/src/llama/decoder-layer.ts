@@ -4,7 +4,8 @@
  *   h = x + self_attn(input_layernorm(x))
  *   y = h + mlp(post_attention_layernorm(h))
  */
-import { Module, RMSNorm, type Tensor } from '@lorakit/core';
+import { Module, type Tensor } from '@lorakit/core';
+import { RMSNorm } from '@lorakit/core/nn';
 import { LlamaAttention, type LayerCache, type RotaryTables } from './attention.ts';
 import { LlamaMLP } from './mlp.ts';
 import type { LlamaLayerConfig } from './config.ts';

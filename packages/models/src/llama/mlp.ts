@@ -3,7 +3,9 @@
  *
  *   x [B, T, C] -> gate, up [B, T, I] -> [B, T, C]
  */
-import { Linear, Module, gelu, relu, silu, swiglu, type Tensor } from '@lorakit/core';
+import { Module, type Tensor } from '@lorakit/core';
+import { Linear } from '@lorakit/core/nn';
+import { gelu, relu, silu, swiglu } from '@lorakit/core/ops';
 import type { LlamaLayerConfig } from './config.ts';
 
 const activations = {

@@ -5,7 +5,8 @@
  *
  * Property names are transformers' own, so stateDict() keys are the checkpoint's.
  */
-import { Embedding, Linear, Module, RMSNorm, type Tensor } from '@lorakit/core';
+import { Module, type Tensor } from '@lorakit/core';
+import { Embedding, Linear, RMSNorm } from '@lorakit/core/nn';
 import { LlamaDecoderLayer } from './decoder-layer.ts';
 import { layerConfig, type LlamaFamilyConfig } from './config.ts';
 import { inverseFrequencies, rotaryFor } from '../rope.ts';

@@ -13,7 +13,8 @@
 import { mkdir, readdir, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { FileFormatError, SafetensorsFile, saveSafetensors, tensorRecord, fsyncDirectory, type Tensor } from '@lorakit/core';
+import type { Tensor } from '@lorakit/core';
+import { FileFormatError, SafetensorsFile, saveSafetensors, tensorRecord, fsyncDirectory } from '@lorakit/core/io';
 
 export const STATE_FILE = 'trainer_state.json';
 export const TRAINABLE_FILE = 'trainable.safetensors';

@@ -9,7 +9,7 @@
  * longer than maxLength are cut at the end, but a prompt that leaves no room
  * for its completion is an error.
  */
-import type { JsonValue } from '@lorakit/core';
+import type { JsonValue } from '@lorakit/core/io';
 import type { ChatMessage, Tokenizer } from '../tokenizer.ts';
 import { DataError, type JsonlRecord } from './jsonl.ts';
 

@@ -3,7 +3,7 @@
  * Blank lines are skipped; a file with no records is an error.
  */
 import { readFile } from 'node:fs/promises';
-import { FileFormatError, parseStrictJson, type JsonValue } from '@lorakit/core';
+import { FileFormatError, parseStrictJson, type JsonValue } from '@lorakit/core/io';
 
 export interface JsonlRecord {
   line: number;

@@ -14,7 +14,8 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { AdamW, LRScheduler, Tensor, clipGradNorm_, defaultGenerator, manualSeed, noGrad, type Module, type OptimizerStateDict, type Parameter, type ScheduleName } from '@lorakit/core';
+import { Tensor, defaultGenerator, manualSeed, noGrad, type Module, type Parameter } from '@lorakit/core';
+import { AdamW, LRScheduler, clipGradNorm_, type OptimizerStateDict, type ScheduleName } from '@lorakit/core/optim';
 import { CausalLM, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 import { BatchSchedule, type Batch, type DataPosition } from './batches.ts';
 import type { TokenizedExample } from './examples.ts';
