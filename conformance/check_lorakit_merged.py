@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from report import report
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-QV = ROOT.parent / "shared/fixtures/peft/codellama_qv_r8"
+QV = ROOT / "packages/adapters/peft-fixtures/codellama_qv_r8"
 BASE = ROOT / "examples/models/tiny-code-llama"
 
 

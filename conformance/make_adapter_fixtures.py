@@ -8,7 +8,10 @@ adapted model, the gradients of every adapter parameter for the causal-LM loss
 the saved adapter (losses and final trainable parameters), and the logits
 after merge_and_unload.
 
-    conformance/.venv/bin/python conformance/make_adapter_fixtures.py
+    conformance/.venv/bin/python conformance/make_adapter_fixtures.py [OUTPUT_ROOT]
+
+The base checkpoints come from the repository's packages/models/fixtures (the
+committed ones, which the tests pair with these adapters).
 """
 import json
 import os
@@ -20,10 +23,11 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from output_root import ROOT, output_root
+
 # Relative to the repository's root (main() goes there): PEFT records the base model's path in each adapter.
 MODELS = pathlib.Path("packages") / "models" / "fixtures"
-OUT = pathlib.Path("packages") / "adapters" / "fixtures"
+FOLDER = pathlib.Path("packages") / "adapters" / "fixtures"
 
 CASES = {
     "list-layers-to-transform": ("llama-rope-linear", dict(target_modules=["q_proj", "v_proj", "down_proj"], layers_to_transform=[1], layers_pattern="layers")),
@@ -68,6 +72,7 @@ def randomize(model, generator):
 
 
 def main():
+    out_root = output_root(__doc__) / FOLDER
     os.chdir(ROOT)
     for case, (base, options) in CASES.items():
         torch.manual_seed(0)
@@ -77,7 +82,7 @@ def main():
         config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=init, **options)
         model = get_peft_model(model, config)
         randomize(model, generator)
-        out = OUT / case
+        out = out_root / case
         model.save_pretrained(out / "adapter")
         reference = load_file(str(MODELS / base / "reference.safetensors"))
         ids, mask = reference["input_ids"], reference["attention_mask"]
@@ -96,7 +101,7 @@ def main():
         save_file(tensors, str(out / "reference.safetensors"))
         (out / "case.json").write_text(json.dumps({"base": base, "lora_config": {k: v for k, v in options.items()}, "init_lora_weights": init}, indent=2) + "\n")
         print(case, "written")
-    (OUT / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "peft": peft.__version__}, indent=2) + "\n")
+    (out_root / "VERSIONS.json").write_text(json.dumps({"torch": torch.__version__, "peft": peft.__version__}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ NF4 and FP4, block sizes 64 and 128, with and without double quantization, on
 tensors with all-zero blocks, tails shorter than a block and values exactly
 between two codes.
 
-    conformance/.venv/bin/python conformance/make_bnb_fixtures.py
+    conformance/.venv/bin/python conformance/make_bnb_fixtures.py [OUTPUT_ROOT]
 """
 import json
 import pathlib
@@ -13,8 +13,10 @@ import bitsandbytes.functional as F
 import torch
 from safetensors.torch import save_file
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "packages" / "core" / "fixtures" / "bnb"
+from output_root import output_root
+
+FOLDER = pathlib.Path("packages") / "core" / "fixtures" / "bnb"
+MODELS = pathlib.Path("packages") / "models" / "fixtures"
 
 
 def tricky_input(quant_type, blocksize, generator):
@@ -46,7 +48,7 @@ def dequantize_in_place(model):
             setattr(parent, name.rsplit(".", 1)[1], dense)
 
 
-def save_quantized_checkpoints():
+def save_quantized_checkpoints(root):
     """Tiny llama and mistral checkpoints quantized and saved by transformers + bitsandbytes, with their logits.
     (bitsandbytes' CPU matmul needs in_features of at least one block, so these are 128 wide.)"""
     import tempfile
@@ -64,7 +66,7 @@ def save_quantized_checkpoints():
             AutoModelForCausalLM.from_config(config).save_pretrained(float_dir)
             bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=torch.float32)
             model = AutoModelForCausalLM.from_pretrained(float_dir, quantization_config=bnb, device_map="cpu", dtype=torch.float32)
-        out = ROOT / "packages" / "models" / "fixtures" / f"bnb-{name}"
+        out = root / MODELS / f"bnb-{name}"
         model.save_pretrained(out)
         # NOTE: bitsandbytes' CPU matmul is approximate (3e-3 off its own dequantized weights), so the
         # reference is the model with each 4-bit weight dequantized by bitsandbytes, in float32.
@@ -75,7 +77,9 @@ def save_quantized_checkpoints():
 
 
 def main():
-    OUT.mkdir(parents=True, exist_ok=True)
+    root = output_root(__doc__)
+    out = root / FOLDER
+    out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(0)
     tensors = {"dynamic_map": F.create_dynamic_map()}
     cases = []
@@ -94,9 +98,9 @@ def main():
                     tensors[f"{name}.offset"] = state.offset.reshape(1).float()
                 tensors[f"{name}.dequantized"] = F.dequantize_4bit(packed, state).reshape(-1).contiguous()
                 cases.append(name)
-    save_file(tensors, str(OUT / "quantization.safetensors"))
-    save_quantized_checkpoints()
-    (OUT / "cases.json").write_text(json.dumps({"cases": cases, "bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__}, indent=2) + "\n")
+    save_file(tensors, str(out / "quantization.safetensors"))
+    save_quantized_checkpoints(root)
+    (out / "cases.json").write_text(json.dumps({"cases": cases, "bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__}, indent=2) + "\n")
     print(len(cases), "cases written")
 
 
