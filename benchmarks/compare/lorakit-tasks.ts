@@ -3,7 +3,7 @@
  * its own), printing one JSON line with the same fields as the PyTorch side
  * (torch_tasks.py).
  *
- *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--steps N]
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--gradient-checkpointing] [--steps N]
  *   tsx benchmarks/compare/lorakit-tasks.ts inference <model>
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
@@ -21,10 +21,11 @@ const option = (name: string) => {
 };
 
 /** LoRA r=16 on every linear layer, AdamW, 4x512 tokens: one warm-up step, then the median of --steps (1). */
-async function trainStep(dir: string, qlora: boolean, steps: number) {
+async function trainStep(dir: string, qlora: boolean, steps: number, gradientCheckpointing: boolean) {
   manualSeed(0);
   const model = await AutoModelForCausalLM.fromPretrained(dir);
   if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  model.enableGradientCheckpointing(gradientCheckpointing);
   global.gc?.();
   const loadedRssBytes = process.memoryUsage().rss;
   const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
@@ -87,7 +88,7 @@ async function quantize(dir: string, threads: number | undefined) {
 
 const [task, ...args] = process.argv.slice(2);
 const tasks: Record<string, () => Promise<object>> = {
-  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 1)),
+  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 1), args.includes('--gradient-checkpointing')),
   inference: () => inference(args[0]),
   merge: () => merge(args[0], args[1], args[2]),
   quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),
