@@ -8,7 +8,9 @@
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
  */
-import { AdamW, Linear4bit, Tensor, manualSeed, noGrad } from '@lorakit/core';
+import { Tensor, manualSeed, noGrad } from '@lorakit/core';
+import { Linear4bit } from '@lorakit/core/nn';
+import { AdamW } from '@lorakit/core/optim';
 import { AutoModelForCausalLM, generate } from '@lorakit/models';
 import { LoraConfig, getPeftModel, mergeCheckpoint, quantizeModel } from '@lorakit/adapters';
 import { median } from '../stats.ts';
