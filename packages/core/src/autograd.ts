@@ -79,6 +79,11 @@ export function observeGradUse<T>(fn: () => T): { result: T; usedGrad: boolean }
   }
 }
 
+/** Tell an observing checkpoint (observeGradUse) what an op was given; `record` does it for every op. */
+export function noteInputs(inputs: readonly Tensor[]): void {
+  if (gradUse !== null && !gradUse.seen) gradUse.seen = inputs.some((t) => t.requiresGrad);
+}
+
 /** Attach a backward to `out` when grad is on and an input requires grad. */
 export function record(
   op: string,
@@ -86,7 +91,7 @@ export function record(
   inputs: readonly Tensor[],
   backward: (grad: Tensor) => readonly GradThunk[],
 ): Tensor {
-  if (gradUse !== null && !gradUse.seen) gradUse.seen = inputs.some((t) => t.requiresGrad);
+  noteInputs(inputs);
   if (gradEnabled && inputs.some((t) => t.requiresGrad)) attach(op, out, inputs, backward);
   return out;
 }

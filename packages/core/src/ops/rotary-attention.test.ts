@@ -7,6 +7,8 @@ import { rotaryAttention } from './rotary-attention.ts';
 import { attentionBias, repeatKv, scaledDotProductAttention } from './attention.ts';
 import { applyRotary, rotaryTables } from './rope.ts';
 import { concat } from './layout.ts';
+import { noGrad, observeGradUse } from '../autograd.ts';
+import { Parameter } from '../parameter.ts';
 
 const rng = new Generator(5);
 const randn = (...shape: number[]) => Tensor.randn(shape, { generator: rng, dtype: 'float64' });
@@ -99,3 +101,11 @@ function unfusedGradients(q: Tensor, k: Tensor, v: Tensor, { cos, sin }: { cos: 
   o.sum().backward();
   return [qq, kk, vv].map((x) => x.grad!.toArray());
 }
+
+test('a checkpoint observing a no-grad forward sees a trainable q, k or v', (t) => {
+  const [q, k, v] = [randn(1, 3, 16), randn(1, 3, 8), randn(1, 3, 8)];
+  const bias = attentionBias({ batch: 1, queryLength: 3, keyLength: 3, causal: true, dtype: 'float64' });
+  const attend = (q: Tensor, k: Tensor, v: Tensor) => () => noGrad(() => rotaryAttention(q, k, v, { ...dims, ...tables([0, 1, 2]), bias }));
+  t.false(observeGradUse(attend(q, k, v)).usedGrad);
+  t.true(observeGradUse(attend(q, new Parameter(k), v)).usedGrad);
+});

@@ -20,7 +20,7 @@
  * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
  * constant: only the new positions' k and v get gradients.
  */
-import { isGradEnabled, record } from '../autograd.ts';
+import { isGradEnabled, noteInputs, record } from '../autograd.ts';
 import { Tensor } from '../tensor.ts';
 import { formatShape } from '../shape.ts';
 import { GraphBuilder } from '../native/graph.ts';
@@ -187,7 +187,10 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const grouped = groupedBias(bias, heads / kvHeads);
   const visible = visibleRows(grouped);
   const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale]);
-  if (keep === 'nothing') return { out, key: kh, value: vh };
+  if (keep === 'nothing') {
+    noteInputs([q, k, v]); // a checkpoint's no-grad forward must still see a trainable q, k or v
+    return { out, key: kh, value: vh };
+  }
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
     const backward = nativeKernel(`rotary_attention_backward:${key}:${keep}`, dtype, () => backwardGraph(dtype, dims, keep));
