@@ -5,7 +5,7 @@ import { UsageError, layerList } from '../errors.ts';
 import { closeNames } from '../suggest.ts';
 import { targetNames } from './inspect.ts';
 import { writeFolderAtomically } from '@lorakit/core/io';
-import { checkOutFlag } from '../output.ts';
+import { checkOutFlag, stopCleanlyOnSignals } from '../output.ts';
 
 export interface LoraFlags {
   target: string;
@@ -66,6 +66,7 @@ export function addLora(model: CausalLM, modelDir: string, flags: LoraFlags): Pe
 
 export async function add(args: AddArgs): Promise<void> {
   await checkOutFlag(args.out, [args.model]);
+  stopCleanlyOnSignals(args.out);
   const model = await AutoModelForCausalLM.fromPretrained(args.model, { onWarning: () => {} });
   const peft = addLora(model, args.model, args);
   await writeFolderAtomically(args.out, (dir) => peft.savePretrained(dir));

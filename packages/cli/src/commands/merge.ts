@@ -1,7 +1,7 @@
 /** lora merge <model> --adapter DIR [--adapter DIR --weight W ...] --out DIR: a streaming merge into a new checkpoint. */
 import { mergeCheckpoint } from '@lorakit/adapters';
 import { UsageError, byteSize } from '../errors.ts';
-import { checkOutFlag } from '../output.ts';
+import { checkOutFlag, stopCleanlyOnSignals } from '../output.ts';
 import { stepProgress } from '../progress.ts';
 
 export interface MergeArgs {
@@ -29,6 +29,7 @@ export async function merge(args: MergeArgs): Promise<void> {
   const adapterWeights = weights(args);
   const maxShardSize = byteSize(args.maxShardSize);
   await checkOutFlag(args.out, [args.model, ...args.adapter]);
+  stopCleanlyOnSignals(args.out);
   const started = performance.now();
   const progress = stepProgress('merge', 'tensors');
   const result = await mergeCheckpoint({

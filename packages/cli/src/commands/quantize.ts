@@ -3,7 +3,7 @@ import { AutoModelForCausalLM, copySideFiles, saveModel } from '@lorakit/models'
 import { quantizeModel } from '@lorakit/adapters';
 import { UsageError, byteSize } from '../errors.ts';
 import { writeFolderAtomically } from '@lorakit/core/io';
-import { checkOutFlag } from '../output.ts';
+import { checkOutFlag, stopCleanlyOnSignals } from '../output.ts';
 
 export interface QuantizeArgs {
   model: string;
@@ -19,6 +19,7 @@ export async function quantize(args: QuantizeArgs): Promise<void> {
   if (![64, 128, 256, 512, 1024, 2048, 4096].includes(args.blockSize)) throw new UsageError(`--block-size must be one of 64, 128, ..., 4096 (bitsandbytes' sizes), got ${args.blockSize}`);
   const maxShardSize = byteSize(args.maxShardSize);
   await checkOutFlag(args.out, [args.model]);
+  stopCleanlyOnSignals(args.out);
   const started = performance.now();
   const model = await AutoModelForCausalLM.fromPretrained(args.model, { onWarning: () => {} });
   const quantized = await quantizeModel(model, { quantType: args.type, blockSize: args.blockSize, doubleQuant: args.doubleQuant });

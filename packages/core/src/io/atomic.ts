@@ -4,17 +4,13 @@
  * the previous file, never a half-written one; a failed one leaves no temp.
  */
 import { lstat, open, rename, rm, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
+import { temporaryPath, track } from './temporaries.ts';
 
 /** Refuse to write through a symbolic link at the output path. */
 export async function assertNotSymlink(path: string): Promise<void> {
   const stat = await lstat(path).catch(() => null);
   if (stat?.isSymbolicLink()) throw new Error(`${path}: refusing to write through a symbolic link`);
-}
-
-export function temporaryPath(path: string): string {
-  return join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
 export async function fsyncDirectory(dir: string): Promise<void> {
@@ -30,6 +26,7 @@ export async function fsyncDirectory(dir: string): Promise<void> {
 export async function writeFileAtomic(path: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   await assertNotSymlink(path);
   const temp = temporaryPath(path);
+  const untrack = track(temp);
   const handle = await open(temp, 'wx', 0o644);
   try {
     await write(handle);
@@ -40,6 +37,8 @@ export async function writeFileAtomic(path: string, write: (handle: FileHandle) 
     await handle.close().catch(() => {});
     await rm(temp, { force: true });
     throw error;
+  } finally {
+    untrack();
   }
   await fsyncDirectory(dirname(path));
 }

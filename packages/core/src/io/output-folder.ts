@@ -6,8 +6,9 @@
  */
 import { mkdir, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { fsyncDirectory, temporaryPath } from './atomic.ts';
+import { fsyncDirectory } from './atomic.ts';
 import { FileFormatError } from './errors.ts';
+import { temporaryPath, track } from './temporaries.ts';
 
 /** The real path of `path`, or of its parent joined with its name when it does not exist yet. */
 async function canonical(path: string): Promise<string> {
@@ -27,13 +28,19 @@ export async function checkOutputFolder(out: string, inputs: string[], { allowEx
   }
   const parent = dirname(resolve(out));
   if (!(await stat(parent).catch(() => null))?.isDirectory()) throw new FileFormatError('MissingFolder', parent, 'is not an existing folder');
+  if ((await stat(target).catch(() => null))?.isDirectory() === false) throw new FileFormatError('OutputIsFile', out, 'is an existing file, not a folder; choose a new folder');
   const entries = await readdir(target).catch(() => null);
   if (entries !== null && entries.length > 0 && !allowExisting) throw new FileFormatError('OutputExists', out, 'already exists and is not empty; choose a new folder');
 }
 
-/** Build `out` through `write(temporaryFolder)`, then rename it into place (replacing an empty folder or a previous result). */
+/**
+ * Build `out` through `write(temporaryFolder)`, then rename it into place
+ * (replacing an empty folder or a previous result, never a file).
+ */
 export async function writeFolderAtomically(out: string, write: (dir: string) => Promise<void>): Promise<void> {
+  if ((await stat(out).catch(() => null))?.isDirectory() === false) throw new FileFormatError('OutputIsFile', out, 'is an existing file, not a folder');
   const temporary = temporaryPath(resolve(out));
+  const untrack = track(temporary);
   try {
     await mkdir(temporary);
     await write(temporary);
@@ -43,6 +50,8 @@ export async function writeFolderAtomically(out: string, write: (dir: string) =>
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });
     throw error;
+  } finally {
+    untrack();
   }
   await fsyncDirectory(dirname(resolve(out)));
 }
