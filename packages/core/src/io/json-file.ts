@@ -7,7 +7,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { FileFormatError } from './errors.ts';
-import { parseStrictJson, type JsonValue } from './strict-json.ts';
+import { bomProblem, parseStrictJson, type JsonValue } from './strict-json.ts';
 
 const MAX_JSON_BYTES = 10_000_000;
 
@@ -15,9 +15,12 @@ export async function readJsonFile(path: string, what: string): Promise<Record<s
   const info = await stat(path).catch(() => null);
   if (info === null) throw new FileFormatError('MissingConfig', path, `no ${what} here`);
   if (info.size > MAX_JSON_BYTES) throw new FileFormatError('ConfigParseError', path, `${info.size} bytes is too large for a ${what}`);
+  const text = await readFile(path, 'utf8');
+  const bom = bomProblem(text);
+  if (bom !== null) throw new FileFormatError('ConfigParseError', path, bom);
   let json: JsonValue;
   try {
-    json = parseStrictJson(await readFile(path, 'utf8'));
+    json = parseStrictJson(text);
   } catch (error) {
     throw new FileFormatError('ConfigParseError', path, `not valid JSON: ${(error as Error).message}`);
   }

@@ -10,6 +10,7 @@
  *   parseStrictJson('{"a": 1}')                        // { a: 1 } (null prototype)
  *   parseStrictJson('[8.0]', { exact: true })[0].isInteger()  // false
  */
+import { quote } from './errors.ts';
 
 export class JsonNumber {
   constructor(readonly text: string) {}
@@ -26,6 +27,11 @@ export class JsonNumber {
   value(): number {
     return Number(this.text);
   }
+
+  /** The source text, which is how quote() shows it in messages. */
+  toString(): string {
+    return this.text;
+  }
 }
 
 export type JsonValue = null | boolean | string | number | JsonNumber | JsonValue[] | { [key: string]: JsonValue };
@@ -35,6 +41,21 @@ export class JsonSyntaxError extends Error {
   constructor(message: string, readonly position: number, readonly depth = 0) {
     super(`${message} at character ${position}`);
   }
+}
+
+const BOM = 'starts with a byte order mark (BOM)';
+
+/**
+ * What is wrong with a file that starts with a UTF-8 byte order mark, or null: for every reader of
+ * JSON or JSONL, given the decoded text or the first bytes (EF BB BF). Python's json refuses a BOM
+ * ("Unexpected UTF-8 BOM"), so transformers and PEFT do too, and TextDecoder drops it silently
+ * unless asked not to: a reader names it instead of calling it an unexpected character.
+ *
+ *   bomProblem(new Uint8Array([0xef, 0xbb, 0xbf, 0x7b]))  // 'starts with a byte order mark (BOM); ...'
+ */
+export function bomProblem(start: string | Uint8Array): string | null {
+  const bom = typeof start === 'string' ? start.startsWith('\ufeff') : start[0] === 0xef && start[1] === 0xbb && start[2] === 0xbf;
+  return bom ? `${BOM}; save it as UTF-8 without one` : null;
 }
 
 const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
@@ -54,6 +75,7 @@ class Parser {
   constructor(readonly text: string, readonly exact: boolean, readonly maxDepth: number) {}
 
   parseDocument(): JsonValue {
+    if (bomProblem(this.text) !== null) this.#fail(BOM);
     this.#skipWhitespace();
     const value = this.#value(0);
     this.#skipWhitespace();
@@ -87,7 +109,7 @@ class Parser {
         return value;
       }
     }
-    return this.#fail(c === undefined ? 'unexpected end of input' : `unexpected character ${JSON.stringify(c)}`);
+    return this.#fail(c === undefined ? 'unexpected end of input' : `unexpected character ${quote(c)}`);
   }
 
   #object(depth: number): JsonValue {
@@ -104,7 +126,7 @@ class Parser {
       if (this.text[this.#at] !== '"') this.#fail('expected a string key');
       const keyAt = this.#at;
       const key = this.#string();
-      if (seen.has(key)) throw new JsonSyntaxError(`duplicate key ${JSON.stringify(key).slice(0, 200)}`, keyAt, depth);
+      if (seen.has(key)) throw new JsonSyntaxError(`duplicate key ${quote(key, 200)}`, keyAt, depth);
       seen.add(key);
       this.#skipWhitespace();
       this.#expect(':');
