@@ -5,8 +5,8 @@
  *   {"__metadata__": {"format": "pt"}, "w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}
  *
  * Stricter than the reference parser (documented in docs/file-formats.md section 1):
- * duplicate names, unknown fields, non-string metadata, gaps, overlaps and
- * trailing bytes are all errors. Every number is checked exactly (BigInt).
+ * duplicate names, unknown fields, non-string metadata, gaps, overlaps,
+ * trailing bytes and leading whitespace are all errors. Every number is checked exactly (BigInt).
  */
 import { FileFormatError, quote } from './errors.ts';
 import { JsonNumber, JsonSyntaxError, parseStrictJson, type JsonValue } from './strict-json.ts';
@@ -50,6 +50,8 @@ function decodeJson(bytes: Uint8Array, file: string): JsonValue {
   } catch {
     throw new FileFormatError('InvalidHeaderUtf8', file, 'the header is not valid UTF-8');
   }
+  // The format's rule: the header begins with `{`; only trailing whitespace (padding) is allowed around it.
+  if (!text.startsWith('{')) throw new FileFormatError('InvalidHeaderJson', file, `the header must begin with "{", not ${quote(text.slice(0, 8))}`);
   try {
     return parseStrictJson(text, { exact: true, maxDepth: 8 });
   } catch (error) {

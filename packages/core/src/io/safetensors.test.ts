@@ -60,6 +60,9 @@ rejects('NUL padding after the JSON', () => build({ header: '{}\0\0' }), 'Invali
 rejects('a byte-order mark', () => build({ header: '\ufeff{}' }), 'InvalidHeaderJson');
 rejects('a comment', () => build({ header: '{} // x' }), 'InvalidHeaderJson');
 rejects('a trailing comma', () => build({ header: '{"__metadata__": {"a": "b",}}' }), 'InvalidHeaderJson');
+for (const [name, byte] of [['space', 0x20], ['tab', 0x09], ['newline', 0x0a], ['carriage return', 0x0d]] as const) {
+  rejects(`a header starting with a ${name}`, () => build({ header: Uint8Array.of(byte, 0x7b, 0x7d) }), 'InvalidHeaderJson', /the header must begin with "\{"/);
+}
 // A7-A9: duplicates and fields
 rejects('a duplicate tensor name', () => build({ header: '{"a": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "a": {"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', data: f32(1, 2) }), 'DuplicateTensorName');
 rejects('a duplicate name spelled with an escape', () => build({ header: '{"a": {"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "\\u0061": {"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', data: f32(1, 2) }), 'DuplicateTensorName');
@@ -119,8 +122,8 @@ test('__proto__ and constructor are ordinary tensor names', async (t) => {
   await file.close();
 });
 
-test('null __metadata__ is treated as absent, and whitespace around the JSON is accepted', async (t) => {
-  const file = await SafetensorsFile.open(await build({ header: ' \t\n{"__metadata__": null}\r\n  ' }));
+test('null __metadata__ is treated as absent, and whitespace after the JSON is accepted as padding', async (t) => {
+  const file = await SafetensorsFile.open(await build({ header: '{"__metadata__": null}\r\n\t  ' }));
   t.is(file.metadata, null);
   t.deepEqual(file.names(), []);
   await file.close();
