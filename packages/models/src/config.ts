@@ -5,8 +5,8 @@
  *   config.model_type  // 'llama'
  *
  * No code in a config is ever run (auto_map and trust_remote_code are
- * ignored); an unknown model_type is an error that lists what is supported.
- * Sizes are checked before anything is allocated.
+ * ignored); an unknown model_type or dtype is an error that lists what is
+ * supported. Sizes are checked before anything is allocated.
  */
 import { join } from 'node:path';
 import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
@@ -22,6 +22,20 @@ const LIMITS: Record<string, number> = {
   num_attention_heads: 4096, num_key_value_heads: 4096, head_dim: 8192, max_position_embeddings: 100_000_000,
   n_embd: 131_072, n_layer: 1000, n_head: 4096, n_positions: 100_000_000, n_inner: 1_048_576,
 };
+
+/**
+ * The config's weight dtype names that transformers resolves (it looks the text up as an attribute of `torch`),
+ * floating-point ones only. transformers refuses "auto" and "torch.float16" in a config file as well.
+ */
+export const CONFIG_DTYPES = ['float32', 'float16', 'bfloat16', 'float64', 'float', 'half', 'double'] as const;
+
+function checkDtypes(config: Record<string, unknown>, path: string): void {
+  for (const field of ['dtype', 'torch_dtype']) {
+    const v = config[field];
+    if (v === undefined || v === null || (CONFIG_DTYPES as readonly unknown[]).includes(v)) continue;
+    throw new FileFormatError('InvalidConfig', path, `${field} = ${quote(v)} is not a dtype transformers accepts; use one of ${CONFIG_DTYPES.join(', ')}`);
+  }
+}
 
 function checkSizes(config: Record<string, unknown>, path: string): void {
   for (const [field, limit] of Object.entries(LIMITS)) {
@@ -43,6 +57,7 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as 'llama' | 'mistral' | 'qwen2'];
   const config = { ...defaults, ...raw } as Record<string, unknown>;
   checkSizes(config, path);
+  checkDtypes(config, path);
   return (modelType === 'gpt2' ? completeGpt2(config, path) : completeLlama(config, path)) as ModelConfig;
 }
 

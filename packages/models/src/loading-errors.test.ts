@@ -1,10 +1,12 @@
 /** Bad model folders get one clear error naming the file and the field (docs/reliability.md section C). */
 import test from 'ava';
-import { cp, mkdtemp, readFile, writeFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readFile, readdir, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoModelForCausalLM } from './auto.ts';
 import { AutoTokenizer } from './tokenizer.ts';
+import { CONFIG_DTYPES, loadConfig } from './config.ts';
 import { FIXTURES } from './testing.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'lorakit-load-'));
@@ -58,4 +60,51 @@ test('a model folder without a tokenizer says which file is missing', async (t) 
   const error = await t.throwsAsync(AutoTokenizer.fromPretrained(`${FIXTURES}/mistral`));
   t.is(error?.name, 'MissingTokenizer');
   t.regex(error!.message, /tokenizer\.json: missing/);
+});
+
+/** A copy of the mistral fixture whose config.json holds `"dtype": "float32"` replaced, as text, by `entries`. */
+async function withDtypeText(entries: string): Promise<string> {
+  const dir = join(root, `case-${counter++}`);
+  await cp(`${FIXTURES}/mistral`, dir, { recursive: true });
+  const text = await readFile(join(dir, 'config.json'), 'utf8');
+  if (!text.includes('"dtype": "float32",')) throw new Error('the fixture config.json changed');
+  await writeFile(join(dir, 'config.json'), Buffer.from(text.replace('"dtype": "float32",', entries), 'utf8'));
+  return dir;
+}
+
+async function folderHash(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const name of (await readdir(dir)).sort()) hash.update(name).update(await readFile(join(dir, name)));
+  return hash.digest('hex');
+}
+
+for (const [field, value] of [
+  ['dtype', '"auto"'], ['dtype', '"torch.float16"'], ['dtype', '"fp16"'], ['dtype', '"Float32"'], ['dtype', '"int8"'], ['dtype', '16'],
+  ['torch_dtype', '"bf16"'], ['torch_dtype', '{"text_config": "float32"}'],
+] as const) {
+  test(`an unknown ${field} ${value} is InvalidConfig naming the field and the accepted values`, async (t) => {
+    const dir = await withDtypeText(`"${field}": ${value},`);
+    const before = await folderHash(dir);
+    const error = await t.throwsAsync(AutoModelForCausalLM.fromPretrained(dir));
+    t.is(error?.name, 'InvalidConfig', error?.message);
+    t.true(error!.message.startsWith(join(dir, 'config.json')), error!.message);
+    t.true(error!.message.includes(`${field} = ${JSON.stringify(JSON.parse(value))}`), error!.message);
+    t.true(error!.message.endsWith(`use one of ${CONFIG_DTYPES.join(', ')}`), error!.message);
+    t.is(await folderHash(dir), before, 'the folder is untouched');
+  });
+}
+
+test('a valid dtype does not excuse an unknown torch_dtype beside it', async (t) => {
+  const dir = await withDtypeText('"dtype": "bfloat16", "torch_dtype": "auto",');
+  await t.throwsAsync(loadConfig(dir), { name: 'InvalidConfig', message: /torch_dtype = "auto" is not a dtype/ });
+});
+
+test('every dtype spelling transformers resolves is accepted in either field, and null or absent is too', async (t) => {
+  for (const value of [...CONFIG_DTYPES.map((d) => `"${d}"`), 'null']) {
+    for (const field of ['dtype', 'torch_dtype']) {
+      const config = await loadConfig(await withDtypeText(`"${field}": ${value},`));
+      t.is(config.model_type, 'mistral');
+    }
+  }
+  t.is((await loadConfig(await withDtypeText(''))).model_type, 'mistral');
 });
