@@ -45,6 +45,13 @@ function checkOptions(o: GenerateOptions): void {
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${o.topP}`);
 }
 
+/** A row of logits to choose from; NaN or Infinity there (weights that hold them) would give garbage, not text. */
+function checkFinite(row: Float32Array, step: number, b: number): Float32Array {
+  const bad = row.find((v) => !Number.isFinite(v));
+  if (bad !== undefined) throw new Error(`generate: the logits of row ${b} at step ${step} hold ${bad}: the model's weights (or an adapter's) hold NaN or Infinity`);
+  return row;
+}
+
 /** Returns each row's prompt followed by its new tokens (no padding). */
 export function generate(model: GenerativeModel, prompts: number[][], options: GenerateOptions = {}): number[][] {
   checkOptions(options);
@@ -71,7 +78,8 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
     for (let step = 0; step < maxNewTokens; step++) {
       const { logits } = model.call({ inputIds, attentionMask: Tensor.fromArray(mask, 'int32'), positionIds, cache, logitsToKeep: 1 });
       const vocab = logits.shape[2];
-      const next = Array.from({ length: batch }, (_, b) => (finished[b] ? pad : choose(logits.values.subarray(b * vocab, (b + 1) * vocab) as Float32Array)));
+      const rowOf = (b: number) => checkFinite(logits.values.subarray(b * vocab, (b + 1) * vocab) as Float32Array, step, b);
+      const next = Array.from({ length: batch }, (_, b) => (finished[b] ? pad : choose(rowOf(b))));
       const emitted: Array<{ row: number; token: number }> = [];
       next.forEach((token, b) => {
         if (finished[b]) return;

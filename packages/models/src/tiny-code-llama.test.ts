@@ -49,6 +49,14 @@ test('greedy generation reproduces transformers token for token, alone and batch
   t.deepEqual(streamed, greedy[1].base_ids.slice(greedy[1].prompt_ids.length));
 });
 
+test('generation from weights that hold NaN is an error, not an empty or garbage success', async (t) => {
+  const broken = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  const norm = broken.getSubmodule('model.norm') as unknown as { weight: Tensor };
+  norm.weight.values[3] = Number.NaN;
+  t.throws(() => generate(broken, [[330, 284, 844]], { maxNewTokens: 4 }), { message: /logits of row 0 at step 0 hold NaN: the model's weights \(or an adapter's\) hold NaN or Infinity/ });
+  t.throws(() => generate(broken, [[330, 284, 844]], { maxNewTokens: 4, temperature: 0.7 }), { message: /hold NaN/ });
+});
+
 test('sampling is reproducible from a seed and stays within top-k', (t) => {
   const prompt = [330, 284, 844];
   const a = generate(model, [prompt], { maxNewTokens: 12, temperature: 0.9, topK: 5, seed: 3 });
