@@ -2,10 +2,14 @@
  * Loading a checkpoint into a model built from its config. Strict: every
  * missing, unexpected and mis-shaped key is gathered into one error. Tied
  * weights are not "missing": `tie_word_embeddings` makes lm_head share the
- * embedding, as in transformers.
+ * embedding, as in transformers. What a checkpoint must hold comes from the
+ * config (weight-layout.ts), so checkCheckpoint serves readers that never
+ * build the model, such as the streaming merge.
  */
 import { Checkpoint, FileFormatError, quote } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
+import type { ModelConfig } from './config.ts';
+import { checkLayoutMatches, weightLayout, type WeightLayout } from './weight-layout.ts';
 import { checkQuantizationConfig, loadQuantizedLayers } from './quantized.ts';
 
 /** Legacy GPT-2 buffers transformers also ignores. */
@@ -23,34 +27,56 @@ function list(label: string, items: string[]): string {
   return `\n  ${label} (${items.length}):\n${shown}${items.length > LISTED ? `\n    ... and ${items.length - LISTED} more` : ''}`;
 }
 
+/** Stored dtypes that load as float tensors (bf16/f16 widened on read). */
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+export interface CheckCheckpointOptions {
+  /** Keys already consumed by 4-bit layers (loadQuantizedLayers): neither missing, unexpected nor checked here. */
+  quantized?: Set<string>;
+}
+
+/**
+ * Whether a checkpoint holds exactly the tensors `layout` describes, in the
+ * shapes it gives and as float tensors, from the headers alone: one
+ * CheckpointMismatch listing every missing, unexpected and mis-shaped tensor,
+ * or UnsupportedDtype. What loadWeights and the streaming merge both check.
+ */
+export function checkCheckpoint(checkpoint: Checkpoint, layout: WeightLayout, { quantized = new Set() }: CheckCheckpointOptions = {}): void {
+  const dir = checkpoint.dir;
+  const expected = [...layout.tensors].filter(([name]) => !quantized.has(name));
+  const available = checkpoint.names().filter((n) => !IGNORED.test(n) && !quantized.has(n));
+  const missing = expected.filter(([n]) => !checkpoint.has(n)).map(([n]) => n);
+  const unexpected = available.filter((n) => !layout.tensors.has(n) && !layout.tied.has(n));
+  const mismatched = expected.flatMap(([name, want]) => {
+    if (!checkpoint.has(name)) return [];
+    const shape = checkpoint.entry(name).shape;
+    return shape.length === want.length && shape.every((d, i) => d === want[i]) ? [] : [`${name}: checkpoint [${shape}], config.json gives [${want}]`];
+  });
+  if (missing.length + unexpected.length + mismatched.length > 0) {
+    const detail = `does not fit the ${layout.modelType} model that config.json describes:${list('missing', missing)}${list('unexpected', unexpected.map((u) => quote(u)))}${list('shape mismatches', mismatched)}`;
+    throw new FileFormatError('CheckpointMismatch', dir, detail);
+  }
+  for (const [name] of expected) {
+    const { dtype } = checkpoint.entry(name);
+    if (!FLOAT_DTYPES.has(dtype)) throw new FileFormatError('UnsupportedDtype', dir, `${quote(name)} is ${dtype}, not a float tensor`);
+  }
+}
+
 export async function loadWeights(model: CausalLM, dir: string, { onWarning = (m) => process.emitWarning(m) }: LoadWeightsOptions = {}): Promise<void> {
+  const layout = weightLayout(model.config as ModelConfig);
+  checkLayoutMatches(layout, model);
   const checkpoint = await Checkpoint.open(dir);
   try {
     checkpoint.warnings.forEach(onWarning);
     const quantized = checkQuantizationConfig((model.config as { quantization_config?: unknown }).quantization_config, `${dir}/config.json`) ? await loadQuantizedLayers(model, checkpoint) : new Set<string>();
+    checkCheckpoint(checkpoint, layout, { quantized });
     const aliases = new Map(model.tiedWeights());
-    const expected = new Map([...model.stateDict()].filter(([name]) => !aliases.has(name)));
-    const available = checkpoint.names().filter((n) => !IGNORED.test(n));
-    const missing = [...expected.keys()].filter((n) => !checkpoint.has(n));
-    const unexpected = available.filter((n) => !expected.has(n) && !aliases.has(n));
-    const mismatched = [...expected].flatMap(([name, t]) => {
-      if (!checkpoint.has(name) || quantized.has(name)) return [];
-      const shape = checkpoint.entry(name).shape;
-      return shape.length === t.ndim && shape.every((d, i) => d === t.shape[i]) ? [] : [`${name}: checkpoint [${shape}], config.json gives [${t.shape}]`];
-    });
-    if (missing.length + unexpected.length + mismatched.length > 0) {
-      const detail = `does not fit the ${model.config.model_type} model that config.json describes:${list('missing', missing)}${list('unexpected', unexpected.map((u) => quote(u)))}${list('shape mismatches', mismatched)}`;
-      throw new FileFormatError('CheckpointMismatch', dir, detail);
-    }
     for (const alias of aliases.keys()) if (checkpoint.has(alias)) onWarning(`${dir}: ${alias} is tied to ${aliases.get(alias)} (tie_word_embeddings); the stored copy is ignored`);
-    for (const [name, target] of expected) {
-      if (quantized.has(name)) continue; // loaded into its Linear4bit already
-      const loaded = await checkpoint.read(name);
-      if (!loaded.isFloat) throw new FileFormatError('UnsupportedDtype', dir, `${quote(name)} is ${checkpoint.entry(name).dtype}, not a float tensor`);
-      target.data = loaded.to('float32').data; // bf16/f16 were widened on read; the parameter takes the array as is
+    for (const [name, target] of model.stateDict()) {
+      if (aliases.has(name) || quantized.has(name)) continue; // tied, or loaded into its Linear4bit already
+      target.data = (await checkpoint.read(name)).to('float32').data; // bf16/f16 were widened on read; the parameter takes the array as is
     }
   } finally {
     await checkpoint.close();
   }
 }
-

@@ -1,0 +1,134 @@
+/**
+ * The modules and tensors a config describes, without building the model:
+ * what a checkpoint for it must hold, for readers that never allocate the
+ * float32 weights (the streaming merge) and for loading alike.
+ *
+ *   const layout = weightLayout(await loadConfig('models/base'));
+ *   layout.tensors.get('model.layers.0.self_attn.q_proj.weight')  // [4096, 4096]
+ *   layout.modules[5]  // { name: 'model.layers.0.self_attn.q_proj', type: 'Linear', tensors: [['weight', [4096, 4096]]] }
+ *
+ * It mirrors the module tree of llama/ and gpt2/ (names, classes, shapes, in
+ * namedModules() order); loadWeights compares it with the real model at every
+ * load (checkLayoutMatches), so the two cannot drift apart unnoticed.
+ */
+import type { Module } from '@lorakit/core';
+import type { ModelConfig } from './config.ts';
+import { layerConfig, type LlamaFamilyConfig } from './llama/config.ts';
+import type { GPT2Config } from './gpt2/config.ts';
+
+export interface LayoutModule {
+  /** Its path in the model, as namedModules() gives it ('' for the model itself). */
+  name: string;
+  /** The class the model uses for it: Linear, Conv1D, Embedding, RMSNorm, LlamaAttention, ... */
+  type: string;
+  /** Its own parameters: local name and shape (Linear [out, in], Conv1D [in, out]). */
+  tensors: Array<[string, number[]]>;
+}
+
+export interface WeightLayout {
+  modelType: ModelConfig['model_type'];
+  modules: LayoutModule[];
+  /** Every tensor a checkpoint holds, by key, in model order; tied copies left out. */
+  tensors: Map<string, number[]>;
+  /** Tied copy -> the tensor it shares (tie_word_embeddings). */
+  tied: Map<string, string>;
+  /** The output head (never targeted by "all-linear"). */
+  head: string;
+}
+
+type Builder = (name: string, type: string, tensors?: Array<[string, number[]]>) => void;
+
+const linear = (out: number, inp: number, bias: boolean): Array<[string, number[]]> => [['weight', [out, inp]], ...(bias ? [['bias', [out]] as [string, number[]]] : [])];
+const conv1d = (inp: number, out: number): Array<[string, number[]]> => [['weight', [inp, out]], ['bias', [out]]];
+
+function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
+  const layer = layerConfig(c);
+  const [h, q, kv] = [c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim];
+  add('', 'LlamaForCausalLM');
+  add('model', 'LlamaModel');
+  add('model.embed_tokens', 'Embedding', [['weight', [c.vocab_size, h]]]);
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    add(p, 'LlamaDecoderLayer');
+    add(`${p}.self_attn`, 'LlamaAttention');
+    add(`${p}.self_attn.q_proj`, 'Linear', linear(q, h, layer.qkv_bias));
+    add(`${p}.self_attn.k_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
+    add(`${p}.self_attn.v_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
+    add(`${p}.self_attn.o_proj`, 'Linear', linear(h, q, layer.o_bias));
+    add(`${p}.mlp`, 'LlamaMLP');
+    add(`${p}.mlp.gate_proj`, 'Linear', linear(c.intermediate_size, h, c.mlp_bias));
+    add(`${p}.mlp.up_proj`, 'Linear', linear(c.intermediate_size, h, c.mlp_bias));
+    add(`${p}.mlp.down_proj`, 'Linear', linear(h, c.intermediate_size, c.mlp_bias));
+    add(`${p}.input_layernorm`, 'RMSNorm', [['weight', [h]]]);
+    add(`${p}.post_attention_layernorm`, 'RMSNorm', [['weight', [h]]]);
+  }
+  add('model.norm', 'RMSNorm', [['weight', [h]]]);
+  add('lm_head', 'Linear', linear(c.vocab_size, h, false));
+}
+
+const GPT2_ACTIVATIONS: Record<GPT2Config['activation_function'], string> = { gelu_new: 'GELU', gelu_pytorch_tanh: 'GELU', gelu: 'GELU', relu: 'ReLU' };
+
+function gpt2Modules(c: GPT2Config, add: Builder): void {
+  const h = c.n_embd;
+  const norm = (name: string) => add(name, 'LayerNorm', [['weight', [h]], ['bias', [h]]]);
+  add('', 'GPT2LMHeadModel');
+  add('transformer', 'GPT2Model');
+  add('transformer.wte', 'Embedding', [['weight', [c.vocab_size, h]]]);
+  add('transformer.wpe', 'Embedding', [['weight', [c.n_positions, h]]]);
+  add('transformer.drop', 'Dropout');
+  for (let i = 0; i < c.n_layer; i++) {
+    const p = `transformer.h.${i}`;
+    add(p, 'GPT2Block');
+    norm(`${p}.ln_1`);
+    add(`${p}.attn`, 'GPT2Attention');
+    add(`${p}.attn.c_attn`, 'Conv1D', conv1d(h, 3 * h));
+    add(`${p}.attn.c_proj`, 'Conv1D', conv1d(h, h));
+    add(`${p}.attn.resid_dropout`, 'Dropout');
+    norm(`${p}.ln_2`);
+    add(`${p}.mlp`, 'GPT2MLP');
+    add(`${p}.mlp.c_fc`, 'Conv1D', conv1d(h, c.n_inner));
+    add(`${p}.mlp.c_proj`, 'Conv1D', conv1d(c.n_inner, h));
+    add(`${p}.mlp.act`, GPT2_ACTIVATIONS[c.activation_function]);
+    add(`${p}.mlp.dropout`, 'Dropout');
+  }
+  norm('transformer.ln_f');
+  add('lm_head', 'Linear', linear(c.vocab_size, h, false));
+}
+
+/** The layout of the model `config` describes; nothing is allocated but names and shapes. */
+export function weightLayout(config: ModelConfig): WeightLayout {
+  const modules: LayoutModule[] = [];
+  const add: Builder = (name, type, tensors = []) => void modules.push({ name, type, tensors });
+  if (config.model_type === 'gpt2') gpt2Modules(config, add);
+  else llamaModules(config, add);
+  const embedding = config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+  const tied = new Map<string, string>(config.tie_word_embeddings ? [['lm_head.weight', embedding]] : []);
+  const tensors = new Map<string, number[]>();
+  for (const m of modules) for (const [local, shape] of m.tensors) if (!tied.has(key(m.name, local))) tensors.set(key(m.name, local), shape);
+  return { modelType: config.model_type, modules, tensors, tied, head: 'lm_head' };
+}
+
+const key = (module: string, local: string) => (module === '' ? local : `${module}.${local}`);
+
+/** The same description read off a built model (for checkLayoutMatches and tests). */
+export function describeModel(model: Module): Array<[string, string]> {
+  return model.namedModules().map(([name, m]) => [name, m.constructor.name]);
+}
+
+/**
+ * Throws if `model` is not the module tree `layout` describes (a lorakit bug,
+ * never a user error): same module names and classes in the same order, same
+ * state dict keys and shapes, the same tied copies.
+ */
+export function checkLayoutMatches(layout: WeightLayout, model: Module & { tiedWeights(): Array<[string, string]> }): void {
+  const modules = describeModel(model).map(([n, t]) => `${n}:${t}`);
+  const described = layout.modules.map((m) => `${m.name}:${m.type}`);
+  const tied = new Map(model.tiedWeights());
+  const state = [...model.stateDict()].filter(([k]) => !tied.has(k)).map(([k, t]) => `${k}${JSON.stringify(t.shape)}`);
+  const expected = [...layout.tensors].map(([k, s]) => `${k}${JSON.stringify(s)}`);
+  const differs = (a: string[], b: string[]) => a.length !== b.length || a.some((x, i) => x !== b[i]);
+  if (differs(modules, described) || differs(state, expected) || differs([...tied].map(String), [...layout.tied].map(String))) {
+    const first = [modules.find((m, i) => m !== described[i]), state.find((s, i) => s !== expected[i])].filter(Boolean);
+    throw new Error(`internal error: weightLayout disagrees with the ${layout.modelType} model (first difference: ${first.join(', ') || 'tied weights'}); please report this`);
+  }
+}
