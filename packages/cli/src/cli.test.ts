@@ -4,54 +4,18 @@
  * naming what is wrong, exit code 1, and nothing left behind.
  */
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { SafetensorsFile } from '@lorakit/core/io';
+import { BIN, DATA, MODEL, PEFT, REPO, type Run, fails, lora, run, scratch } from './testing.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = `${REPO}packages/cli/bin/lora.mjs`;
-const MODEL = `${REPO}examples/models/tiny-code-llama`;
 const GPT2 = `${REPO}packages/models/fixtures/gpt2`;
 const LLAMA = `${REPO}packages/models/fixtures/llama-rope-linear`;
-const PEFT = `${REPO}packages/adapters/peft-fixtures`;
-const DATA = `${REPO}examples/data/house-style`;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function lora(...args: string[]): Promise<Run> {
-  return run(process.execPath, [BIN, ...args]);
-}
 
 /** lora with files limited to `kilobytes` (ulimit counts 512-byte blocks): writes fail part-way, as on a full disk. */
 function loraOnFullDisk(kilobytes: number, ...args: string[]): Promise<Run> {
   return run('sh', ['-c', `trap '' XFSZ; ulimit -f ${kilobytes * 2}; exec "$0" "$@"`, process.execPath, BIN, ...args]);
-}
-
-function run(file: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd: REPO, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-const scratch = () => mkdtemp(join(tmpdir(), 'lora-cli-'));
-
-/** A failing run: exit 1, a short message matching `pattern`, no stack trace. */
-async function fails(t: import('ava').ExecutionContext, run: Promise<Run>, pattern: RegExp): Promise<void> {
-  const { code, stdout, stderr } = await run;
-  t.is(code, 1, stderr);
-  t.is(stdout, '');
-  t.regex(stderr, pattern);
-  t.true(stderr.trim().split('\n').length <= 6, stderr);
-  t.notRegex(stderr, /\n\s+at /);
 }
 
 const greedy = JSON.parse(await readFile(`${PEFT}/codellama_train_trajectory/greedy.json`, 'utf8')) as Array<{ prompt: string; prompt_ids: number[]; base_ids: number[]; adapter_ids: number[] }>;
@@ -93,7 +57,7 @@ test('add writes an adapter with PEFT\'s config and prints PEFT\'s trainable-par
 
 test('a target that matches nothing lists the available names and suggests a close one', async (t) => {
   const dir = await scratch();
-  await fails(t, lora('add', MODEL, '--target', 'q_prj,v_proj', '--out', join(dir, 'a')), /q_prj \(did you mean q_proj\?\) matched no module.*available: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
+  await fails(t, lora('add', MODEL, '--target', 'q_prj,v_proj', '--out', join(dir, 'a')), /"q_prj" \(did you mean q_proj\?\) matched no module.*available: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj/);
   t.deepEqual(await readdir(dir), []);
 });
 

@@ -5,30 +5,15 @@
  * memory for a second forward.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Tensor } from '@lorakit/core';
 import { SafetensorsFile } from '@lorakit/core/io';
 import { relativeErrorOf } from '@lorakit/core/testing';
-
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
-const BIN = `${REPO}packages/cli/bin/lora.mjs`;
-const MODEL = `${REPO}examples/models/tiny-code-llama`;
-const DATA = `${REPO}examples/data/house-style`;
-
-function lora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd: REPO, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+import { DATA, MODEL, lora, scratch } from './testing.ts';
 
 async function train(...extra: string[]): Promise<{ losses: number[]; adapter: Map<string, Tensor> }> {
-  const out = join(await mkdtemp(join(tmpdir(), 'lora-gc-')), 'run');
+  const out = join(await scratch(), 'run');
   const { code, stderr } = await lora('train', MODEL, '--target', 'all-linear', '--dropout', '0.1', '--data', `${DATA}/train.jsonl`, '--out', out,
     '--max-steps', '3', '--batch-size', '4', '--lr', '3e-3', '--max-length', '48', '--logging-steps', '1', '--progress', 'none', '--json', ...extra);
   if (code !== 0) throw new Error(`lora train ${extra.join(' ')} failed:\n${stderr}`);
