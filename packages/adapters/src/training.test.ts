@@ -101,28 +101,30 @@ test.serial('a save that fails leaves the previous checkpoint intact and no part
   t.deepEqual((await readdir(dir)).filter((f) => f.includes('.tmp-')), []);
 });
 
-test.serial('Ctrl-C finishes the step, saves a checkpoint and exits cleanly; the run resumes from it', async (t) => {
-  const dir = await tmp();
-  const child = spawn(process.execPath, ['--import=tsx', `${REPO}packages/adapters/test-scripts/train-until-interrupted.ts`, dir], { cwd: REPO, env: { ...process.env, LORAKIT_THREADS: '1' } });
-  // the child trains with maxSteps 40, batch 2, lr 2e-4 and is interrupted after step 2
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exitCode = await new Promise<number | null>((resolve) => {
-    let sent = false;
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      if (!sent && stdout.includes('ready')) sent = child.kill('SIGINT');
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test.serial(`${signal} finishes the step, saves a checkpoint and exits cleanly; the run resumes from it`, async (t) => {
+    const dir = await tmp();
+    const child = spawn(process.execPath, ['--import=tsx', '--conditions=lorakit-source', `${REPO}packages/adapters/test-scripts/train-until-interrupted.ts`, dir], { cwd: REPO, env: { ...process.env, LORAKIT_THREADS: '1' } });
+    // the child trains with maxSteps 40, batch 2, lr 2e-4 and is interrupted after step 2
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exitCode = await new Promise<number | null>((resolve) => {
+      let sent = false;
+      child.stdout.on('data', (d) => {
+        stdout += d;
+        if (!sent && stdout.includes('ready')) sent = child.kill(signal);
+      });
+      child.on('exit', (code) => resolve(code));
     });
-    child.on('exit', (code) => resolve(code));
+    t.is(exitCode, 0, stderr);
+    t.regex(stderr, /interrupted: finishing this step and saving a checkpoint/);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { interrupted: boolean; step: number; checkpoint: string };
+    t.true(summary.interrupted);
+    const { complete } = await listCheckpoints(dir);
+    t.is(complete.at(-1)!.step, summary.step);
+    const resumed = await new Trainer(await lora(), { ...options(dir), maxSteps: 40, batchSize: 2, learningRate: 2e-4, resumeFromCheckpoint: true }).train();
+    t.is(resumed.globalStep, 40);
+    t.false(resumed.interrupted);
   });
-  t.is(exitCode, 0, stderr);
-  t.regex(stderr, /interrupted: finishing this step and saving a checkpoint/);
-  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { interrupted: boolean; step: number; checkpoint: string };
-  t.true(summary.interrupted);
-  const { complete } = await listCheckpoints(dir);
-  t.is(complete.at(-1)!.step, summary.step);
-  const resumed = await new Trainer(await lora(), { ...options(dir), maxSteps: 40, batchSize: 2, learningRate: 2e-4, resumeFromCheckpoint: true }).train();
-  t.is(resumed.globalStep, 40);
-  t.false(resumed.interrupted);
-});
+}

@@ -57,7 +57,7 @@ export interface TrainerOptions {
   allowChangedRun?: boolean;
   /** Recompute each decoder layer in the backward (less memory for long sequences, about one more forward of time). */
   gradientCheckpointing?: boolean;
-  /** Install a SIGINT handler for the duration of train() (default true). */
+  /** Handle SIGINT (Ctrl-C) and SIGTERM during train(): finish the step, save a checkpoint, return (default true). */
   handleInterrupts?: boolean;
   onLog?: (entry: LogEntry) => void;
 }
@@ -152,7 +152,8 @@ export class Trainer {
       this.#interrupts++;
       progress.note(this.#interrupts === 1 ? 'interrupted: finishing this step and saving a checkpoint (Ctrl-C again to abort)' : 'aborting');
     };
-    if (o.handleInterrupts) process.on('SIGINT', onInterrupt);
+    const signals = o.handleInterrupts ? (['SIGINT', 'SIGTERM'] as const) : [];
+    for (const signal of signals) process.on(signal, onInterrupt);
     this.model.train();
     const batches = this.schedule.from(this.position);
     let window = { loss: 0, count: 0, tokens: 0, since: performance.now() };
@@ -177,7 +178,7 @@ export class Trainer {
           await this.#log({ step: this.globalStep, epoch: this.#epoch(), eval_loss: evalLoss, elapsed_seconds: (performance.now() - started) / 1000 });
         }
         if (o.saveSteps && this.globalStep % o.saveSteps === 0 && this.globalStep < this.totalSteps) checkpoints.push(await this.saveCheckpoint());
-        await new Promise((resolve) => setImmediate(resolve)); // let a pending SIGINT in
+        await new Promise((resolve) => setImmediate(resolve)); // let a pending signal in
       }
       if (o.eval && (evalLoss === null || !o.evalSteps || this.globalStep % o.evalSteps !== 0)) {
         evalLoss = this.evaluate();
@@ -185,7 +186,7 @@ export class Trainer {
       }
       checkpoints.push(await this.saveCheckpoint());
     } finally {
-      if (o.handleInterrupts) process.off('SIGINT', onInterrupt);
+      for (const signal of signals) process.off(signal, onInterrupt);
       progress.stop();
       this.model.eval();
     }
