@@ -3,12 +3,16 @@
  * only warns: every adapter tensor of the model must be in the file, every
  * tensor in the file must belong to the model, shapes must agree and values
  * must be finite — an adapter that silently does nothing is an error.
+ * checkAdapterTensors is that check, for a loaded model (adapterStateDict)
+ * and for a model's layout alone (readAdapterFor, used by the merge).
  */
 import { join } from 'node:path';
 import { noGrad, type Tensor } from '@lorakit/core';
 import { formatShape } from '@lorakit/core/ops';
 import { FileFormatError, quote } from '@lorakit/core/io';
+import type { WeightLayout } from '@lorakit/models';
 import type { PeftModel } from './peft-model.ts';
+import { expectedAdapterTensors } from './adapter-layout.ts';
 import { configToJson, readAdapter, savedKey, writeAdapter, type AdapterFiles } from './peft-format.ts';
 
 /** The adapter's tensors under their saved (PEFT) keys. */
@@ -35,14 +39,18 @@ export async function saveAdapters(peft: PeftModel, dir: string, adapters: strin
 const LISTED = 8;
 const show = (keys: string[]) => keys.slice(0, LISTED).map((k) => `    ${quote(k)}`).join('\n') + (keys.length > LISTED ? `\n    ... and ${keys.length - LISTED} more` : '');
 
-/** Copy the file's tensors into the injected adapter, or throw one error listing every key that does not fit. */
-export function loadAdapterTensors(peft: PeftModel, adapter: string, files: AdapterFiles, warn: (message: string) => void): void {
-  const expected = adapterStateDict(peft, adapter);
+/**
+ * Whether the file's tensors are exactly `expected` (saved key -> shape): one
+ * AdapterKeyMismatch listing every missing, unexpected and mis-shaped tensor,
+ * NonFiniteAdapter for NaN or Inf, a warning when every lora_B is zero. What
+ * loading onto a model and the streaming merge both check.
+ */
+export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, readonly number[]>, warn: (message: string) => void): void {
   const missing = [...expected.keys()].filter((k) => !files.tensors.has(k));
   const unexpected = [...files.tensors.keys()].filter((k) => !expected.has(k));
-  const mismatched = [...expected].flatMap(([k, t]) => {
+  const mismatched = [...expected].flatMap(([k, shape]) => {
     const found = files.tensors.get(k);
-    return found && found.shape.join() !== t.shape.join() ? [`${k}: file ${formatShape(found.shape)}, model ${formatShape(t.shape)}`] : [];
+    return found && found.shape.join() !== shape.join() ? [`${k}: file ${formatShape(found.shape)}, model ${formatShape(shape)}`] : [];
   });
   if (missing.length + unexpected.length + mismatched.length > 0) {
     const none = missing.length === expected.size && unexpected.length === files.tensors.size;
@@ -57,15 +65,31 @@ export function loadAdapterTensors(peft: PeftModel, adapter: string, files: Adap
   for (const [key, tensor] of files.tensors) {
     if (!tensor.values.every(Number.isFinite)) throw new FileFormatError('NonFiniteAdapter', files.weightsFile, `${quote(key)} holds NaN or Inf`);
   }
-  noGrad(() => {
-    for (const [key, target] of expected) target.values.set(files.tensors.get(key)!.values);
-  });
   const bKeys = [...expected.keys()].filter((k) => k.endsWith('.lora_B.weight'));
   if (bKeys.length > 0 && bKeys.every((k) => files.tensors.get(k)!.values.every((v) => v === 0))) {
     warn(`${files.weightsFile}: every lora_B is zero, so this adapter does not change the model (was it trained?)`);
   }
 }
 
+/** Copy the file's tensors into the injected adapter, or throw one error listing every key that does not fit. */
+export function loadAdapterTensors(peft: PeftModel, adapter: string, files: AdapterFiles, warn: (message: string) => void): void {
+  const expected = adapterStateDict(peft, adapter);
+  checkAdapterTensors(files, new Map([...expected].map(([k, t]) => [k, t.shape])), warn);
+  noGrad(() => {
+    for (const [key, target] of expected) target.values.set(files.tensors.get(key)!.values);
+  });
+}
+
 export async function readAdapterFiles(dir: string, warn: (message: string) => void): Promise<AdapterFiles> {
   return readAdapter(dir, warn);
+}
+
+/**
+ * An adapter folder read and checked against a model's layout, with the
+ * errors PeftModel.fromPretrained gives on that model, without building it.
+ */
+export async function readAdapterFor(layout: WeightLayout, dir: string, warn: (message: string) => void): Promise<AdapterFiles> {
+  const files = await readAdapter(dir, warn);
+  checkAdapterTensors(files, expectedAdapterTensors(layout, files.config), warn);
+  return files;
 }

@@ -8,18 +8,21 @@
  *   W' = W + Σ wᵢ·sᵢ·Bᵢ·Aᵢ   (transposed for fan_in_fan_out layers)
  *   DoRA: W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row
  *   modules_to_save and trained biases replace the base tensors.
- * Everything is written into a temporary folder beside the output, renamed
- * into place at the end; the inputs are only read.
+ * The checkpoint and the adapters are first checked as loading checks them
+ * (checkCheckpoint against the config's weight layout, readAdapterFor), with
+ * the same errors, before anything is written. Everything is written into a
+ * temporary folder beside the output, renamed into place at the end; the
+ * inputs are only read.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tensor } from '@lorakit/core';
-import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, readJsonFile } from '@lorakit/core/io';
+import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, readJsonFile, quote } from '@lorakit/core/io';
 import type { LowRankDelta } from '@lorakit/core/wasm';
-import { copySideFiles, loadConfig } from '@lorakit/models';
+import { checkCheckpoint, copySideFiles, loadConfig, weightLayout } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
 import { addScaled, productRows } from './merge-rows.ts';
-import { readAdapter } from './peft-format.ts';
+import { readAdapterFor } from './adapter-io.ts';
 import type { LoraConfig } from './config.ts';
 
 export interface MergeOptions {
@@ -44,6 +47,7 @@ interface LoadedAdapter {
   tensors: Map<string, Tensor>;
   weight: number;
   dir: string;
+  weightsFile: string;
 }
 
 /** One adapter's B·A for one module: lora_A [r, in] and lora_B [out, r] as plain arrays, factor = wᵢ·sᵢ. */
@@ -61,8 +65,8 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[]): 
     const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
     if (!a || !b) continue;
     const expected = adapter.config.fanInFanOut ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
-    if (expected.join() !== shape.join()) {
-      throw new FileFormatError('AdapterKeyMismatch', adapter.dir, `${module}: the adapter's delta ${JSON.stringify(expected)} does not fit the model's weight ${JSON.stringify(shape)}`);
+    if (expected.join() !== shape.join()) { // readAdapterFor and checkCheckpoint rule this out; kept so that no worker ever sees it
+      throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(`base_model.model.${module}.lora_A.weight`)} ${JSON.stringify(a.shape)} and lora_B ${JSON.stringify(b.shape)} give a delta ${JSON.stringify(expected)} that does not fit ${quote(key)} ${JSON.stringify(shape)}`);
     }
     const factor = adapter.weight * adapter.config.scaling(module);
     deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
@@ -116,6 +120,10 @@ function replacements(adapters: LoadedAdapter[]): Map<string, Tensor> {
   return result;
 }
 
+/**
+ * What the checks against the layout leave: a base tensor the checkpoint does
+ * not store (a tied lm_head), and DoRA weighted with other adapters.
+ */
 function checkAdapters(adapters: LoadedAdapter[], checkpoint: Checkpoint): void {
   const missing: string[] = [];
   for (const adapter of adapters) {
@@ -138,6 +146,8 @@ function outputDtype(checkpoint: Checkpoint, requested: MergeOptions['dtype']): 
 interface MergeInputs {
   checkpoint: Checkpoint;
   adapters: LoadedAdapter[];
+  /** each adapted base weight's deltas, checked before any work starts */
+  deltas: Map<string, ModuleDelta[]>;
   /** adapter tensors that replace base tensors, by base key */
   replaced: Map<string, Tensor>;
   pool: Bf16MergePool;
@@ -148,10 +158,10 @@ interface MergeInputs {
  * pool merges it: the common case, a bf16 weight staying bf16 without DoRA
  * or fan_in_fan_out.
  */
-function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, adapters }: MergeInputs): { deltas: ModuleDelta[]; onPool: boolean } | undefined {
-  if (!isAdapted(name, adapters)) return undefined;
+function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, deltas: all }: MergeInputs): { deltas: ModuleDelta[]; onPool: boolean } | undefined {
+  const deltas = all.get(name);
+  if (deltas === undefined) return undefined;
   const stored = checkpoint.entry(name);
-  const deltas = moduleDeltas(name, stored.shape, adapters);
   const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
   return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
 }
@@ -241,18 +251,23 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
   const checkpoint = await Checkpoint.open(model);
   let pool: Bf16MergePool | undefined;
   try {
+    // everything is checked as loading checks it (fromPretrained, PeftModel.fromPretrained) before any work starts
+    checkpoint.warnings.forEach(onWarning);
+    const layout = weightLayout(config);
+    checkCheckpoint(checkpoint, layout);
     const target = outputDtype(checkpoint, dtype);
     const adapters: LoadedAdapter[] = [];
-    for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapter(dir, onWarning)), weight, dir });
+    for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapterFor(layout, dir, onWarning)), weight, dir });
     checkAdapters(adapters, checkpoint);
     const names = checkpoint.names();
+    const deltas = new Map(names.filter((n) => isAdapted(n, adapters)).map((n) => [n, moduleDeltas(n, checkpoint.entry(n).shape, adapters)]));
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
     const held = sizes.filter(([n]) => isAdapted(n, adapters) || dtypeOf(n) !== checkpoint.entry(n).dtype).map(([n, out]) => checkpoint.entry(n).end - checkpoint.entry(n).begin + out);
     pool = new Bf16MergePool({ slots: tensorsInFlight(Math.max(1, ...held)) });
     if (target === 'BF16') pool.start();
     const replaced = replacements(adapters);
-    const inputs: MergeInputs = { checkpoint, adapters, replaced, pool };
+    const inputs: MergeInputs = { checkpoint, adapters, deltas, replaced, pool };
     const plan = planShards(sizes, maxShardSize);
     const files: string[] = [];
     let done = 0;
