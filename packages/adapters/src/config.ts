@@ -7,6 +7,8 @@
  * Defaults are PEFT's: r 8, lora_alpha 8, lora_dropout 0, bias "none",
  * init_lora_weights true.
  */
+import { quote } from '@lorakit/core/io';
+
 export type TargetModules = string[] | string | null;
 export type LoraBias = 'none' | 'all' | 'lora_only';
 export type InitLoraWeights = true | false | 'gaussian';
@@ -93,22 +95,26 @@ const isPositiveInteger = (v: unknown) => typeof v === 'number' && Number.isInte
 
 export function validateConfig(c: LoraConfigFields): void {
   const fail = (field: string, detail: string) => { throw new Error(`LoraConfig.${field}: ${detail}`); };
-  if (!isPositiveInteger(c.r)) fail('r', `must be a positive integer, got ${c.r}`);
-  if (typeof c.loraAlpha !== 'number' || !Number.isFinite(c.loraAlpha)) fail('loraAlpha', `must be a finite number, got ${c.loraAlpha}`);
-  if (!(c.loraDropout >= 0 && c.loraDropout < 1)) fail('loraDropout', `must be in [0, 1), got ${c.loraDropout}`);
-  if (!['none', 'all', 'lora_only'].includes(c.bias)) fail('bias', `must be "none", "all" or "lora_only", got ${JSON.stringify(c.bias)}`);
-  if (![true, false, 'gaussian'].includes(c.initLoraWeights)) fail('initLoraWeights', `must be true, false or "gaussian", got ${JSON.stringify(c.initLoraWeights)}`);
-  for (const [k, v] of Object.entries(c.rankPattern)) if (!isPositiveInteger(v)) fail('rankPattern', `${k}: ${v} is not a positive integer`);
-  for (const [k, v] of Object.entries(c.alphaPattern)) if (typeof v !== 'number' || !Number.isFinite(v)) fail('alphaPattern', `${k}: ${v} is not a number`);
+  if (!isPositiveInteger(c.r)) fail('r', `must be a positive integer, got ${quote(c.r)}`);
+  if (typeof c.loraAlpha !== 'number' || !Number.isFinite(c.loraAlpha)) fail('loraAlpha', `must be a finite number, got ${quote(c.loraAlpha)}`);
+  if (!(c.loraDropout >= 0 && c.loraDropout < 1)) fail('loraDropout', `must be in [0, 1), got ${quote(c.loraDropout)}`);
+  if (!['none', 'all', 'lora_only'].includes(c.bias)) fail('bias', `must be "none", "all" or "lora_only", got ${quote(c.bias)}`);
+  if (![true, false, 'gaussian'].includes(c.initLoraWeights)) fail('initLoraWeights', `must be true, false or "gaussian", got ${quote(c.initLoraWeights)}`);
+  for (const [k, v] of Object.entries(c.rankPattern)) if (!isPositiveInteger(v)) fail('rankPattern', `${quote(k)}: ${quote(v)} is not a positive integer`);
+  for (const [k, v] of Object.entries(c.alphaPattern)) if (typeof v !== 'number' || !Number.isFinite(v)) fail('alphaPattern', `${quote(k)}: ${quote(v)} is not a finite number`);
   const layers = c.layersToTransform;
   if (layers !== null && !(typeof layers === 'number' ? Number.isInteger(layers) && layers >= 0 : layers.every((l) => Number.isInteger(l) && l >= 0))) {
-    fail('layersToTransform', `must hold non-negative integers, got ${JSON.stringify(layers)}`);
+    fail('layersToTransform', `must hold non-negative integers, got ${quote(layers)}`);
   }
-  for (const pattern of [...Object.keys(c.rankPattern), ...Object.keys(c.alphaPattern), ...(typeof c.targetModules === 'string' ? [c.targetModules] : [])]) {
+  const patterns = [
+    ...Object.keys(c.rankPattern).map((p) => ['rankPattern', p]), ...Object.keys(c.alphaPattern).map((p) => ['alphaPattern', p]),
+    ...(typeof c.targetModules === 'string' ? [['targetModules', c.targetModules]] : []),
+  ];
+  for (const [field, pattern] of patterns) {
     try {
       new RegExp(pattern);
     } catch {
-      fail('targetModules', `${JSON.stringify(pattern)} is not a valid regular expression`);
+      fail(field, `${quote(pattern)} is not a valid regular expression`);
     }
   }
 }

@@ -60,6 +60,15 @@ test('list entries that match nothing are reported; nothing at all is an error l
   t.regex(error!.message, /matched no module of the llama model; its linear layers are: .*q_proj.*v_proj/);
 });
 
+test('layers_to_transform that leaves out every targeted module is an error naming it and the layers, not the targets', (t) => {
+  const layers = selectTargets(llama, config({ targetModules: ['q_proj'] })).names.length;
+  const error = t.throws(() => selectTargets(llama, config({ targetModules: ['q_proj', 'v_proj'], layersToTransform: [99] })));
+  t.is(error?.name, 'NoMatchingLayers');
+  t.is(error?.message, `layers_to_transform [99] matched no layer of the llama model that has the target modules; its layers are 0 to ${layers - 1}`);
+  t.deepEqual((error as Error & { layers: number[] }).layers, Array.from({ length: layers }, (_, i) => i));
+  t.is(t.throws(() => selectTargets(llama, config({ targetModules: ['qkv'], layersToTransform: [0] })))?.name, 'NoMatchingModules', 'the targets match nothing even without the layers');
+});
+
 test('a name that matches a non-linear module is an error naming its type', (t) => {
   t.throws(() => selectTargets(llama, config({ targetModules: ['mlp'] })), { message: /target module model\.layers\.0\.mlp is a LlamaMLP/ });
 });
@@ -71,6 +80,18 @@ test('config validation names the field', (t) => {
   t.throws(() => config({ loraDropout: 1 }), { message: /LoraConfig\.loraDropout/ });
   t.throws(() => config({ bias: 'some' as never }), { message: /LoraConfig\.bias/ });
   t.throws(() => config({ targetModules: '(' }), { message: /not a valid regular expression/ });
+});
+
+test('config messages show values through quote(): strings with their quotes, NaN and Infinity as written', (t) => {
+  t.throws(() => config({ r: '8' as never }), { message: 'LoraConfig.r: must be a positive integer, got "8"' });
+  t.throws(() => config({ r: Number.NaN }), { message: 'LoraConfig.r: must be a positive integer, got NaN' });
+  t.throws(() => config({ loraAlpha: -Infinity }), { message: 'LoraConfig.loraAlpha: must be a finite number, got -Infinity' });
+  t.throws(() => config({ loraAlpha: '16' as never }), { message: 'LoraConfig.loraAlpha: must be a finite number, got "16"' });
+  t.throws(() => config({ loraDropout: Number.NaN }), { message: 'LoraConfig.loraDropout: must be in [0, 1), got NaN' });
+  t.throws(() => config({ layersToTransform: [0, Number.NaN] }), { message: 'LoraConfig.layersToTransform: must hold non-negative integers, got [0,NaN]' });
+  t.throws(() => config({ rankPattern: { q_proj: Infinity } }), { message: 'LoraConfig.rankPattern: "q_proj": Infinity is not a positive integer' });
+  t.throws(() => config({ alphaPattern: { 'q\n': '2' as never } }), { message: 'LoraConfig.alphaPattern: "q\\n": "2" is not a finite number' });
+  t.throws(() => config({ rankPattern: { '(': 2 } }), { message: 'LoraConfig.rankPattern: "(" is not a valid regular expression' });
 });
 
 test('rank and alpha patterns: the first key matching the end of the name wins', (t) => {

@@ -13,6 +13,7 @@
 import type { Module } from '@lorakit/core';
 import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
 import type { CausalLM } from '@lorakit/models';
+import { quote } from '@lorakit/core/io';
 import type { LoraConfig, TargetModules } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 
@@ -88,10 +89,24 @@ export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelect
     }
     names.push(name);
   }
-  if (names.length === 0) {
-    const available = [...new Set(allLinearNames(model).map((n) => n.slice(n.lastIndexOf('.') + 1)))];
-    throw Object.assign(new Error(`target modules ${JSON.stringify(config.targetModules)} matched no module of the ${model.config.model_type} model; its linear layers are: ${available.join(', ')}`), { name: 'NoMatchingModules', available });
-  }
+  if (names.length === 0) throw nothingMatched(model, config, targets);
   const unmatchedEntries = Array.isArray(targets) && config.targetModules !== 'all-linear' ? targets.filter((e) => !names.some((n) => n === e || n.endsWith(`.${e}`))) : [];
   return { names, targetModules: targets, unmatchedEntries };
+}
+
+/** Why no module matched: layers_to_transform when the targets match without it, else the targets; each with what the model has. */
+function nothingMatched(model: CausalLM, config: LoraConfig, targets: TargetModules): Error {
+  const type = model.config.model_type;
+  if (config.layersToTransform !== null) {
+    const unfiltered = config.with({ layersToTransform: null });
+    const layers = [...new Set(candidates(model).filter(([name]) => targetMatches(unfiltered, name, targets)).map(([name]) => layerIndex(name, config.layersPattern)))]
+      .filter((i) => i !== null).sort((a, b) => a - b);
+    if (layers.length > 0) {
+      const message = `layers_to_transform ${quote(config.layersToTransform)} matched no layer of the ${type} model that has the target modules; its layers are ${layers[0]} to ${layers.at(-1)}`;
+      return Object.assign(new Error(message), { name: 'NoMatchingLayers', layers });
+    }
+  }
+  const available = [...new Set(allLinearNames(model).map((n) => n.slice(n.lastIndexOf('.') + 1)))];
+  const message = `target modules ${quote(config.targetModules)} matched no module of the ${type} model; its linear layers are: ${available.join(', ')}`;
+  return Object.assign(new Error(message), { name: 'NoMatchingModules', available });
 }
