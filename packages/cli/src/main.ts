@@ -4,24 +4,18 @@
  */
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { UsageError, positiveInteger, positiveNumber, reportError } from './errors.ts';
+import { UsageError, finiteNumber, layerList, nonNegativeNumber, positiveInteger, positiveNumber, probability as probabilityFlag, reportError, writtenFlag } from './errors.ts';
 
 const MODEL = 'examples/models/tiny-code-llama';
 const argv = hideBin(process.argv);
 const verbose = argv.includes('--verbose');
 
-const int = (name: string) => (v: unknown) => positiveInteger(name, v);
-const positive = (name: string) => (v: unknown) => positiveNumber(name, v);
-const nonNegative = (name: string) => (v: unknown) => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a number >= 0, got ${JSON.stringify(v)}`);
-  return n;
-};
-const probability = (name: string) => (v: unknown) => {
-  const n = nonNegative(name)(v);
-  if (n >= 1) throw new UsageError(`--${name} must be in [0, 1), got ${JSON.stringify(v)}`);
-  return n;
-};
+/** A number flag's coercion, given what was written on the command line for its messages. */
+const numberFlag = (check: (name: string, v: unknown, written?: string) => number) => (name: string) => (v: unknown) => check(name, v, writtenFlag(argv, name));
+const int = numberFlag(positiveInteger);
+const positive = numberFlag(positiveNumber);
+const nonNegative = numberFlag(nonNegativeNumber);
+const probability = numberFlag(probabilityFlag);
 
 const model = (y: Argv) => y.positional('model', { type: 'string', demandOption: true, describe: 'model folder (config.json + safetensors)' });
 
@@ -34,7 +28,7 @@ function loraOptions(y: Argv, required: boolean) {
     .option('rslora', { type: 'boolean', default: false, describe: 'scaling = alpha / sqrt(r)' })
     .option('dora', { type: 'boolean', default: false, describe: 'weight-decomposed LoRA (DoRA)' })
     .option('init', { type: 'string', choices: ['default', 'gaussian'], describe: 'initialisation of lora_A' })
-    .option('layers', { type: 'string', describe: 'only these layer indices, like 0-3,8' })
+    .option('layers', { type: 'string', coerce: layerList, describe: 'only these layer indices, like 0-3,8' })
     .option('exclude', { type: 'string', describe: 'modules never to adapt (names or a regex)' });
 }
 
@@ -91,7 +85,7 @@ const cli = yargs(argv)
   .command('merge <model>', 'fold adapters into a new checkpoint, one tensor at a time', (y) =>
     model(y)
       .option('adapter', { type: 'string', array: true, default: [] as string[], describe: 'adapter folder (repeat to merge several)' })
-      .option('weight', { type: 'number', array: true, default: [] as number[], describe: 'weight of each adapter, in order (default 1)' })
+      .option('weight', { type: 'string', array: true, default: [] as string[], coerce: (ws: string[]) => ws.map((w) => finiteNumber('weight', w)), describe: 'weight of each adapter, in order (default 1)' })
       .option('out', { type: 'string', demandOption: true, describe: 'new model folder' })
       .option('dtype', { type: 'string', choices: ['bf16', 'f16', 'f32'], describe: 'output dtype (default: the model\'s)' })
       .option('max-shard-size', { type: 'string', default: '5GB', describe: 'largest safetensors shard' })

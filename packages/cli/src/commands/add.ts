@@ -1,10 +1,10 @@
 /** lora add <model> --target q_proj,v_proj ... --out DIR: a new PEFT adapter folder for the model. */
 import { AutoModelForCausalLM, type CausalLM } from '@lorakit/models';
-import { LoraConfig, getPeftModel, type PeftModel } from '@lorakit/adapters';
-import { UsageError, layerList } from '../errors.ts';
+import { LoraConfig, getPeftModel, layerIndex, type PeftModel } from '@lorakit/adapters';
+import { UsageError } from '../errors.ts';
 import { closeNames } from '../suggest.ts';
 import { targetNames } from './inspect.ts';
-import { writeFolderAtomically } from '@lorakit/core/io';
+import { quote, writeFolderAtomically } from '@lorakit/core/io';
 import { checkOutFlag, stopCleanlyOnSignals } from '../output.ts';
 
 export interface LoraFlags {
@@ -15,7 +15,8 @@ export interface LoraFlags {
   rslora: boolean;
   dora: boolean;
   init?: string;
-  layers?: string;
+  /** Layer indices, from main.ts's --layers coercion. */
+  layers?: number[];
   exclude?: string;
 }
 
@@ -32,32 +33,44 @@ function parseTargets(value: string): string[] | string {
 }
 
 export function loraConfigFromFlags(model: string, flags: LoraFlags): LoraConfig {
-  if (flags.init !== undefined && flags.init !== 'gaussian' && flags.init !== 'default') throw new UsageError(`--init takes gaussian or default, got ${JSON.stringify(flags.init)}`);
+  if (flags.init !== undefined && flags.init !== 'gaussian' && flags.init !== 'default') throw new UsageError(`--init takes gaussian or default, got ${quote(flags.init)}`);
   return new LoraConfig({
     r: flags.r, loraAlpha: flags.alpha, loraDropout: flags.dropout, useRslora: flags.rslora, useDora: flags.dora,
     targetModules: parseTargets(flags.target),
     excludeModules: flags.exclude ? parseTargets(flags.exclude) : null,
-    layersToTransform: flags.layers ? layerList(flags.layers) : null,
+    layersToTransform: flags.layers ?? null,
     initLoraWeights: flags.init === 'gaussian' ? 'gaussian' : true,
     baseModelNameOrPath: model, taskType: 'CAUSAL_LM',
   });
 }
 
-/** Wrap the model, refusing any --target entry that matched nothing, with the names that exist. */
+/** --layers may name only layers the model has (PEFT would adapt fewer layers without a word). */
+function checkLayers(model: CausalLM, modelDir: string, layers: number[] | undefined): void {
+  if (layers === undefined) return;
+  const present = new Set(model.namedModules().map(([name]) => layerIndex(name, null)).filter((i) => i !== null));
+  const missing = layers.filter((l) => !present.has(l));
+  if (missing.length === 0) return;
+  const has = present.size === 0 ? 'it has no numbered layers' : `its layers are ${Math.min(...present)} to ${Math.max(...present)}`;
+  throw new UsageError(`--layers: ${modelDir} has no layer ${missing.join(', ')}; ${has}`);
+}
+
+/** Wrap the model, refusing any --target entry or --layers index that matched nothing, with what exists. */
 export function addLora(model: CausalLM, modelDir: string, flags: LoraFlags): PeftModel {
   const available = targetNames(model).map(([n]) => n);
+  checkLayers(model, modelDir, flags.layers);
   let peft: PeftModel;
   try {
     peft = getPeftModel(model, loraConfigFromFlags(modelDir, flags));
   } catch (error) {
-    if (error instanceof Error && error.name === 'NoMatchingModules') throw new UsageError(`--target ${flags.target} matched no module of ${modelDir}; available: ${available.join(', ')}`);
+    if (error instanceof Error && error.name === 'NoMatchingModules') throw new UsageError(`--target ${quote(flags.target)} matched no module of ${modelDir}; available: ${available.join(', ')}`);
+    if (error instanceof Error && error.name === 'NoMatchingLayers') throw new UsageError(`--layers: ${error.message}`);
     throw error;
   }
   const unmatched = peft.reports.get('default')!.unmatchedTargets;
   if (unmatched.length > 0) {
     const hints = unmatched.map((name) => {
       const close = closeNames(name, available);
-      return close.length ? `${name} (did you mean ${close.join(' or ')}?)` : name;
+      return close.length ? `${quote(name)} (did you mean ${close.join(' or ')}?)` : quote(name);
     });
     throw new UsageError(`--target: ${hints.join(', ')} matched no module of ${modelDir}; available: ${available.join(', ')}`);
   }

@@ -7,6 +7,7 @@ import { stepProgress } from '../progress.ts';
 export interface MergeArgs {
   model: string;
   adapter: string[];
+  /** Finite numbers: main.ts checks each --weight. */
   weight: number[];
   out: string;
   dtype?: 'bf16' | 'f16' | 'f32';
@@ -18,9 +19,6 @@ export interface MergeArgs {
 function weights(args: MergeArgs): number[] {
   if (args.weight.length === 0) return args.adapter.map(() => 1);
   if (args.weight.length !== args.adapter.length) throw new UsageError(`--weight was given ${args.weight.length} times for ${args.adapter.length} --adapter folders; give one weight per adapter`);
-  args.weight.forEach((w) => {
-    if (!Number.isFinite(w)) throw new UsageError(`--weight must be a number, got ${w}`);
-  });
   return args.weight;
 }
 

@@ -55,6 +55,9 @@ async function trainableModel(args: TrainArgs, model: CausalLM): Promise<PeftMod
 
 export async function train(args: TrainArgs): Promise<void> {
   if (args.adapter !== undefined && args.target !== undefined) throw new UsageError('give --adapter or --target, not both');
+  if (args.adapter !== undefined && (args.layers !== undefined || args.exclude !== undefined)) {
+    throw new UsageError(`${args.layers !== undefined ? '--layers' : '--exclude'} goes with --target; an --adapter keeps the layers and modules it was made with`);
+  }
   await existingFile('data', args.data);
   if (args.eval !== undefined) await existingFile('eval', args.eval);
   await checkOutFlag(args.out, [args.model, ...(args.adapter ? [args.adapter] : [])], { allowExisting: args.resume });
