@@ -110,6 +110,13 @@ test('a byte order mark at the start of adapter_config.json or config.json is na
   t.deepEqual(new Uint8Array(await readFile(join(model, 'config.json'))), await withBom(`${MODEL}/config.json`));
 });
 
+test('a byte order mark at the start of the training JSONL is named as a BOM, with the file and line', async (t) => {
+  const data = join(await scratch(), 'train.jsonl');
+  await writeFile(data, await withBom(`${DATA}/train.jsonl`));
+  const stderr = await refused(t, ['train', MODEL, '--target', 'q_proj', '--data', data], /train\.jsonl:1: .*starts with a byte order mark \(BOM\)/);
+  t.notRegex(stderr, /unexpected character/);
+});
+
 test('the sizes and layer lists that are valid still work', async (t) => {
   const out = join(await scratch(), 'a');
   const { code, stderr } = await lora('add', MODEL, '--target', 'q_proj', '--layers', '3-3,0', '--out', out);
