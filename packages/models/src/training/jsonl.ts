@@ -38,7 +38,9 @@ function lineOfInvalidUtf8(bytes: Uint8Array): number {
 function decodeUtf8(bytes: Uint8Array, file: string): string {
   try {
     return UTF8.decode(bytes);
-  } catch {
+  } catch (error) {
+    // Anything else (a file too large for one string) is not about its bytes.
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_ENCODING_INVALID_ENCODED_DATA') throw new DataError(file, null, (error as Error).message);
     throw new DataError(file, lineOfInvalidUtf8(bytes), 'not valid UTF-8 text; save the file as UTF-8');
   }
 }
