@@ -59,6 +59,8 @@ export function bomProblem(start: string | Uint8Array): string | null {
 }
 
 const WHITESPACE = new Set([' ', '\t', '\n', '\r']);
+/** The characters a string copies as they are: all but the quote, the backslash and control characters. */
+const PLAIN_RUN = /[^"\\\u0000-\u001f]*/y;
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
@@ -167,6 +169,10 @@ class Parser {
     this.#expect('"');
     let out = '';
     for (;;) {
+      PLAIN_RUN.lastIndex = this.#at;
+      PLAIN_RUN.test(this.text);
+      out += this.text.slice(this.#at, PLAIN_RUN.lastIndex); // up to the next quote, backslash or control character, whole
+      this.#at = PLAIN_RUN.lastIndex;
       const c = this.text[this.#at];
       if (c === undefined) this.#fail('unterminated string');
       if (c === '"') {
@@ -174,11 +180,6 @@ class Parser {
         return out;
       }
       if (c < ' ') this.#fail('control character in a string');
-      if (c !== '\\') {
-        out += c;
-        this.#at++;
-        continue;
-      }
       const e = this.text[this.#at + 1];
       if (e === 'u') {
         out += this.#unicodeEscape();
