@@ -9,6 +9,7 @@
 import { noGrad } from '@lorakit/core';
 import { Linear, Linear4bit } from '@lorakit/core/nn';
 import { quantizeParallel, type QuantType } from '@lorakit/core/quantization';
+import { quote } from '@lorakit/core/io';
 import type { CausalLM } from '@lorakit/models';
 
 export interface QuantizeOptions {
@@ -24,7 +25,7 @@ export interface QuantizeOptions {
 /** Returns the names of the layers it quantized; the work runs on every core (worker threads). */
 export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockSize = 64, doubleQuant = true, skipModules, threads }: QuantizeOptions = {}): Promise<string[]> {
   if (!(Number.isInteger(Math.log2(blockSize)) && blockSize >= 16 && blockSize <= 4096)) throw new Error(`quantizeModel: blockSize must be a power of two from 16 to 4096, got ${blockSize}`);
-  if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${JSON.stringify(quantType)}`);
+  if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${quote(quantType)}`);
   const skip = skipModules ?? [model.outputEmbeddingsName()];
   const targets = model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
   const linears = targets.map(([, m]) => m as Linear);

@@ -8,6 +8,7 @@
  * NOTE: PEFT's "linear" sums the A and the B matrices separately, which adds
  * cross terms Bᵢ·Aⱼ when several adapters are combined; lorakit's does not.
  */
+import { quote } from '@lorakit/core/io';
 import { LoraConfig } from './config.ts';
 import type { LoraLinear } from './lora-linear.ts';
 import type { PeftModel } from './peft-model.ts';
@@ -64,7 +65,7 @@ function configFor(base: LoraConfig, combined: Combined[]): LoraConfig {
 
 export function addWeightedAdapter(peft: PeftModel, adapters: string[], weights: number[], newName: string, combination: Combination, { svdRank = null as number | null } = {}): void {
   if (adapters.length === 0 || adapters.length !== weights.length) throw new Error(`addWeightedAdapter: give one weight per adapter (${adapters.length} adapters, ${weights.length} weights)`);
-  if (!['cat', 'linear', 'svd'].includes(combination)) throw new Error(`addWeightedAdapter: combination must be "cat", "linear" or "svd", got ${JSON.stringify(combination)}`);
+  if (!['cat', 'linear', 'svd'].includes(combination)) throw new Error(`addWeightedAdapter: combination must be "cat", "linear" or "svd", got ${quote(combination)}`);
   const configs = adapters.map((a) => {
     const c = peft.peftConfig.get(a);
     if (c === undefined) throw new Error(`addWeightedAdapter: no adapter named "${a}"`);

@@ -77,7 +77,7 @@ function parseMetadata(value: JsonValue, file: string): Map<string, string> | nu
 
 /** A non-negative integer that fits `limit`, checked on its exact source text. */
 function exactInteger(v: JsonValue, limit: bigint, what: () => string, file: string, code: string): bigint {
-  if (!(v instanceof JsonNumber) || !v.isInteger()) throw new FileFormatError(code, file, `${what()} must be a non-negative integer, got ${quote(v instanceof JsonNumber ? v.text : JSON.stringify(v))}`);
+  if (!(v instanceof JsonNumber) || !v.isInteger()) throw new FileFormatError(code, file, `${what()} must be a non-negative integer, got ${quote(v)}`);
   const n = v.bigint();
   if (n < 0n || n > limit) throw new FileFormatError(code, file, `${what()} = ${quote(v.text)} is out of range`);
   return n;
@@ -93,7 +93,7 @@ function parseEntry(name: string, value: JsonValue, file: string): TensorEntry {
   }
   const dtype = value.dtype;
   if (typeof dtype !== 'string' || !isSafetensorsDtype(dtype)) {
-    throw new FileFormatError('UnknownDtype', file, `${where} has dtype ${quote(typeof dtype === 'string' ? dtype : JSON.stringify(dtype))}; valid: ${Object.keys(SAFETENSORS_DTYPES).join(', ')}`);
+    throw new FileFormatError('UnknownDtype', file, `${where} has dtype ${quote(dtype)}; valid: ${Object.keys(SAFETENSORS_DTYPES).join(', ')}`);
   }
   if (!Array.isArray(value.shape)) throw new FileFormatError('InvalidShape', file, `${where}: shape is not an array`);
   let count = 1n;

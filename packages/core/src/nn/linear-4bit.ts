@@ -26,6 +26,7 @@ import { formatShape } from '../shape.ts';
 import { codebook, DYNAMIC, type QuantType } from '../quantization/codebooks.ts';
 import { dequantize4bit, quantize4bit } from '../quantization/blockwise-4bit.ts';
 import { doubleQuantize, expandAbsmax, type DoubleQuantized } from '../quantization/double-quant.ts';
+import { quote } from '../io/errors.ts';
 
 export interface Quantization4bit {
   quantType: QuantType;
@@ -137,7 +138,7 @@ export class Linear4bit extends Module {
     const state = JSON.parse(new TextDecoder().decode(get(`.quant_state.bitsandbytes__${q.quantType}`).data as Uint8Array)) as Record<string, unknown>;
     const shape = state.shape as number[];
     if (state.quant_type !== q.quantType || state.blocksize !== q.blockSize || shape?.[0] !== this.outFeatures || shape?.[1] !== this.inFeatures) {
-      throw new Error(`${where}: quant_state ${JSON.stringify(state)} does not fit ${this.extraRepr()}`);
+      throw new Error(`${where}: quant_state ${quote(state)} does not fit ${this.extraRepr()}`);
     }
     const codes = get('');
     if (codes.numel !== this.weight.numel) throw new Error(`${where}: weight holds ${codes.numel} bytes, expected ${this.weight.numel}`);

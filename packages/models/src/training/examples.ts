@@ -78,7 +78,7 @@ function sameStart(a: number[], b: number[], n: number): boolean {
 
 function field(record: JsonlRecord, name: string, file: string): string {
   const value = record.value[name];
-  if (typeof value !== 'string') throw new DataError(file, record.line, `"${name}" must be a string, got ${value === undefined ? 'nothing' : JSON.stringify(value).slice(0, 40)}`);
+  if (typeof value !== 'string') throw new DataError(file, record.line, `"${name}" must be a string, got ${value === undefined ? 'nothing' : quote(value)}`);
   return value;
 }
 
