@@ -11,6 +11,7 @@
 import { Module, Parameter, Tensor, noGrad } from '@lorakit/core';
 import { matmul } from '@lorakit/core/ops';
 import type { LinearBase } from './base-layer.ts';
+import { addLowRank, lowRank } from './merge-rows.ts';
 
 /** The magnitude vector of one adapter: PEFT's `lora_magnitude_vector.<name>.weight`. */
 export class DoraMagnitude extends Module {
@@ -26,20 +27,36 @@ export class DoraMagnitude extends Module {
   }
 }
 
+/** ‖row‖ of each of the `rows` rows of a dense float32 weight, as float32. */
+export function rowNormsOf(w: Float32Array, rows: number): Float32Array {
+  const cols = w.length / rows;
+  const norms = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let squares = 0;
+    for (let c = 0; c < cols; c++) squares += w[r * cols + c] ** 2;
+    norms[r] = Math.sqrt(squares);
+  }
+  return norms;
+}
+
+/**
+ * DoRA's merged weight from W + s·B·A [out, in], in place: each row times
+ * f32(m / ‖row‖), in float32 as PEFT computes it. Returns the row norms (for
+ * an exact unmerge). LoraLinear's merge and the streamed merge both use it.
+ */
+export function doraRescale(combined: Float32Array, magnitude: Float32Array): Float32Array {
+  const norms = rowNormsOf(combined, magnitude.length);
+  const cols = combined.length / magnitude.length;
+  for (let r = 0; r < norms.length; r++) {
+    const factor = Math.fround(magnitude[r] / norms[r]);
+    for (let c = 0; c < cols; c++) combined[r * cols + c] *= factor;
+  }
+  return norms;
+}
+
 /** ‖W + s·B·A‖ per output row, as a constant [out]. */
 export function rowNorms(base: LinearBase, a: Tensor, b: Tensor, scaling: number): Float32Array {
-  return noGrad(() => {
-    const combined = base.denseWeight().add(matmul(b, a).mul(scaling)).values; // [out, in]
-    const rows = base.outFeatures;
-    const cols = base.inFeatures;
-    const norms = new Float32Array(rows);
-    for (let r = 0; r < rows; r++) {
-      let squares = 0;
-      for (let c = 0; c < cols; c++) squares += combined[r * cols + c] ** 2;
-      norms[r] = Math.sqrt(squares);
-    }
-    return norms;
-  });
+  return noGrad(() => rowNormsOf(addLowRank(base.denseWeight().values.slice() as Float32Array, lowRank(a, b, scaling)), base.outFeatures));
 }
 
 /** The magnitude a fresh DoRA adapter starts from: the row norms themselves (so k = 1). */

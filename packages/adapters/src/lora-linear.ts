@@ -16,8 +16,10 @@
 import { Module, Tensor, init, type Parameter } from '@lorakit/core';
 import { Dropout, Identity, Linear, ModuleDict } from '@lorakit/core/nn';
 import { matmul } from '@lorakit/core/ops';
+import type { LowRankDelta } from '@lorakit/core/wasm';
 import { baseOf, type LinearBase } from './base-layer.ts';
-import { DoraMagnitude, doraDelta, initialMagnitude, rowNorms } from './dora.ts';
+import { DoraMagnitude, doraDelta, doraRescale, initialMagnitude } from './dora.ts';
+import { addLowRank, lowRank } from './merge-rows.ts';
 import { loraLinear } from './lora-kernel.ts';
 import type { InitLoraWeights } from './config.ts';
 
@@ -114,18 +116,22 @@ export class LoraLinear extends Module {
     return doraDelta(this.base, dropping ? dropout.call(x) : x, baseResult, a, b, this.lora_magnitude_vector.get(name)!.weight, scaling);
   }
 
+  /** s·B·A of one adapter, for the merge arithmetic (merge-rows.ts). */
+  #lowRank(name: string, sign = 1): LowRankDelta {
+    return lowRank(this.lora_A.get(name)!.weight, this.lora_B.get(name)!.weight, sign * this.settings.get(name)!.scaling);
+  }
+
   /** B·A·s as [out, in]. */
   deltaWeight(name: string): Tensor {
-    return matmul(this.lora_B.get(name)!.weight, this.lora_A.get(name)!.weight).mul(this.settings.get(name)!.scaling);
+    const { outFeatures, inFeatures } = this.base;
+    return new Tensor(addLowRank(new Float32Array(outFeatures * inFeatures), this.#lowRank(name)), [outFeatures, inFeatures]);
   }
 
   /** The base weight with this adapter merged: W + ΔW, or DoRA's m ⊙ (W + ΔW) / ‖W + ΔW‖. */
   mergedWeight(name: string, weight: Tensor = this.base.denseWeight()): { weight: Tensor; norms: Float32Array | null } {
-    const combined = weight.add(this.deltaWeight(name));
-    if (!this.settings.get(name)!.useDora) return { weight: combined, norms: null };
-    const norms = rowNorms(this.base, this.lora_A.get(name)!.weight, this.lora_B.get(name)!.weight, this.settings.get(name)!.scaling);
-    const factor = this.lora_magnitude_vector.get(name)!.weight.div(new Tensor(norms, [norms.length])).reshape([-1, 1]);
-    return { weight: combined.mul(factor), norms };
+    const combined = addLowRank(weight.values.slice() as Float32Array, this.#lowRank(name));
+    const norms = this.settings.get(name)!.useDora ? doraRescale(combined, this.lora_magnitude_vector.get(name)!.weight.values as Float32Array) : null;
+    return { weight: new Tensor(combined, weight.shape), norms };
   }
 
   merge(names: string[] = this.activeAdapters, { safe = false } = {}): void {
@@ -145,7 +151,7 @@ export class LoraLinear extends Module {
       const norms = this.mergedNorms.get(name);
       let weight = this.base.denseWeight();
       if (norms) weight = weight.div(this.lora_magnitude_vector.get(name)!.weight.div(new Tensor(norms, [norms.length])).reshape([-1, 1]));
-      this.base.setDenseWeight(weight.sub(this.deltaWeight(name)));
+      this.base.setDenseWeight(new Tensor(addLowRank(weight.values.slice() as Float32Array, this.#lowRank(name, -1)), weight.shape));
       this.mergedNorms.delete(name);
     }
   }

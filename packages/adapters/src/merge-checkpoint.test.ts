@@ -1,7 +1,7 @@
 /** The streaming merge (lora merge): PEFT's merged weights, refusals, sharding, nothing left on failure. */
 import test from 'ava';
 import { readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noGrad } from '@lorakit/core';
@@ -9,6 +9,7 @@ import { SafetensorsFile, f32ToBf16 } from '@lorakit/core/io';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
+import { PeftModel } from './peft-model.ts';
 import { ADAPTER_FIXTURES, MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs } from './testing.ts';
 
 const QV = `${PEFT_FIXTURES}/codellama_qv_r8`;
@@ -68,6 +69,37 @@ for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.jso
     t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
   });
 }
+
+// One owner for the merge arithmetic: the stream and LoraLinear.merge give the same float32 bits.
+for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.json'))) {
+  test(`the streamed merge of the ${name} adapter has the bits of mergeAndUnload`, async (t) => {
+    const dir = `${ADAPTER_FIXTURES}/${name}`;
+    const { base } = JSON.parse(await readFile(`${dir}/case.json`, 'utf8')) as { base: string };
+    const out = join(await tmp(), 'merged');
+    await mergeCheckpoint({ model: `${MODEL_FIXTURES}/${base}`, adapters: [{ dir: `${dir}/adapter` }], out, dtype: 'F32' });
+    const peft = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(`${MODEL_FIXTURES}/${base}`), `${dir}/adapter`);
+    const state = peft.mergeAndUnload().stateDict();
+    const merged = await SafetensorsFile.open(join(out, 'model.safetensors'));
+    for (const key of merged.names()) {
+      const [a, b] = [(await merged.read(key)).values, state.get(key)!.values];
+      t.true(a.length === b.length && a.every((v, i) => Object.is(v, b[i])), key);
+    }
+    await merged.close();
+  });
+}
+
+test('a GPT-2 adapter saved with fan_in_fan_out false still merges transposed, as loading does', async (t) => {
+  const fixture = `${ADAPTER_FIXTURES}/gpt2-fan-in-fan-out-lora-only-bias/adapter`;
+  const adapter = join(await tmp(), 'adapter');
+  await cp(fixture, adapter, { recursive: true });
+  const config = JSON.parse(await readFile(join(adapter, 'adapter_config.json'), 'utf8'));
+  await writeFile(join(adapter, 'adapter_config.json'), JSON.stringify({ ...config, fan_in_fan_out: false }));
+  const dir = await tmp();
+  await mergeCheckpoint({ model: `${MODEL_FIXTURES}/gpt2`, adapters: [{ dir: fixture }], out: join(dir, 'saved-true'), dtype: 'F32' });
+  await mergeCheckpoint({ model: `${MODEL_FIXTURES}/gpt2`, adapters: [{ dir: adapter }], out: join(dir, 'saved-false'), dtype: 'F32', onWarning: () => {} });
+  const [a, b] = await Promise.all(['saved-true', 'saved-false'].map((d) => readFile(join(dir, d, 'model.safetensors'))));
+  t.true(a.equals(b));
+});
 
 test('a bf16 merge equals the float32 merge rounded to bf16, bit for bit', async (t) => {
   const dir = await tmp();

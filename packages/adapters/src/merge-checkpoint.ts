@@ -21,7 +21,8 @@ import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStre
 import type { LowRankDelta } from '@lorakit/core/wasm';
 import { checkCheckpoint, copySideFiles, loadConfig, weightLayout } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
-import { addScaled, productRows } from './merge-rows.ts';
+import { addLowRank } from './merge-rows.ts';
+import { doraRescale } from './dora.ts';
 import { readAdapterFor } from './adapter-io.ts';
 import type { LoraConfig } from './config.ts';
 
@@ -54,22 +55,24 @@ interface LoadedAdapter {
 interface ModuleDelta extends LowRankDelta {
   adapter: LoadedAdapter;
   magnitude: Tensor | undefined;
+  /** the weight is stored [in, out] (GPT-2's Conv1D: PEFT's fan_in_fan_out), whatever the adapter's config says */
+  transposed: boolean;
 }
 
 /** Each adapter's B·A for the module that owns `key`, checked against the weight's shape. */
-function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[]): ModuleDelta[] {
+function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], transposed: boolean): ModuleDelta[] {
   const module = key.slice(0, -'.weight'.length);
   const deltas: ModuleDelta[] = [];
   for (const adapter of adapters) {
     const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
     const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
     if (!a || !b) continue;
-    const expected = adapter.config.fanInFanOut ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
+    const expected = transposed ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
     if (expected.join() !== shape.join()) { // readAdapterFor and checkCheckpoint rule this out; kept so that no worker ever sees it
       throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(`base_model.model.${module}.lora_A.weight`)} ${JSON.stringify(a.shape)} and lora_B ${JSON.stringify(b.shape)} give a delta ${JSON.stringify(expected)} that does not fit ${quote(key)} ${JSON.stringify(shape)}`);
     }
     const factor = adapter.weight * adapter.config.scaling(module);
-    deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
+    deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, transposed, magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
   }
   return deltas;
 }
@@ -80,32 +83,21 @@ function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
   return key.endsWith('.weight') && adapters.some((a) => a.tensors.has(`base_model.model.${module}.lora_A.weight`));
 }
 
-/** W += factor·ΔW in place (ΔW transposed for fan_in_fan_out layers), then DoRA's rescaling if the adapter has one. */
+/**
+ * W + Σ factor·B·A, then DoRA's rescaling if the adapter has one, with the
+ * arithmetic LoraLinear merges with (merge-rows.ts, dora.ts), on the weight
+ * as [out, in] (a fan_in_fan_out weight [in, out] is transposed there and back).
+ */
 function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
-  let result = weight;
+  const transposed = deltas.some((d) => d.transposed);
+  const dense = (transposed ? weight.transpose(0, 1) : weight).to('float32');
+  const w = dense.values as Float32Array;
   for (const delta of deltas) {
-    const { adapter, factor, magnitude } = delta;
-    const [out, inp] = [delta.b.length / delta.r, delta.a.length / delta.r];
-    const d = new Tensor(productRows(delta, 0, out), [out, inp]);
-    addScaled(result.values as Float32Array, (adapter.config.fanInFanOut ? d.transpose(0, 1) : d).values as Float32Array, factor);
-    if (magnitude) result = doraScale(result, magnitude, adapter.config.fanInFanOut);
+    addLowRank(w, delta);
+    if (delta.magnitude) doraRescale(w, delta.magnitude.values as Float32Array);
   }
-  return result;
-}
-
-/** m ⊙ W / ‖W‖_row (per output: rows of [out, in], columns of a fan_in_fan_out [in, out]). */
-function doraScale(w: Tensor, magnitude: Tensor, transposed: boolean): Tensor {
-  const dense = transposed ? w.transpose(0, 1) : w;
-  const [rows, cols] = dense.shape;
-  const out = new Float32Array(dense.numel);
-  for (let r = 0; r < rows; r++) {
-    let squares = 0;
-    for (let c = 0; c < cols; c++) squares += dense.values[r * cols + c] ** 2;
-    const factor = magnitude.values[r] / Math.sqrt(squares);
-    for (let c = 0; c < cols; c++) out[r * cols + c] = dense.values[r * cols + c] * factor;
-  }
-  const scaled = new Tensor(out, dense.shape);
-  return transposed ? scaled.transpose(0, 1) : scaled;
+  const merged = new Tensor(w, dense.shape);
+  return transposed ? merged.transpose(0, 1) : merged;
 }
 
 /** Adapter tensors that replace base tensors (modules_to_save, trained biases), by base key. */
@@ -162,7 +154,7 @@ function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, deltas: al
   const deltas = all.get(name);
   if (deltas === undefined) return undefined;
   const stored = checkpoint.entry(name);
-  const simple = deltas.every((d) => !d.magnitude && !d.adapter.config.fanInFanOut);
+  const simple = deltas.every((d) => !d.magnitude && !d.transposed);
   return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
 }
 
@@ -260,7 +252,8 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapterFor(layout, dir, onWarning)), weight, dir });
     checkAdapters(adapters, checkpoint);
     const names = checkpoint.names();
-    const deltas = new Map(names.filter((n) => isAdapted(n, adapters)).map((n) => [n, moduleDeltas(n, checkpoint.entry(n).shape, adapters)]));
+    const transposed = new Set(layout.modules.filter((m) => m.type === 'Conv1D').map((m) => `${m.name}.weight`));
+    const deltas = new Map(names.filter((n) => isAdapted(n, adapters)).map((n) => [n, moduleDeltas(n, checkpoint.entry(n).shape, adapters, transposed.has(n))]));
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
     const held = sizes.filter(([n]) => isAdapted(n, adapters) || dtypeOf(n) !== checkpoint.entry(n).dtype).map(([n, out]) => checkpoint.entry(n).end - checkpoint.entry(n).begin + out);

@@ -1,7 +1,10 @@
 /**
- * The arithmetic of a merge, on plain arrays so the main thread and the
- * merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
+ * The arithmetic of a merge, and its one owner, on plain arrays so the main
+ * thread and the merge workers share it:  W[rows] += Σ factorᵢ · Bᵢ[rows] · Aᵢ
  * in float32 as PyTorch computes it: each scaled product rounded, then the sum.
+ * LoraLinear's merge and unmerge, DoRA's row norms, the streamed merge and the
+ * bf16 workers all go through addScaled and productRows (the WebAssembly
+ * kernel computes the same bits, which its tests check).
  */
 import { Tensor, noGrad } from '@lorakit/core';
 import { matmul } from '@lorakit/core/ops';
@@ -15,6 +18,17 @@ const BLOCK = 1 << 17;
 export function addScaled(w: Float32Array, d: Float32Array, factor: number): void {
   const f = Math.fround(factor);
   for (let i = 0; i < w.length; i++) w[i] += Math.fround(f * d[i]);
+}
+
+/** One adapter's factors on one layer: lora_A [r, in], lora_B [out, r] and factor (wᵢ·sᵢ). */
+export function lowRank(a: Tensor, b: Tensor, factor: number): LowRankDelta {
+  return { a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor };
+}
+
+/** w += factor·B·A for a whole dense [out, in] float32 weight, in place; returns w. */
+export function addLowRank(w: Float32Array, delta: LowRankDelta): Float32Array {
+  addScaled(w, productRows(delta, 0, delta.b.length / delta.r), delta.factor);
+  return w;
 }
 
 /**
