@@ -16,7 +16,7 @@ import { Module } from '@lorakit/core';
 import { Conv1D, Linear } from '@lorakit/core/nn';
 import type { CausalLM, LayoutModule, WeightLayout } from '@lorakit/models';
 import type { LoraConfig } from './config.ts';
-import { selectTargets } from './targets.ts';
+import { checkPatternKeys, selectTargets } from './targets.ts';
 
 const PREFIX = 'base_model.model.';
 
@@ -38,16 +38,6 @@ function layoutModel(layout: WeightLayout): CausalLM {
 }
 
 /** inject.ts's check: every rank_pattern / alpha_pattern key matches a targeted module (same message). */
-function checkPatternKeys(config: LoraConfig, names: string[]): void {
-  for (const [field, pattern] of [['rankPattern', config.rankPattern], ['alphaPattern', config.alphaPattern]] as const) {
-    for (const key of Object.keys(pattern)) {
-      if (!names.some((n) => new RegExp(`^(?:.*\\.)?(?:${key})$`).test(n))) {
-        throw new Error(`LoraConfig.${field}: key "${key}" matches none of the ${names.length} targeted modules`);
-      }
-    }
-  }
-}
-
 /** A layout module's weight as [out, in] features (Conv1D stores [in, out]). */
 function features(module: LayoutModule): { inp: number; out: number; bias: boolean } {
   const weight = module.tensors.find(([n]) => n === 'weight')![1];

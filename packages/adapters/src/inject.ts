@@ -9,26 +9,16 @@ import type { CausalLM } from '@lorakit/models';
 import type { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { ModulesToSaveWrapper } from './modules-to-save.ts';
-import { selectTargets, type TargetSelection } from './targets.ts';
+import { checkPatternKeys, selectTargets, type TargetSelection } from './targets.ts';
 
 export interface Injection extends TargetSelection {
   /** modules_to_save entries that matched nothing. */
   unmatchedModulesToSave: string[];
 }
 
-function checkPatterns(config: LoraConfig, names: string[]): void {
-  for (const [field, pattern] of [['rankPattern', config.rankPattern], ['alphaPattern', config.alphaPattern]] as const) {
-    for (const key of Object.keys(pattern)) {
-      if (!names.some((n) => new RegExp(`^(?:.*\\.)?(?:${key})$`).test(n))) {
-        throw new Error(`LoraConfig.${field}: key "${key}" matches none of the ${names.length} targeted modules`);
-      }
-    }
-  }
-}
-
 export function injectAdapter(model: CausalLM, config: LoraConfig, adapter: string): Injection {
   const selection = selectTargets(model, config);
-  checkPatterns(config, selection.names);
+  checkPatternKeys(config, selection.names);
   for (const name of selection.names) {
     const module = model.getSubmodule(name);
     const { r, alpha } = config.rankAndAlpha(name);

@@ -110,3 +110,14 @@ function nothingMatched(model: CausalLM, config: LoraConfig, targets: TargetModu
   const message = `target modules ${quote(config.targetModules)} matched no module of the ${type} model; its linear layers are: ${available.join(', ')}`;
   return Object.assign(new Error(message), { name: 'NoMatchingModules', available });
 }
+
+/** Every rank_pattern / alpha_pattern key must match one of the targeted modules (PEFT ignores one that matches none). */
+export function checkPatternKeys(config: LoraConfig, names: string[]): void {
+  for (const [field, pattern] of [['rankPattern', config.rankPattern], ['alphaPattern', config.alphaPattern]] as const) {
+    for (const key of Object.keys(pattern)) {
+      if (!names.some((n) => new RegExp(`^(?:.*\\.)?(?:${key})$`).test(n))) {
+        throw new Error(`LoraConfig.${field}: key ${quote(key)} matches none of the ${names.length} targeted modules`);
+      }
+    }
+  }
+}
