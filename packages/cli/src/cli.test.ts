@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SafetensorsFile } from '@lorakit/core/io';
 import { BIN, DATA, MODEL, PEFT, REPO, type Run, fails, lora, run, scratch } from './testing.ts';
@@ -30,6 +30,19 @@ test('inspect lists each targetable Linear name with its count and the adapter s
   t.is(summary.adapter.adapter_parameters, meta.trainable_params);
   t.is(summary.adapter.wrapped, 12);
   t.true(summary.adapter.vllm.compatible);
+});
+
+test('inspect lists the tensors holding NaN or Infinity', async (t) => {
+  const dir = join(await scratch(), 'model');
+  await cp(MODEL, dir, { recursive: true });
+  const bytes = await readFile(join(dir, 'model.safetensors'));
+  bytes.writeUInt16LE(0x7fc0, 8 + Number(bytes.readBigUInt64LE(0))); // the first stored value, model.embed_tokens.weight's: a bf16 NaN
+  await writeFile(join(dir, 'model.safetensors'), bytes);
+  const { code, stdout } = await lora('inspect', dir, '--json');
+  t.is(code, 0);
+  t.deepEqual(JSON.parse(stdout).non_finite_tensors, [{ name: 'model.embed_tokens.weight', count: 1 }]);
+  t.regex((await lora('inspect', dir)).stdout, /tensors holding NaN or Infinity \(values\): model\.embed_tokens\.weight \(1\)/);
+  t.deepEqual(JSON.parse((await lora('inspect', MODEL, '--json')).stdout).non_finite_tensors, []);
 });
 
 test('inspect prints the module tree with shapes', async (t) => {

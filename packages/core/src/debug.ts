@@ -42,3 +42,23 @@ export function findUnregisteredTensors(root: Module): UnregisteredTensor[] {
   }
   return found;
 }
+
+export interface NonFiniteTensor {
+  name: string;
+  /** How many of its values are NaN or ±Infinity. */
+  count: number;
+}
+
+/** Float tensors of the state dict holding NaN or Infinity (a tied one once): a broken checkpoint or a diverged run. */
+export function findNonFiniteTensors(root: Module): NonFiniteTensor[] {
+  const found: NonFiniteTensor[] = [];
+  const seen = new Set<Tensor>();
+  for (const [name, tensor] of root.stateDict()) {
+    if (!tensor.isFloat || seen.has(tensor)) continue;
+    seen.add(tensor);
+    let count = 0;
+    for (const v of tensor.values) if (v - v !== 0) count++; // NaN and ±Infinity give NaN
+    if (count > 0) found.push({ name, count });
+  }
+  return found;
+}

@@ -16,7 +16,7 @@ export type { LoadOptions, LoadResult } from './state-dict.ts';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.ts';
 export { checkpoint } from './checkpoint.ts';
 export { Generator, manualSeed, defaultGenerator } from './random.ts';
-export { findUnregisteredTensors, type UnregisteredTensor } from './debug.ts';
+export { findNonFiniteTensors, findUnregisteredTensors, type NonFiniteTensor, type UnregisteredTensor } from './debug.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
 export * as init from './init.ts';

@@ -6,7 +6,7 @@ import { Tensor } from './tensor.ts';
 import { Linear } from './nn/linear.ts';
 import { Sequential } from './nn/sequential.ts';
 import { SiLU } from './nn/activation.ts';
-import { findUnregisteredTensors } from './debug.ts';
+import { findNonFiniteTensors, findUnregisteredTensors } from './debug.ts';
 import { ModuleDict } from './nn/module-dict.ts';
 import { manualSeed } from './random.ts';
 
@@ -225,4 +225,22 @@ test('setSubmodule refuses a name the class already uses for a method or accesso
   t.is(Object.getPrototypeOf(head), Head.prototype);
   head.setSubmodule('extra', new Linear(1, 1));
   t.deepEqual(names(head.namedChildren()), ['mlp', 'extra']);
+});
+
+test('findNonFiniteTensors counts NaN and Infinity in float tensors, a tied one once', (t) => {
+  class Tied extends Module {
+    embed = new Linear(2, 3, { bias: false });
+    head = this.embed; // tied: the same module under two names
+    steps = new Buffer(Tensor.fromArray([1, 2], 'int32'));
+    scale = new Parameter(Tensor.fromArray([1, Number.NEGATIVE_INFINITY, 3]));
+    forward(): never {
+      throw new Error('unused');
+    }
+  }
+  const m = new Tied();
+  t.deepEqual(findNonFiniteTensors(m), [{ name: 'scale', count: 1 }]);
+  m.embed.weight.values.set([Number.NaN, 0, Number.POSITIVE_INFINITY]);
+  t.deepEqual(findNonFiniteTensors(m), [{ name: 'scale', count: 1 }, { name: 'embed.weight', count: 2 }]); // a module's own tensors first
+  m.scale.values[0] = Number.NaN;
+  t.deepEqual(findNonFiniteTensors(m), [{ name: 'scale', count: 2 }, { name: 'embed.weight', count: 2 }]);
 });

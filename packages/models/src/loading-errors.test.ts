@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { AutoModelForCausalLM } from './auto.ts';
 import { AutoTokenizer } from './tokenizer.ts';
 import { CONFIG_DTYPES, loadConfig } from './config.ts';
-import { FIXTURES } from './testing.ts';
+import { FIXTURES, TINY_CODE_LLAMA } from './testing.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'lorakit-load-'));
 let counter = 0;
@@ -107,4 +107,28 @@ test('every dtype spelling transformers resolves is accepted in either field, an
     }
   }
   t.is((await loadConfig(await withDtypeText(''))).model_type, 'mistral');
+});
+
+/** A copy of tiny-code-llama whose bf16 model.norm.weight starts with NaN and +Infinity. */
+async function withNonFiniteNorm(): Promise<string> {
+  const dir = join(root, `case-${counter++}`);
+  await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+  const file = join(dir, 'model.safetensors');
+  const bytes = await readFile(file);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const begin = 8 + headerLength + JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'))['model.norm.weight'].data_offsets[0];
+  bytes.writeUInt16LE(0x7fc0, begin); // bf16 NaN
+  bytes.writeUInt16LE(0x7f80, begin + 2); // bf16 +Infinity
+  await writeFile(file, bytes);
+  return dir;
+}
+
+test('a checkpoint whose weights hold NaN or Infinity loads with a warning naming the tensors', async (t) => {
+  const dir = await withNonFiniteNorm();
+  const warnings: string[] = [];
+  await AutoModelForCausalLM.fromPretrained(dir, { onWarning: (m) => warnings.push(m) });
+  t.deepEqual(warnings.filter((w) => /NaN/.test(w)), [`${dir}: NaN or Infinity in "model.norm.weight" (2 values)`]);
+  const clean: string[] = [];
+  await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA, { onWarning: (m) => clean.push(m) });
+  t.deepEqual(clean.filter((w) => /NaN/.test(w)), []);
 });

@@ -6,6 +6,7 @@
  * config (weight-layout.ts), so checkCheckpoint serves readers that never
  * build the model, such as the streaming merge.
  */
+import { findNonFiniteTensors } from '@lorakit/core';
 import { Checkpoint, FileFormatError, quote } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
 import type { ModelConfig } from './config.ts';
@@ -62,6 +63,14 @@ export function checkCheckpoint(checkpoint: Checkpoint, layout: WeightLayout, { 
   }
 }
 
+/** A checkpoint holding NaN or Infinity loads (it can be inspected), but never silently: it would generate garbage. */
+function warnNonFinite(model: CausalLM, dir: string, onWarning: (message: string) => void): void {
+  const found = findNonFiniteTensors(model);
+  if (found.length === 0) return;
+  const listed = found.slice(0, LISTED).map(({ name, count }) => `${quote(name)} (${count} ${count === 1 ? 'value' : 'values'})`).join(', ');
+  onWarning(`${dir}: NaN or Infinity in ${listed}${found.length > LISTED ? `, and ${found.length - LISTED} more tensors` : ''}`);
+}
+
 export async function loadWeights(model: CausalLM, dir: string, { onWarning = (m) => process.emitWarning(m) }: LoadWeightsOptions = {}): Promise<void> {
   const layout = weightLayout(model.config as ModelConfig);
   checkLayoutMatches(layout, model);
@@ -76,6 +85,7 @@ export async function loadWeights(model: CausalLM, dir: string, { onWarning = (m
       if (aliases.has(name) || quantized.has(name)) continue; // tied, or loaded into its Linear4bit already
       target.data = (await checkpoint.read(name)).to('float32').data; // bf16/f16 were widened on read; the parameter takes the array as is
     }
+    warnNonFinite(model, dir, onWarning);
   } finally {
     await checkpoint.close();
   }

@@ -1,5 +1,5 @@
 /** lora inspect <model> [--adapter DIR] [--depth N] [--json]: the module tree, the target names, an adapter's summary. */
-import type { Module } from '@lorakit/core';
+import { findNonFiniteTensors, type Module } from '@lorakit/core';
 import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
 import { AutoModelForCausalLM, type CausalLM } from '@lorakit/models';
 import { PeftModel, checkAdapterCompatibility } from '@lorakit/adapters';
@@ -41,6 +41,7 @@ export async function inspect(args: InspectArgs): Promise<void> {
     model: args.model,
     model_type: model.config.model_type,
     parameters: root.numParameters(),
+    non_finite_tensors: findNonFiniteTensors(model),
     trainable: root.numParameters({ trainableOnly: true }),
     targets: Object.fromEntries(targets),
     adapter: args.adapter && root instanceof PeftModel ? {
@@ -65,6 +66,9 @@ export async function inspect(args: InspectArgs): Promise<void> {
     '',
     `linear layers that can be targets: ${targets.map(([n, c]) => `${n} (${c})`).join(', ')}`,
   ];
+  if (summary.non_finite_tensors.length > 0) {
+    lines.push('', `tensors holding NaN or Infinity (values): ${summary.non_finite_tensors.map(({ name, count }) => `${name} (${count})`).join(', ')}`);
+  }
   if (summary.adapter) {
     const a = summary.adapter;
     lines.push('', `adapter ${a.dir}: r ${a.r}, lora_alpha ${a.lora_alpha}, ${a.wrapped} layers wrapped, ${a.adapter_parameters.toLocaleString('en-US')} adapter parameters`);
