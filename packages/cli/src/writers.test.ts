@@ -9,7 +9,8 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { cp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DATA, MODEL, PEFT, fails, lora, scratch } from './testing.ts';
+import { SafetensorsFile, saveSafetensors, type TensorRecord } from '@lorakit/core/io';
+import { DATA, MODEL, PEFT, REPO, fails, lora, scratch } from './testing.ts';
 
 interface Inputs {
   model: string;
@@ -41,6 +42,15 @@ const editJson = async (path: string, edit: (json: Record<string, unknown>) => v
   await writeFile(path, JSON.stringify(json));
 };
 
+/** Rewrites the model's safetensors with `edit` applied to its tensors (name -> stored record). */
+async function editWeights({ model }: Inputs, edit: (tensors: Map<string, TensorRecord>) => void): Promise<void> {
+  const file = await SafetensorsFile.open(join(model, 'model.safetensors'));
+  const tensors = new Map(await Promise.all(file.names().map(async (n) => [n, { ...file.entry(n), bytes: await file.readBytes(n) }] as const)));
+  await file.close();
+  edit(tensors);
+  await saveSafetensors(join(model, 'model.safetensors'), tensors);
+}
+
 const BAD_INPUTS: BadInput[] = [
   { name: 'no model folder', names: /model.*config\.json/, break: ({ model }) => rm(model, { recursive: true }) },
   { name: 'config.json that is not JSON', names: /config\.json.*JSON/, break: ({ model }) => writeFile(join(model, 'config.json'), '{"model_type": "llama",') },
@@ -51,6 +61,12 @@ const BAD_INPUTS: BadInput[] = [
     bytes.writeBigUInt64LE(BigInt(bytes.length) * 2n, 0);
     await writeFile(join(model, 'model.safetensors'), bytes);
   } },
+  { name: 'a weight missing from the checkpoint', names: /model.*missing.*model\.norm\.weight/s, break: (inputs) => editWeights(inputs, (t) => t.delete('model.norm.weight')) },
+  { name: 'a mis-shaped weight', names: /model.*model\.layers\.0\.self_attn\.q_proj\.weight: checkpoint \[128,512\]/s, break: (inputs) => editWeights(inputs, (t) => {
+    const q = t.get('model.layers.0.self_attn.q_proj.weight')!;
+    t.set('model.layers.0.self_attn.q_proj.weight', { ...q, shape: [128, 512] });
+  }) },
+  { name: 'an adapter made for another model', names: /adapter_model\.safetensors: does not fit this model/, only: ['train', 'merge'], break: ({ adapter }) => cp(`${REPO}packages/adapters/fixtures/regex-targets/adapter`, adapter, { recursive: true }) },
   { name: 'no adapter folder', names: /adapter/, only: ['train', 'merge'], break: ({ adapter }) => rm(adapter, { recursive: true }) },
   { name: 'an adapter_config.json whose r is a string', names: /adapter_config\.json.*\br\b/, only: ['train', 'merge'], break: ({ adapter }) => editJson(join(adapter, 'adapter_config.json'), (c) => (c.r = '8')) },
   { name: 'an adapter whose weights file is missing', names: /adapter_model\.safetensors/, only: ['train', 'merge'], break: ({ adapter }) => rm(join(adapter, 'adapter_model.safetensors')) },
