@@ -1,38 +1,19 @@
 /** adapter_config.json and adapter_model.safetensors: what is written, and every way a file can fail to fit (docs/reliability.md sections C and D). */
 import test from 'ava';
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor } from '@lorakit/core';
-import { SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
+import { SafetensorsFile } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
-import { MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA } from './testing.ts';
+import { MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, copyAdapter } from './testing.ts';
 
 const ADAPTER = `${PEFT_FIXTURES}/codellama_qv_r8/adapter`;
 const tmp = () => mkdtemp(join(tmpdir(), 'lorakit-adapter-'));
 const model = () => AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-
-async function copyAdapter(edit: { config?: (c: Record<string, unknown>) => void; tensors?: (t: Map<string, Tensor>) => void } = {}): Promise<string> {
-  const dir = await tmp();
-  await cp(ADAPTER, dir, { recursive: true });
-  if (edit.config) {
-    const config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
-    edit.config(config);
-    await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(config));
-  }
-  if (edit.tensors) {
-    const file = await SafetensorsFile.open(join(ADAPTER, 'adapter_model.safetensors'));
-    const tensors = new Map<string, Tensor>();
-    for (const name of file.names()) tensors.set(name, await file.read(name));
-    await file.close();
-    edit.tensors(tensors);
-    await saveSafetensors(join(dir, 'adapter_model.safetensors'), new Map([...tensors].map(([k, v]) => [k, tensorRecord(v, 'F32')])));
-  }
-  return dir;
-}
 
 test('the written config uses PEFT names, expands all-linear, and adds newer fields only when set', async (t) => {
   const dir = await tmp();

@@ -13,11 +13,11 @@ import { cp, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor } from '@lorakit/core';
-import { SafetensorsFile, saveSafetensors, tensorRecord, type TensorRecord } from '@lorakit/core/io';
+import { SafetensorsFile, saveSafetensors, type TensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
 import { PeftModel } from './peft-model.ts';
-import { ADAPTER_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA } from './testing.ts';
+import { ADAPTER_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, copyAdapter } from './testing.ts';
 
 const ADAPTER = `${PEFT_FIXTURES}/codellama_qv_r8/adapter`;
 const tmp = () => mkdtemp(join(tmpdir(), 'lorakit-refusal-'));
@@ -47,26 +47,6 @@ async function brokenModel(edit: (tensors: Map<string, TensorRecord>, dir: strin
   await cp(TINY_CODE_LLAMA, dir, { recursive: true });
   const tensors = await records(join(dir, 'model.safetensors'));
   await edit(tensors, dir);
-  return dir;
-}
-
-/** A copy of PEFT's q/v adapter with its config or tensors edited. */
-async function brokenAdapter(edit: { config?: (c: Record<string, unknown>) => void; tensors?: (t: Map<string, Tensor>) => void }): Promise<string> {
-  const dir = await tmp();
-  await cp(ADAPTER, dir, { recursive: true });
-  if (edit.config) {
-    const config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
-    edit.config(config);
-    await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(config));
-  }
-  if (edit.tensors) {
-    const file = await SafetensorsFile.open(join(ADAPTER, 'adapter_model.safetensors'));
-    const tensors = new Map<string, Tensor>();
-    for (const name of file.names()) tensors.set(name, await file.read(name));
-    await file.close();
-    edit.tensors(tensors);
-    await saveSafetensors(join(dir, 'adapter_model.safetensors'), new Map([...tensors].map(([k, v]) => [k, tensorRecord(v, 'F32')])));
-  }
   return dir;
 }
 
@@ -127,21 +107,21 @@ function refusesAdapter(title: string, make: () => Promise<string>, code: string
 }
 
 const Q2 = 'base_model.model.model.layers.2.self_attn.q_proj';
-refusesAdapter('an r that disagrees with the tensors', () => brokenAdapter({ config: (c) => void (c.r = 4) }), 'AdapterKeyMismatch', /lora_A\.weight: file \[8,256\], model \[4,256\]/);
-refusesAdapter('a rank_pattern that disagrees with the tensors', () => brokenAdapter({ config: (c) => void (c.rank_pattern = { q_proj: 4 }) }), 'AdapterKeyMismatch', /q_proj\.lora_B\.weight: file \[256,8\], model \[256,4\]/);
-refusesAdapter('target_modules that leave tensors out', () => brokenAdapter({ config: (c) => void (c.target_modules = ['q_proj']) }), 'AdapterKeyMismatch', /does not have \(12\):\n\s+"base_model\.model\.model\.layers\.0\.self_attn\.v_proj\.lora_A\.weight"/);
-refusesAdapter('layers_to_transform that leave tensors out', () => brokenAdapter({ config: (c) => void (c.layers_to_transform = [0]) }), 'AdapterKeyMismatch', /does not have \(20\)/);
-refusesAdapter('exclude_modules that leave tensors out', () => brokenAdapter({ config: (c) => void (c.exclude_modules = ['v_proj']) }), 'AdapterKeyMismatch', /does not have \(12\)/);
-refusesAdapter('target_modules that match nothing', () => brokenAdapter({ config: (c) => void (c.target_modules = ['query_key_value']) }), 'NoMatchingModules', /matched no module of the llama model/);
-refusesAdapter('lora_A without its lora_B', () => brokenAdapter({ tensors: (t) => void t.delete(`${Q2}.lora_B.weight`) }), 'AdapterKeyMismatch', /lacks \(1\):\n\s+"base_model\.model\.model\.layers\.2\.self_attn\.q_proj\.lora_B\.weight"/);
-refusesAdapter('use_dora without magnitude vectors', () => brokenAdapter({ config: (c) => void (c.use_dora = true) }), 'AdapterKeyMismatch', /lacks \(12\):\n\s+"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector"/);
-refusesAdapter('a key that is not a LoRA key', () => brokenAdapter({ tensors: (t) => void t.set(`${Q2}.lora_C.weight`, Tensor.zeros([8, 256])) }), 'AdapterKeyMismatch', /does not have \(1\):\n\s+"base_model\.model\.model\.layers\.2\.self_attn\.q_proj\.lora_C\.weight"/);
-refusesAdapter('a NaN in lora_B', () => brokenAdapter({ tensors: (t) => void (t.get(`${Q2}.lora_B.weight`)!.values[5] = Number.NaN) }), 'NonFiniteAdapter', /q_proj\.lora_B\.weight" holds NaN or Inf/);
-refusesAdapter('an Infinity in lora_A', () => brokenAdapter({ tensors: (t) => void (t.get(`${Q2}.lora_A.weight`)!.values[0] = Number.POSITIVE_INFINITY) }), 'NonFiniteAdapter', /q_proj\.lora_A\.weight" holds NaN or Inf/);
+refusesAdapter('an r that disagrees with the tensors', () => copyAdapter({ config: (c) => void (c.r = 4) }), 'AdapterKeyMismatch', /lora_A\.weight: file \[8,256\], model \[4,256\]/);
+refusesAdapter('a rank_pattern that disagrees with the tensors', () => copyAdapter({ config: (c) => void (c.rank_pattern = { q_proj: 4 }) }), 'AdapterKeyMismatch', /q_proj\.lora_B\.weight: file \[256,8\], model \[256,4\]/);
+refusesAdapter('target_modules that leave tensors out', () => copyAdapter({ config: (c) => void (c.target_modules = ['q_proj']) }), 'AdapterKeyMismatch', /does not have \(12\):\n\s+"base_model\.model\.model\.layers\.0\.self_attn\.v_proj\.lora_A\.weight"/);
+refusesAdapter('layers_to_transform that leave tensors out', () => copyAdapter({ config: (c) => void (c.layers_to_transform = [0]) }), 'AdapterKeyMismatch', /does not have \(20\)/);
+refusesAdapter('exclude_modules that leave tensors out', () => copyAdapter({ config: (c) => void (c.exclude_modules = ['v_proj']) }), 'AdapterKeyMismatch', /does not have \(12\)/);
+refusesAdapter('target_modules that match nothing', () => copyAdapter({ config: (c) => void (c.target_modules = ['query_key_value']) }), 'NoMatchingModules', /matched no module of the llama model/);
+refusesAdapter('lora_A without its lora_B', () => copyAdapter({ tensors: (t) => void t.delete(`${Q2}.lora_B.weight`) }), 'AdapterKeyMismatch', /lacks \(1\):\n\s+"base_model\.model\.model\.layers\.2\.self_attn\.q_proj\.lora_B\.weight"/);
+refusesAdapter('use_dora without magnitude vectors', () => copyAdapter({ config: (c) => void (c.use_dora = true) }), 'AdapterKeyMismatch', /lacks \(12\):\n\s+"base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_magnitude_vector"/);
+refusesAdapter('a key that is not a LoRA key', () => copyAdapter({ tensors: (t) => void t.set(`${Q2}.lora_C.weight`, Tensor.zeros([8, 256])) }), 'AdapterKeyMismatch', /does not have \(1\):\n\s+"base_model\.model\.model\.layers\.2\.self_attn\.q_proj\.lora_C\.weight"/);
+refusesAdapter('a NaN in lora_B', () => copyAdapter({ tensors: (t) => void (t.get(`${Q2}.lora_B.weight`)!.values[5] = Number.NaN) }), 'NonFiniteAdapter', /q_proj\.lora_B\.weight" holds NaN or Inf/);
+refusesAdapter('an Infinity in lora_A', () => copyAdapter({ tensors: (t) => void (t.get(`${Q2}.lora_A.weight`)!.values[0] = Number.POSITIVE_INFINITY) }), 'NonFiniteAdapter', /q_proj\.lora_A\.weight" holds NaN or Inf/);
 refusesAdapter('an adapter made for another model', async () => `${ADAPTER_FIXTURES}/regex-targets/adapter`, 'AdapterKeyMismatch', /shape mismatches \(8\):\n\s+base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight: file \[4,32\], model \[4,256\]/);
 
 test('a second adapter that does not fit is refused before anything is written, naming its file', async (t) => {
-  const broken = await brokenAdapter({ config: (c) => void (c.r = 4) });
+  const broken = await copyAdapter({ config: (c) => void (c.r = 4) });
   const parent = await tmp();
   const error = await t.throwsAsync(mergeCheckpoint({ model: TINY_CODE_LLAMA, adapters: [{ dir: ADAPTER }, { dir: broken }], out: join(parent, 'merged'), ...quiet }));
   t.is(error?.name, 'AdapterKeyMismatch');

@@ -1,6 +1,10 @@
 /** Paths and helpers shared by this package's tests. */
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Tensor } from '@lorakit/core';
+import { SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const TINY_CODE_LLAMA = `${REPO}examples/models/tiny-code-llama`;
@@ -14,4 +18,26 @@ export function maxAbs(a: Tensor, b: Tensor): number {
   let worst = a.numel === b.numel ? 0 : Infinity;
   for (let i = 0; i < b.numel; i++) worst = Math.max(worst, Math.abs(a.values[i] - b.values[i]));
   return worst;
+}
+
+const ADAPTER = `${PEFT_FIXTURES}/codellama_qv_r8/adapter`;
+
+/** A copy of PEFT's q/v adapter for tiny-code-llama, with its config or tensors edited. */
+export async function copyAdapter(edit: { config?: (c: Record<string, unknown>) => void; tensors?: (t: Map<string, Tensor>) => void } = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-adapter-'));
+  await cp(ADAPTER, dir, { recursive: true });
+  if (edit.config) {
+    const config = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+    edit.config(config);
+    await writeFile(join(dir, 'adapter_config.json'), JSON.stringify(config));
+  }
+  if (edit.tensors) {
+    const file = await SafetensorsFile.open(join(ADAPTER, 'adapter_model.safetensors'));
+    const tensors = new Map<string, Tensor>();
+    for (const name of file.names()) tensors.set(name, await file.read(name));
+    await file.close();
+    edit.tensors(tensors);
+    await saveSafetensors(join(dir, 'adapter_model.safetensors'), new Map([...tensors].map(([k, v]) => [k, tensorRecord(v, 'F32')])));
+  }
+  return dir;
 }
