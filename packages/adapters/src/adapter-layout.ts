@@ -17,8 +17,7 @@ import { Conv1D, Linear } from '@lorakit/core/nn';
 import type { CausalLM, LayoutModule, WeightLayout } from '@lorakit/models';
 import type { LoraConfig } from './config.ts';
 import { checkPatternKeys, selectTargets } from './targets.ts';
-
-const PREFIX = 'base_model.model.';
+import { savedKeyOf } from './peft-format.ts';
 
 /**
  * A module of the layout as targets.ts sees it: a Linear or Conv1D by class
@@ -37,7 +36,6 @@ function layoutModel(layout: WeightLayout): CausalLM {
   return view as unknown as CausalLM;
 }
 
-/** inject.ts's check: every rank_pattern / alpha_pattern key matches a targeted module (same message). */
 /** A layout module's weight as [out, in] features (Conv1D stores [in, out]). */
 function features(module: LayoutModule): { inp: number; out: number; bias: boolean } {
   const weight = module.tensors.find(([n]) => n === 'weight')![1];
@@ -62,16 +60,16 @@ export function expectedAdapterTensors(layout: WeightLayout, config: LoraConfig)
     if (saved !== null && !name.startsWith(`${saved}.`)) saved = null;
     if (saved === null && name !== '' && savesWhole(config, name)) saved = name;
     if (saved !== null) {
-      for (const [local, shape] of module.tensors) expected.set(`${PREFIX}${name}.${local}`, shape);
+      for (const [local, shape] of module.tensors) expected.set(savedKeyOf(name, local), shape);
     } else if (targeted.has(name)) {
       const { inp, out, bias } = features(module);
       const { r } = config.rankAndAlpha(name);
-      if (bias && config.bias !== 'none') expected.set(`${PREFIX}${name}.base_layer.bias`, [out]);
-      expected.set(`${PREFIX}${name}.lora_A.weight`, [r, inp]);
-      expected.set(`${PREFIX}${name}.lora_B.weight`, [out, r]);
-      if (config.useDora) expected.set(`${PREFIX}${name}.lora_magnitude_vector`, [out]);
+      if (bias && config.bias !== 'none') expected.set(savedKeyOf(name, 'base_layer.bias'), [out]);
+      expected.set(savedKeyOf(name, 'lora_A.weight'), [r, inp]);
+      expected.set(savedKeyOf(name, 'lora_B.weight'), [out, r]);
+      if (config.useDora) expected.set(savedKeyOf(name, 'lora_magnitude_vector'), [out]);
     } else if (config.bias === 'all') {
-      for (const [local, shape] of module.tensors) if (local === 'bias') expected.set(`${PREFIX}${name}.bias`, shape);
+      for (const [local, shape] of module.tensors) if (local === 'bias') expected.set(savedKeyOf(name, 'bias'), shape);
     }
   }
   return expected;

@@ -12,7 +12,7 @@
  */
 import { Tensor } from '@lorakit/core';
 import { FileFormatError } from '@lorakit/core/io';
-import { readAdapter, writeAdapter, configToJson } from './peft-format.ts';
+import { readAdapter, savedKeyOf, writeAdapter, configToJson } from './peft-format.ts';
 import { resolve } from 'node:path';
 
 export type AdapterTarget = 'vllm' | 'llama.cpp';
@@ -73,7 +73,7 @@ export async function bakeScalingForLlamaCpp(dir: string, outDir: string): Promi
   for (const [module, r] of ranksByModule(tensors)) {
     const trueScaling = config.scaling(module);
     const assumed = config.loraAlpha / r;
-    const key = `base_model.model.${module}.lora_B.weight`;
+    const key = savedKeyOf(module, 'lora_B.weight');
     baked.set(key, tensors.get(key)!.mul(trueScaling / assumed));
   }
   const plain = config.with({ useRslora: false, alphaPattern: {} });

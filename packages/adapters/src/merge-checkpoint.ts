@@ -25,6 +25,7 @@ import { addLowRank } from './merge-rows.ts';
 import { doraRescale } from './dora.ts';
 import { readAdapterFor } from './adapter-io.ts';
 import type { LoraConfig } from './config.ts';
+import { savedKeyOf } from './peft-format.ts';
 
 export interface MergeOptions {
   model: string;
@@ -64,15 +65,15 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], t
   const module = key.slice(0, -'.weight'.length);
   const deltas: ModuleDelta[] = [];
   for (const adapter of adapters) {
-    const a = adapter.tensors.get(`base_model.model.${module}.lora_A.weight`);
-    const b = adapter.tensors.get(`base_model.model.${module}.lora_B.weight`);
+    const a = adapter.tensors.get(savedKeyOf(module, 'lora_A.weight'));
+    const b = adapter.tensors.get(savedKeyOf(module, 'lora_B.weight'));
     if (!a || !b) continue;
     const expected = transposed ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
     if (expected.join() !== shape.join()) { // readAdapterFor and checkCheckpoint rule this out; kept so that no worker ever sees it
-      throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(`base_model.model.${module}.lora_A.weight`)} ${JSON.stringify(a.shape)} and lora_B ${JSON.stringify(b.shape)} give a delta ${JSON.stringify(expected)} that does not fit ${quote(key)} ${JSON.stringify(shape)}`);
+      throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(savedKeyOf(module, 'lora_A.weight'))} ${quote(a.shape)} and lora_B ${quote(b.shape)} give a delta ${quote(expected)} that does not fit ${quote(key)} ${quote(shape)}`);
     }
     const factor = adapter.weight * adapter.config.scaling(module);
-    deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, transposed, magnitude: adapter.tensors.get(`base_model.model.${module}.lora_magnitude_vector`) });
+    deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, transposed, magnitude: adapter.tensors.get(savedKeyOf(module, 'lora_magnitude_vector')) });
   }
   return deltas;
 }
@@ -80,7 +81,7 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], t
 /** Whether any adapter changes this base weight. */
 function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
   const module = key.slice(0, -'.weight'.length);
-  return key.endsWith('.weight') && adapters.some((a) => a.tensors.has(`base_model.model.${module}.lora_A.weight`));
+  return key.endsWith('.weight') && adapters.some((a) => a.tensors.has(savedKeyOf(module, 'lora_A.weight')));
 }
 
 /**

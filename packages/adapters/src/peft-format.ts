@@ -81,6 +81,11 @@ export function configFromJson(json: Record<string, JsonValue>, file: string, wa
   }
 }
 
+/** The key a module's tensor is saved under: `base_model.model.<module>.<local>` (local: `lora_A.weight`, `lora_magnitude_vector`, ...). */
+export function savedKeyOf(module: string, local: string): string {
+  return `base_model.model.${module}.${local}`;
+}
+
 /** An in-memory key (with the adapter name) -> the saved key, or null when it is not part of this adapter. */
 export function savedKey(key: string, adapter: string, bias: LoraConfig['bias']): string | null {
   const a = escape(adapter);
