@@ -6,6 +6,8 @@ and reference.safetensors beside them, computed in float32 from the stored
 weights:
   input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
   loss (labels = input_ids with padding at -100), greedy [1, 5 + 8]
+The families after the first four (qwen3, ...) get their norm weights drawn
+around 1 (RMSNorm starts at ones), so that every norm's weight matters.
 and tiny-code-llama's loss on the inputs of make_peft_fixtures.py's io.safetensors
 (tiny-code-llama-loss.safetensors).
 
@@ -17,7 +19,7 @@ import pathlib
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
 from make_peft_fixtures import qv_inputs
 from output_root import ROOT, output_root
@@ -41,6 +43,21 @@ CASES = {
 }
 # The same architectures stored in bfloat16.
 CASES.update({f"{name}-bf16": CASES[name] for name in ["llama-rope-linear", "mistral", "qwen2", "gpt2"]})
+# Families added to the Llama decoder as options, each with its feature exercised:
+# qwen3's q_norm/k_norm with heads × head_dim (4 × 16) wider than hidden_size (32).
+FAMILIES = {
+    "qwen3": Qwen3Config(**LLAMA, head_dim=16),
+}
+CASES.update(FAMILIES)
+CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items()})
+
+
+def perturb_norms(model):
+    """Norm weights drawn from N(1, 0.1) instead of transformers' ones."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.normal_(1.0, 0.1)
 
 
 def inputs(vocab):
@@ -68,6 +85,8 @@ def main():
     for name, config in CASES.items():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config).eval()
+        if name.removesuffix("-bf16") in FAMILIES:
+            perturb_norms(model)
         case = out / name
         if "bf16" in name:
             model.to(torch.bfloat16).save_pretrained(case, safe_serialization=True)

@@ -4,12 +4,13 @@ import { readdirSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { noGrad } from '@lorakit/core';
+import { Tensor, init, noGrad } from '@lorakit/core';
 import { SafetensorsFile, f32ToBf16 } from '@lorakit/core/io';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
-import { PeftModel } from './peft-model.ts';
+import { LoraConfig } from './config.ts';
+import { PeftModel, getPeftModel } from './peft-model.ts';
 import { ADAPTER_FIXTURES, MODEL_FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs } from './testing.ts';
 
 const QV = `${PEFT_FIXTURES}/codellama_qv_r8`;
@@ -85,6 +86,23 @@ for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.jso
       t.true(a.length === b.length && a.every((v, i) => Object.is(v, b[i])), key);
     }
     await merged.close();
+  });
+}
+
+// The families added to the Llama decoder: an all-linear adapter with non-zero B, saved, merged by the
+// stream and reloaded, gives the adapted model's logits.
+for (const family of ['qwen3']) {
+  test(`an all-linear adapter on ${family} merges into a checkpoint with the adapted logits`, async (t) => {
+    const peft = getPeftModel(await AutoModelForCausalLM.fromPretrained(`${MODEL_FIXTURES}/${family}`), new LoraConfig({ r: 4, loraAlpha: 8, targetModules: 'all-linear' }));
+    noGrad(() => peft.loraLayers().forEach(([, layer]) => init.normal_(layer.lora_B.get('default')!.weight, 0, 0.05)));
+    const dir = await tmp();
+    await peft.savePretrained(join(dir, 'adapter'));
+    await mergeCheckpoint({ model: `${MODEL_FIXTURES}/${family}`, adapters: [{ dir: join(dir, 'adapter') }], out: join(dir, 'merged'), dtype: 'F32' });
+    const inputIds = Tensor.fromArray([[3, 17, 42, 9, 100, 5]], 'int32');
+    const adapted = noGrad(() => peft.call({ inputIds }).logits);
+    const merged = await AutoModelForCausalLM.fromPretrained(join(dir, 'merged'));
+    t.true(maxAbs(adapted, peft.withAdapterDisabled(() => noGrad(() => peft.call({ inputIds }).logits))) > 1e-3, 'the adapter changes the output');
+    t.true(maxAbs(noGrad(() => merged.call({ inputIds }).logits), adapted) <= 1e-4);
   });
 }
 

@@ -52,6 +52,18 @@ test('all-linear takes every Linear (or Conv1D) except the output head', (t) => 
   t.deepEqual(gpt2Names.filter((n) => n.startsWith('transformer.h.0.')), ['transformer.h.0.attn.c_attn', 'transformer.h.0.attn.c_proj', 'transformer.h.0.mlp.c_fc', 'transformer.h.0.mlp.c_proj']);
 });
 
+// What PEFT 0.21.2's get_peft_model(all-linear) targets on the same fixture (the q/k norms are RMSNorm, not Linear).
+const PEFT_ALL_LINEAR: Record<string, string[]> = {
+  qwen3: ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'self_attn.q_proj', 'self_attn.v_proj'],
+};
+for (const [family, perLayer] of Object.entries(PEFT_ALL_LINEAR)) {
+  test(`all-linear on ${family} selects what PEFT selects`, async (t) => {
+    const model = await AutoModelForCausalLM.fromPretrained(`${MODEL_FIXTURES}/${family}`);
+    const expected = [0, 1].flatMap((i) => perLayer.map((m) => `model.layers.${i}.${m}`));
+    t.deepEqual(selectTargets(model, config({ targetModules: 'all-linear' })).names.sort(), expected);
+  });
+}
+
 test('list entries that match nothing are reported; nothing at all is an error listing the layers', (t) => {
   const selection = selectTargets(llama, config({ targetModules: ['q_proj', 'qkv_proj', 'query'] }));
   t.deepEqual(selection.unmatchedEntries, ['qkv_proj', 'query']);

@@ -10,11 +10,11 @@
  */
 import { join } from 'node:path';
 import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
-import { LLAMA_DEFAULTS, type LlamaFamilyConfig } from './llama/config.ts';
+import { LLAMA_DEFAULTS, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 
 export type ModelConfig = LlamaFamilyConfig | GPT2Config;
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'gpt2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2'] as const;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -54,7 +54,7 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
     throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(modelType ?? null)} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   }
-  const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as 'llama' | 'mistral' | 'qwen2'];
+  const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as LlamaFamilyType];
   const config = { ...defaults, ...raw } as Record<string, unknown>;
   checkSizes(config, path);
   checkDtypes(config, path);
@@ -65,13 +65,21 @@ function completeLlama(config: Record<string, unknown>, path: string): LlamaFami
   const c = config as unknown as LlamaFamilyConfig;
   c.num_key_value_heads ??= c.num_attention_heads;
   c.head_dim ??= c.hidden_size / c.num_attention_heads;
-  const fail = (detail: string) => { throw new FileFormatError('InvalidConfig', path, detail); };
+  const fail = (detail: string): never => { throw new FileFormatError('InvalidConfig', path, detail); };
   if (!Number.isInteger(c.head_dim)) fail(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}; set head_dim`);
   if (c.num_attention_heads % c.num_key_value_heads !== 0) fail(`num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
   if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) fail(`hidden_act ${quote(String(c.hidden_act))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
   if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
-  if (c.model_type === 'qwen2' && config.use_sliding_window === true) fail('qwen2 with use_sliding_window is not supported');
+  checkFullAttention(c.model_type, config, fail);
   return c;
+}
+
+/** qwen2 and qwen3 slide their window only with use_sliding_window (in layer_types' sliding layers): refused. */
+function checkFullAttention(type: LlamaFamilyType, config: Record<string, unknown>, fail: (detail: string) => never): void {
+  if (type !== 'qwen2' && type !== 'qwen3') return;
+  if (config.use_sliding_window === true) fail(`${type} with use_sliding_window is not supported`);
+  const layerTypes = config.layer_types;
+  if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) fail(`${type} layer_types other than full_attention are not supported`);
 }
 
 function completeGpt2(config: Record<string, unknown>, path: string): GPT2Config {

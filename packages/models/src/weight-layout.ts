@@ -55,10 +55,11 @@ function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
     add(`${p}.self_attn.k_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
     add(`${p}.self_attn.v_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
     add(`${p}.self_attn.o_proj`, 'Linear', linear(h, q, layer.o_bias));
+    if (layer.qk_norm) for (const norm of ['q_norm', 'k_norm']) add(`${p}.self_attn.${norm}`, 'RMSNorm', [['weight', [c.head_dim]]]);
     add(`${p}.mlp`, 'LlamaMLP');
-    add(`${p}.mlp.gate_proj`, 'Linear', linear(c.intermediate_size, h, c.mlp_bias));
-    add(`${p}.mlp.up_proj`, 'Linear', linear(c.intermediate_size, h, c.mlp_bias));
-    add(`${p}.mlp.down_proj`, 'Linear', linear(h, c.intermediate_size, c.mlp_bias));
+    add(`${p}.mlp.gate_proj`, 'Linear', linear(c.intermediate_size, h, layer.mlp_bias));
+    add(`${p}.mlp.up_proj`, 'Linear', linear(c.intermediate_size, h, layer.mlp_bias));
+    add(`${p}.mlp.down_proj`, 'Linear', linear(h, c.intermediate_size, layer.mlp_bias));
     add(`${p}.input_layernorm`, 'RMSNorm', [['weight', [h]]]);
     add(`${p}.post_attention_layernorm`, 'RMSNorm', [['weight', [h]]]);
   }

@@ -2,12 +2,13 @@
  * LlamaAttention: grouped-query self-attention with rotary positions.
  *
  *   x [B, T, C] -> q [B, T, H·D], k/v [B, T, Hkv·D]
+ *   qwen3: q, k <- q_norm(q), k_norm(k), RMSNorm over each head's D
  *   o = attention(rope(q), cat(cache, rope(k)), cat(cache, v)) -> [B, T, H·D]
  *   -> o_proj -> [B, T, C]
  * The attention itself is one fused native op (core's rotaryAttention).
  */
 import { Module, type Tensor } from '@lorakit/core';
-import { Linear } from '@lorakit/core/nn';
+import { Linear, RMSNorm } from '@lorakit/core/nn';
 import { rotaryAttention } from '@lorakit/core/ops';
 import type { LlamaLayerConfig } from './config.ts';
 
@@ -27,6 +28,8 @@ export class LlamaAttention extends Module {
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
+  q_norm: RMSNorm | null;
+  k_norm: RMSNorm | null;
   readonly heads: number;
   readonly kvHeads: number;
   readonly headDim: number;
@@ -41,10 +44,21 @@ export class LlamaAttention extends Module {
     this.k_proj = new Linear(config.hidden_size, this.kvHeads * this.headDim, { bias });
     this.v_proj = new Linear(config.hidden_size, this.kvHeads * this.headDim, { bias });
     this.o_proj = new Linear(this.heads * this.headDim, config.hidden_size, { bias: config.o_bias });
+    this.q_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
+    this.k_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
+  }
+
+  /** [B, T, n·D] through a per-head norm (qwen3's q_norm / k_norm), or as is. */
+  private perHead(x: Tensor, norm: RMSNorm | null): Tensor {
+    if (norm === null) return x;
+    const [b, t, width] = x.shape;
+    return norm.call(x.reshape([b, t, width / this.headDim, this.headDim])).reshape([b, t, width]);
   }
 
   forward(x: Tensor, rotary: RotaryTables, bias: Tensor, cache: LayerCache | null = null): Tensor {
-    const { out, key, value } = rotaryAttention(this.q_proj.call(x), this.k_proj.call(x), this.v_proj.call(x), {
+    const q = this.perHead(this.q_proj.call(x), this.q_norm);
+    const k = this.perHead(this.k_proj.call(x), this.k_norm);
+    const { out, key, value } = rotaryAttention(q, k, this.v_proj.call(x), {
       heads: this.heads,
       kvHeads: this.kvHeads,
       headDim: this.headDim,

@@ -1,6 +1,11 @@
 /**
- * Llama-family configs (llama, mistral, qwen2) with transformers' defaults.
- * Field names are transformers' own.
+ * Llama-family configs with transformers' defaults. Field names are transformers' own.
+ *
+ * One decoder serves every family; a family is its defaults plus the options
+ * layerConfig reads off its fields:
+ *   mistral  sliding_window
+ *   qwen2    q/k/v biases, never o_proj's
+ *   qwen3    q_norm / k_norm (RMSNorm over head_dim, per head, before RoPE); head_dim 128 by default
  */
 export interface RopeParameters {
   rope_type?: string;
@@ -12,8 +17,10 @@ export interface RopeParameters {
   original_max_position_embeddings?: number;
 }
 
+export type LlamaFamilyType = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+
 export interface LlamaFamilyConfig {
-  model_type: 'llama' | 'mistral' | 'qwen2';
+  model_type: LlamaFamilyType;
   vocab_size: number;
   hidden_size: number;
   intermediate_size: number;
@@ -44,6 +51,8 @@ export type LlamaLayerConfig = Pick<LlamaFamilyConfig, 'hidden_size' | 'intermed
   qkv_bias: boolean;
   /** Bias on o_proj (llama's attention_bias; never for qwen2). */
   o_bias: boolean;
+  /** q_norm / k_norm over head_dim before RoPE (qwen3). */
+  qk_norm: boolean;
 };
 
 const common = { hidden_act: 'silu', rms_norm_eps: 1e-6, tie_word_embeddings: false, attention_bias: false, mlp_bias: false, rope_theta: 10000 } as const;
@@ -52,9 +61,20 @@ export const LLAMA_DEFAULTS = {
   llama: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048 },
   mistral: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, sliding_window: 4096 },
   qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768 },
+  qwen3: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768 },
 } as const;
 
+/** Families whose MLP has no biases whatever mlp_bias says (transformers' modeling files hard-code bias=False). */
+const MLP_WITHOUT_BIAS: readonly LlamaFamilyType[] = ['qwen3'];
+
+/** What a decoder layer reads, with the family's options resolved. */
 export function layerConfig(c: LlamaFamilyConfig): LlamaLayerConfig {
-  const qwen = c.model_type === 'qwen2';
-  return { ...c, qkv_bias: qwen || c.attention_bias, o_bias: !qwen && c.attention_bias };
+  const qwen2 = c.model_type === 'qwen2';
+  return {
+    ...c,
+    mlp_bias: c.mlp_bias && !MLP_WITHOUT_BIAS.includes(c.model_type),
+    qkv_bias: qwen2 || c.attention_bias,
+    o_bias: !qwen2 && c.attention_bias,
+    qk_norm: c.model_type === 'qwen3',
+  };
 }

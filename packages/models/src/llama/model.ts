@@ -1,5 +1,6 @@
 /**
- * LlamaForCausalLM, also for mistral (sliding window) and qwen2 (q/k/v biases).
+ * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases) and qwen3 (q/k norms):
+ * every family of llama/config.ts.
  *
  *   ids [B, T] -> embed_tokens -> layers × N -> norm -> lm_head -> logits [B, T, V]
  *
