@@ -10,11 +10,11 @@
  */
 import { join } from 'node:path';
 import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
-import { LLAMA_DEFAULTS, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
+import { LLAMA_DEFAULTS, defaultNoRopeLayers, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 
 export type ModelConfig = LlamaFamilyConfig | GPT2Config;
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'gpt2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'gpt2'] as const;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -71,15 +71,27 @@ function completeLlama(config: Record<string, unknown>, path: string): LlamaFami
   if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) fail(`hidden_act ${quote(String(c.hidden_act))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
   if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
   checkFullAttention(c.model_type, config, fail);
+  if (c.model_type === 'smollm3') completeNoRopeLayers(c, fail);
   return c;
 }
 
-/** qwen2 and qwen3 slide their window only with use_sliding_window (in layer_types' sliding layers): refused. */
+/** qwen2, qwen3 and smollm3 slide their window only with use_sliding_window (in layer_types' sliding layers): refused. */
 function checkFullAttention(type: LlamaFamilyType, config: Record<string, unknown>, fail: (detail: string) => never): void {
-  if (type !== 'qwen2' && type !== 'qwen3') return;
+  if (type !== 'qwen2' && type !== 'qwen3' && type !== 'smollm3') return;
   if (config.use_sliding_window === true) fail(`${type} with use_sliding_window is not supported`);
   const layerTypes = config.layer_types;
   if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) fail(`${type} layer_types other than full_attention are not supported`);
+}
+
+/** smollm3's no_rope_layers: one 0 or 1 per layer, by default from no_rope_layer_interval as transformers derives it. */
+function completeNoRopeLayers(c: LlamaFamilyConfig, fail: (detail: string) => never): void {
+  const interval = c.no_rope_layer_interval;
+  if (!(typeof interval === 'number' && Number.isInteger(interval) && interval > 0)) fail(`no_rope_layer_interval must be a positive integer`);
+  c.no_rope_layers ??= defaultNoRopeLayers(c.num_hidden_layers, interval!);
+  const layers: unknown = c.no_rope_layers;
+  if (!Array.isArray(layers) || layers.length !== c.num_hidden_layers || !layers.every((v) => v === 0 || v === 1)) {
+    fail(`no_rope_layers must list 0 or 1 for each of the ${c.num_hidden_layers} layers, got ${quote(layers)}`);
+  }
 }
 
 function completeGpt2(config: Record<string, unknown>, path: string): GPT2Config {

@@ -62,8 +62,13 @@ function llama3(base: Float64Array, p: RopeParameters, file: string): Float64Arr
   });
 }
 
+export interface RotaryTables {
+  cos: Tensor; // [B|1, 1, T, D]
+  sin: Tensor;
+}
+
 /** cos/sin [B|1, 1, T, D] for per-row positions (one row when all rows share them). */
-export function rotaryFor(positions: number[][], invFreq: Float64Array): { cos: Tensor; sin: Tensor } {
+export function rotaryFor(positions: number[][], invFreq: Float64Array): RotaryTables {
   const dim = 2 * invFreq.length;
   const rows = positions.map((p) => rotaryTables(p, invFreq));
   const join = (part: 'cos' | 'sin') => {
@@ -72,4 +77,16 @@ export function rotaryFor(positions: number[][], invFreq: Float64Array): { cos: 
     return new Tensor(out, [rows.length, 1, positions[0].length, dim]);
   };
   return { cos: join('cos'), sin: join('sin') };
+}
+
+/** Tables that leave q and k as they are (cos 1, sin 0: x·1 + rotateHalf(x)·0 = x exactly), for NoPE layers; one pair per step. */
+const identities = new WeakMap<Tensor, RotaryTables>();
+export function unrotated(rotary: RotaryTables): RotaryTables {
+  let tables = identities.get(rotary.cos);
+  if (tables === undefined) {
+    const shape = [1, 1, rotary.cos.shape[2], rotary.cos.shape[3]];
+    tables = { cos: Tensor.ones(shape), sin: Tensor.zeros(shape) };
+    identities.set(rotary.cos, tables);
+  }
+  return tables;
 }

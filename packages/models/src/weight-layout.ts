@@ -42,13 +42,13 @@ const linear = (out: number, inp: number, bias: boolean): Array<[string, number[
 const conv1d = (inp: number, out: number): Array<[string, number[]]> => [['weight', [inp, out]], ['bias', [out]]];
 
 function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
-  const layer = layerConfig(c);
   const [h, q, kv] = [c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim];
   add('', 'LlamaForCausalLM');
   add('model', 'LlamaModel');
   add('model.embed_tokens', 'Embedding', [['weight', [c.vocab_size, h]]]);
   for (let i = 0; i < c.num_hidden_layers; i++) {
     const p = `model.layers.${i}`;
+    const layer = layerConfig(c, i);
     add(p, 'LlamaDecoderLayer');
     add(`${p}.self_attn`, 'LlamaAttention');
     add(`${p}.self_attn.q_proj`, 'Linear', linear(q, h, layer.qkv_bias));

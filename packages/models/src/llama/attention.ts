@@ -5,17 +5,16 @@
  *   qwen3: q, k <- q_norm(q), k_norm(k), RMSNorm over each head's D
  *   o = attention(rope(q), cat(cache, rope(k)), cat(cache, v)) -> [B, T, H·D]
  *   -> o_proj -> [B, T, C]
+ * A NoPE layer (smollm3) leaves q and k unrotated.
  * The attention itself is one fused native op (core's rotaryAttention).
  */
 import { Module, type Tensor } from '@lorakit/core';
 import { Linear, RMSNorm } from '@lorakit/core/nn';
 import { rotaryAttention } from '@lorakit/core/ops';
 import type { LlamaLayerConfig } from './config.ts';
+import { unrotated, type RotaryTables } from '../rope.ts';
 
-export interface RotaryTables {
-  cos: Tensor; // [B|1, 1, T, D]
-  sin: Tensor;
-}
+export type { RotaryTables };
 
 /** Rotated keys and values of earlier positions, per layer, for generation. */
 export interface LayerCache {
@@ -33,6 +32,7 @@ export class LlamaAttention extends Module {
   readonly heads: number;
   readonly kvHeads: number;
   readonly headDim: number;
+  readonly rope: boolean;
 
   constructor(config: LlamaLayerConfig) {
     super();
@@ -46,6 +46,7 @@ export class LlamaAttention extends Module {
     this.o_proj = new Linear(this.heads * this.headDim, config.hidden_size, { bias: config.o_bias });
     this.q_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
     this.k_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
+    this.rope = config.rope;
   }
 
   /** [B, T, n·D] through a per-head norm (qwen3's q_norm / k_norm), or as is. */
@@ -58,12 +59,13 @@ export class LlamaAttention extends Module {
   forward(x: Tensor, rotary: RotaryTables, bias: Tensor, cache: LayerCache | null = null): Tensor {
     const q = this.perHead(this.q_proj.call(x), this.q_norm);
     const k = this.perHead(this.k_proj.call(x), this.k_norm);
+    const { cos, sin } = this.rope ? rotary : unrotated(rotary);
     const { out, key, value } = rotaryAttention(q, k, this.v_proj.call(x), {
       heads: this.heads,
       kvHeads: this.kvHeads,
       headDim: this.headDim,
-      cos: rotary.cos,
-      sin: rotary.sin,
+      cos,
+      sin,
       bias,
       pastKey: cache?.key,
       pastValue: cache?.value,

@@ -6,6 +6,7 @@
  *   mistral  sliding_window
  *   qwen2    q/k/v biases, never o_proj's
  *   qwen3    q_norm / k_norm (RMSNorm over head_dim, per head, before RoPE); head_dim 128 by default
+ *   smollm3  no_rope_layers[i] = 0: layer i has no rotary positions (NoPE)
  */
 export interface RopeParameters {
   rope_type?: string;
@@ -17,7 +18,7 @@ export interface RopeParameters {
   original_max_position_embeddings?: number;
 }
 
-export type LlamaFamilyType = 'llama' | 'mistral' | 'qwen2' | 'qwen3';
+export type LlamaFamilyType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3';
 
 export interface LlamaFamilyConfig {
   model_type: LlamaFamilyType;
@@ -43,6 +44,9 @@ export interface LlamaFamilyConfig {
   /** bitsandbytes 4-bit checkpoints (see quantized.ts). */
   quantization_config?: Record<string, unknown> | null;
   bos_token_id?: number | null;
+  /** smollm3: per layer, 1 = rotary positions, 0 = none (NoPE); by default every no_rope_layer_interval-th layer has none. */
+  no_rope_layers?: number[];
+  no_rope_layer_interval?: number;
 }
 
 /** The fields one decoder layer reads. */
@@ -53,6 +57,8 @@ export type LlamaLayerConfig = Pick<LlamaFamilyConfig, 'hidden_size' | 'intermed
   o_bias: boolean;
   /** q_norm / k_norm over head_dim before RoPE (qwen3). */
   qk_norm: boolean;
+  /** Rotary positions in this layer (false: smollm3's NoPE layers). */
+  rope: boolean;
 };
 
 const common = { hidden_act: 'silu', rms_norm_eps: 1e-6, tie_word_embeddings: false, attention_bias: false, mlp_bias: false, rope_theta: 10000 } as const;
@@ -62,13 +68,19 @@ export const LLAMA_DEFAULTS = {
   mistral: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, sliding_window: 4096 },
   qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768 },
   qwen3: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768 },
+  smollm3: { ...common, vocab_size: 128256, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 32768, tie_word_embeddings: true, rope_theta: 2_000_000, no_rope_layer_interval: 4 },
 } as const;
 
 /** Families whose MLP has no biases whatever mlp_bias says (transformers' modeling files hard-code bias=False). */
 const MLP_WITHOUT_BIAS: readonly LlamaFamilyType[] = ['qwen3'];
 
-/** What a decoder layer reads, with the family's options resolved. */
-export function layerConfig(c: LlamaFamilyConfig): LlamaLayerConfig {
+/** What layer `layer` of the decoder reads, with the family's options resolved. */
+/** smollm3's default no_rope_layers: 0 (NoPE) for every no_rope_layer_interval-th layer, 1 for the others. */
+export function defaultNoRopeLayers(layers: number, interval: number): number[] {
+  return Array.from({ length: layers }, (_, i) => ((i + 1) % interval !== 0 ? 1 : 0));
+}
+
+export function layerConfig(c: LlamaFamilyConfig, layer: number): LlamaLayerConfig {
   const qwen2 = c.model_type === 'qwen2';
   return {
     ...c,
@@ -76,5 +88,6 @@ export function layerConfig(c: LlamaFamilyConfig): LlamaLayerConfig {
     qkv_bias: qwen2 || c.attention_bias,
     o_bias: !qwen2 && c.attention_bias,
     qk_norm: c.model_type === 'qwen3',
+    rope: c.model_type !== 'smollm3' || c.no_rope_layers?.[layer] !== 0,
   };
 }

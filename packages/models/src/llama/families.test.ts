@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { layerConfig, type LlamaFamilyConfig } from './config.ts';
+import { ropeParameters } from '../rope.ts';
 import { FIXTURES } from '../testing.ts';
 
 /** The fixture's config.json with `edit` applied and `drop` removed, read back. */
@@ -25,13 +26,31 @@ test('qwen3 without head_dim takes transformers\' 128, not hidden_size / heads',
 });
 
 test('qwen3 layers have q/k norms and no biases on the MLP whatever mlp_bias says', async (t) => {
-  t.like(layerConfig(await configOf('qwen3', { mlp_bias: true })), { qk_norm: true, mlp_bias: false, qkv_bias: false, o_bias: false });
+  t.like(layerConfig(await configOf('qwen3', { mlp_bias: true }), 0), { qk_norm: true, mlp_bias: false, qkv_bias: false, o_bias: false });
 });
 
 test('qwen3 with attention_bias has biases on q, k, v and o', async (t) => {
-  t.like(layerConfig(await configOf('qwen3', { attention_bias: true })), { qkv_bias: true, o_bias: true });
+  t.like(layerConfig(await configOf('qwen3', { attention_bias: true }), 0), { qkv_bias: true, o_bias: true });
 });
 
 test('llama layers have no q/k norms', async (t) => {
-  t.like(layerConfig(await configOf('llama', {})), { qk_norm: false });
+  t.like(layerConfig(await configOf('llama', {}), 1), { qk_norm: false, rope: true });
+});
+
+test('smollm3 without no_rope_layers leaves out rotary positions in every no_rope_layer_interval-th layer, as transformers derives it', async (t) => {
+  const config = await configOf('smollm3', { num_hidden_layers: 8 }, ['no_rope_layers', 'no_rope_layer_interval']);
+  t.deepEqual(config.no_rope_layers, [1, 1, 1, 0, 1, 1, 1, 0]);
+  const every3 = await configOf('smollm3', { num_hidden_layers: 6, no_rope_layer_interval: 3 }, ['no_rope_layers']);
+  t.deepEqual(Array.from({ length: 6 }, (_, i) => layerConfig(every3, i).rope), [true, true, false, true, true, false]);
+});
+
+test('smollm3 reads no_rope_layers as written: 1 = rotary positions, 0 = NoPE', async (t) => {
+  const config = await configOf('smollm3', { no_rope_layers: [0, 1] });
+  t.deepEqual([layerConfig(config, 0).rope, layerConfig(config, 1).rope], [false, true]);
+});
+
+test('smollm3 takes transformers\' rope base 2,000,000 and tied embeddings by default', async (t) => {
+  const config = await configOf('smollm3', {}, ['rope_parameters', 'tie_word_embeddings']);
+  t.is(ropeParameters(config).rope_theta, 2_000_000);
+  t.true(config.tie_word_embeddings);
 });

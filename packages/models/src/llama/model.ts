@@ -1,5 +1,5 @@
 /**
- * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases) and qwen3 (q/k norms):
+ * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms) and smollm3 (NoPE layers):
  * every family of llama/config.ts.
  *
  *   ids [B, T] -> embed_tokens -> layers × N -> norm -> lm_head -> logits [B, T, V]
@@ -25,7 +25,7 @@ export class LlamaModel extends Module {
   constructor(readonly config: LlamaFamilyConfig) {
     super();
     this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
-    this.layers = Array.from({ length: config.num_hidden_layers }, () => new LlamaDecoderLayer(layerConfig(config)));
+    this.layers = Array.from({ length: config.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(layerConfig(config, i)));
     this.norm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
     this.invFreq = inverseFrequencies(config);
   }
