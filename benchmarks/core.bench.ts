@@ -32,7 +32,7 @@ for (const tokens of [512, 2048]) {
 const config: LlamaLayerConfig = {
   hidden_size: 576, intermediate_size: 1536, num_attention_heads: 9, num_key_value_heads: 3, head_dim: 64,
   rms_norm_eps: 1e-5, qkv_bias: false, o_bias: false, mlp_bias: false, hidden_act: 'silu',
-  qk_norm: false, rope: true,
+  qk_norm: false, rope: true, attention_scale: 1 / Math.sqrt(64), residual_multiplier: 1,
 };
 const T = 512;
 const layer = new LlamaDecoderLayer(config);

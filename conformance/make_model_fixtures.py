@@ -20,7 +20,7 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
-                          SmolLM3Config)
+                          SmolLM3Config, GraniteConfig)
 
 from make_peft_fixtures import qv_inputs
 from output_root import ROOT, output_root
@@ -47,10 +47,13 @@ CASES.update({f"{name}-bf16": CASES[name] for name in ["llama-rope-linear", "mis
 # Families added to the Llama decoder as options, each with its feature exercised:
 # qwen3's q_norm/k_norm with heads × head_dim (4 × 16) wider than hidden_size (32); smollm3 with
 # no_rope_layer_interval 2, so that transformers makes layer 1 a NoPE layer (no_rope_layers [1, 0]), and
-# weights 10 times larger than the others (initializer_range 0.2) so that positions visibly move attention.
+# weights 10 times larger than the others (initializer_range 0.2) so that positions visibly move attention;
+# granite with its four scalars away from 1 and from llama's 1/sqrt(head_dim) = 0.354 (and weights as smollm3's).
 FAMILIES = {
     "qwen3": Qwen3Config(**LLAMA, head_dim=16),
     "smollm3": SmolLM3Config(**LLAMA, no_rope_layer_interval=2, initializer_range=0.2),
+    "granite": GraniteConfig(**LLAMA, embedding_multiplier=4.0, residual_multiplier=0.6, attention_multiplier=0.9,
+                             logits_scaling=2.5, initializer_range=0.2),
 }
 CASES.update(FAMILIES)
 CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items()})

@@ -55,6 +55,7 @@ test('all-linear takes every Linear (or Conv1D) except the output head', (t) => 
 // What PEFT 0.21.2's get_peft_model(all-linear) targets on the same fixture (the q/k norms are RMSNorm, not Linear).
 const PEFT_ALL_LINEAR: Record<string, string[]> = {
   qwen3: ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'self_attn.q_proj', 'self_attn.v_proj'],
+  granite: ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'self_attn.q_proj', 'self_attn.v_proj'],
   smollm3: ['mlp.down_proj', 'mlp.gate_proj', 'mlp.up_proj', 'self_attn.k_proj', 'self_attn.o_proj', 'self_attn.q_proj', 'self_attn.v_proj'],
 };
 for (const [family, perLayer] of Object.entries(PEFT_ALL_LINEAR)) {

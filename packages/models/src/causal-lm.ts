@@ -54,11 +54,15 @@ export class KVCache {
   }
 }
 
-/** The head over the final hidden states (only the last `logitsToKeep` positions), and the loss when labels are given. */
-export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs): CausalLMOutput {
+/**
+ * The head over the final hidden states (only the last `logitsToKeep` positions), divided by
+ * `divisor` (granite's logits_scaling), and the loss when labels are given.
+ */
+export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs, divisor = 1): CausalLMOutput {
   const t = hidden.shape[1]; // hidden [B, T, C]
   const kept = logitsToKeep !== undefined && logitsToKeep < t ? slice(hidden, 1, t - logitsToKeep, t) : hidden;
-  const logits = lmHead.call(kept); // [B, T', V]
+  const head = lmHead.call(kept); // [B, T', V]
+  const logits = divisor === 1 ? head : head.div(divisor);
   return { logits, loss: labels ? causalLMLoss(logits, labels) : null };
 }
 

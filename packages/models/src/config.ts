@@ -14,7 +14,7 @@ import { LLAMA_DEFAULTS, defaultNoRopeLayers, type LlamaFamilyConfig, type Llama
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 
 export type ModelConfig = LlamaFamilyConfig | GPT2Config;
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'gpt2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'granite', 'gpt2'] as const;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -72,6 +72,7 @@ function completeLlama(config: Record<string, unknown>, path: string): LlamaFami
   if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
   checkFullAttention(c.model_type, config, fail);
   if (c.model_type === 'smollm3') completeNoRopeLayers(c, fail);
+  if (c.model_type === 'granite') checkGraniteScalars(c, fail);
   return c;
 }
 
@@ -91,6 +92,14 @@ function completeNoRopeLayers(c: LlamaFamilyConfig, fail: (detail: string) => ne
   const layers: unknown = c.no_rope_layers;
   if (!Array.isArray(layers) || layers.length !== c.num_hidden_layers || !layers.every((v) => v === 0 || v === 1)) {
     fail(`no_rope_layers must list 0 or 1 for each of the ${c.num_hidden_layers} layers, got ${quote(layers)}`);
+  }
+}
+
+/** granite's four scalars: finite numbers, logits_scaling not zero (the logits are divided by it). */
+function checkGraniteScalars(c: LlamaFamilyConfig, fail: (detail: string) => never): void {
+  for (const field of ['embedding_multiplier', 'residual_multiplier', 'attention_multiplier', 'logits_scaling'] as const) {
+    const v = c[field];
+    if (typeof v !== 'number' || !Number.isFinite(v) || (field === 'logits_scaling' && v === 0)) fail(`${field} = ${quote(v ?? null)} must be a finite number${field === 'logits_scaling' ? ' other than 0' : ''}`);
   }
 }
 

@@ -31,7 +31,7 @@ function refuses(title: string, make: () => Promise<string>, code: string, detai
   });
 }
 
-refuses('an unknown model_type', () => withConfig((c) => void (c.model_type = 'falcon')), 'UnsupportedArchitecture', /model_type "falcon" is not supported; lorakit supports llama, mistral, qwen2, qwen3, smollm3, gpt2/);
+refuses('an unknown model_type', () => withConfig((c) => void (c.model_type = 'falcon')), 'UnsupportedArchitecture', /model_type "falcon" is not supported; lorakit supports llama, mistral, qwen2, qwen3, smollm3, granite, gpt2/);
 refuses('auto_map with trust_remote_code runs nothing', () => withConfig((c) => ({ ...c, model_type: 'custom', auto_map: { AutoModelForCausalLM: 'x.Model' }, trust_remote_code: true })), 'UnsupportedArchitecture', /"custom"/);
 refuses('a config that is not JSON', () => withConfig(() => '{"model_type": "mistral",'), 'ConfigParseError', /config\.json: not valid JSON/);
 refuses('a config that is an array', () => withConfig(() => '[1]'), 'ConfigParseError', /must be a JSON object/);
@@ -44,6 +44,8 @@ refuses('a vocabulary that disagrees with the weights', () => withConfig((c) => 
 refuses('qwen3 with a sliding window', () => withConfig((c) => ({ ...c, model_type: 'qwen3', use_sliding_window: true })), 'InvalidConfig', /qwen3 with use_sliding_window is not supported/);
 refuses('qwen3 with sliding layers', () => withConfig((c) => ({ ...c, model_type: 'qwen3', layer_types: ['full_attention', 'sliding_attention'] })), 'InvalidConfig', /qwen3 layer_types other than full_attention are not supported/);
 refuses('smollm3 with a no_rope_layers entry per layer missing', () => withConfig((c) => ({ ...c, model_type: 'smollm3', no_rope_layers: [1] })), 'InvalidConfig', /no_rope_layers must list 0 or 1 for each of the 2 layers, got \[1\]/);
+refuses('granite with logits_scaling 0', () => withConfig((c) => ({ ...c, model_type: 'granite', logits_scaling: 0 })), 'InvalidConfig', /logits_scaling = 0 must be a finite number other than 0/);
+refuses('granite with a multiplier that is not a number', () => withConfig((c) => ({ ...c, model_type: 'granite', residual_multiplier: '0.2' })), 'InvalidConfig', /residual_multiplier = "0\.2" must be a finite number/);
 refuses('an unsupported rope type', () => withConfig((c) => void (c.rope_parameters = { rope_type: 'yarn', factor: 4 })), 'UnsupportedRope', /rope type "yarn" is not supported; lorakit supports default, linear, llama3/);
 refuses('a folder without config.json', async () => {
   const dir = await withConfig(() => undefined);

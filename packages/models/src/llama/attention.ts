@@ -3,9 +3,9 @@
  *
  *   x [B, T, C] -> q [B, T, H·D], k/v [B, T, Hkv·D]
  *   qwen3: q, k <- q_norm(q), k_norm(k), RMSNorm over each head's D
- *   o = attention(rope(q), cat(cache, rope(k)), cat(cache, v)) -> [B, T, H·D]
+ *   o = softmax(scale·rope(q)·cat(cache, rope(k))ᵀ + mask)·cat(cache, v) -> [B, T, H·D]
  *   -> o_proj -> [B, T, C]
- * A NoPE layer (smollm3) leaves q and k unrotated.
+ * scale is 1/√D (granite: attention_multiplier); a NoPE layer (smollm3) leaves q and k unrotated.
  * The attention itself is one fused native op (core's rotaryAttention).
  */
 import { Module, type Tensor } from '@lorakit/core';
@@ -33,6 +33,7 @@ export class LlamaAttention extends Module {
   readonly kvHeads: number;
   readonly headDim: number;
   readonly rope: boolean;
+  readonly scale: number;
 
   constructor(config: LlamaLayerConfig) {
     super();
@@ -47,6 +48,7 @@ export class LlamaAttention extends Module {
     this.q_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
     this.k_norm = config.qk_norm ? new RMSNorm(this.headDim, config.rms_norm_eps) : null;
     this.rope = config.rope;
+    this.scale = config.attention_scale;
   }
 
   /** [B, T, n·D] through a per-head norm (qwen3's q_norm / k_norm), or as is. */
@@ -67,6 +69,7 @@ export class LlamaAttention extends Module {
       cos,
       sin,
       bias,
+      scale: this.scale,
       pastKey: cache?.key,
       pastValue: cache?.value,
     });

@@ -7,6 +7,7 @@
  *   qwen2    q/k/v biases, never o_proj's
  *   qwen3    q_norm / k_norm (RMSNorm over head_dim, per head, before RoPE); head_dim 128 by default
  *   smollm3  no_rope_layers[i] = 0: layer i has no rotary positions (NoPE)
+ *   granite  embedding_multiplier, residual_multiplier, attention_multiplier (the attention scale), logits_scaling
  */
 export interface RopeParameters {
   rope_type?: string;
@@ -18,7 +19,7 @@ export interface RopeParameters {
   original_max_position_embeddings?: number;
 }
 
-export type LlamaFamilyType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3';
+export type LlamaFamilyType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'smollm3' | 'granite';
 
 export interface LlamaFamilyConfig {
   model_type: LlamaFamilyType;
@@ -47,6 +48,11 @@ export interface LlamaFamilyConfig {
   /** smollm3: per layer, 1 = rotary positions, 0 = none (NoPE); by default every no_rope_layer_interval-th layer has none. */
   no_rope_layers?: number[];
   no_rope_layer_interval?: number;
+  /** granite: h = embed(ids)·embedding_multiplier; x + sublayer(x)·residual_multiplier; q·kᵀ·attention_multiplier; logits / logits_scaling. */
+  embedding_multiplier?: number;
+  residual_multiplier?: number;
+  attention_multiplier?: number;
+  logits_scaling?: number;
 }
 
 /** The fields one decoder layer reads. */
@@ -59,6 +65,10 @@ export type LlamaLayerConfig = Pick<LlamaFamilyConfig, 'hidden_size' | 'intermed
   qk_norm: boolean;
   /** Rotary positions in this layer (false: smollm3's NoPE layers). */
   rope: boolean;
+  /** Scale of q·kᵀ: 1/√head_dim, or granite's attention_multiplier. */
+  attention_scale: number;
+  /** Factor on each sublayer's output before the residual add (granite), else 1. */
+  residual_multiplier: number;
 };
 
 const common = { hidden_act: 'silu', rms_norm_eps: 1e-6, tie_word_embeddings: false, attention_bias: false, mlp_bias: false, rope_theta: 10000 } as const;
@@ -69,6 +79,7 @@ export const LLAMA_DEFAULTS = {
   qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768 },
   qwen3: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768 },
   smollm3: { ...common, vocab_size: 128256, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 32768, tie_word_embeddings: true, rope_theta: 2_000_000, no_rope_layer_interval: 4 },
+  granite: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048, embedding_multiplier: 1, residual_multiplier: 1, attention_multiplier: 1, logits_scaling: 1 },
 } as const;
 
 /** Families whose MLP has no biases whatever mlp_bias says (transformers' modeling files hard-code bias=False). */
@@ -89,5 +100,12 @@ export function layerConfig(c: LlamaFamilyConfig, layer: number): LlamaLayerConf
     o_bias: !qwen2 && c.attention_bias,
     qk_norm: c.model_type === 'qwen3',
     rope: c.model_type !== 'smollm3' || c.no_rope_layers?.[layer] !== 0,
+    attention_scale: c.model_type === 'granite' ? c.attention_multiplier! : 1 / Math.sqrt(c.head_dim),
+    residual_multiplier: c.model_type === 'granite' ? c.residual_multiplier! : 1,
   };
+}
+
+/** The scalars around the decoder stack: embeddings times `embedding`, logits divided by `logits` (granite; else 1). */
+export function outerScalars(c: LlamaFamilyConfig): { embedding: number; logits: number } {
+  return c.model_type === 'granite' ? { embedding: c.embedding_multiplier!, logits: c.logits_scaling! } : { embedding: 1, logits: 1 };
 }

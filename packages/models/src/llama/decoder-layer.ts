@@ -1,8 +1,9 @@
 /**
  * LlamaDecoderLayer: pre-norm residual blocks.
  *
- *   h = x + self_attn(input_layernorm(x))
- *   y = h + mlp(post_attention_layernorm(h))
+ *   h = x + m·self_attn(input_layernorm(x))
+ *   y = h + m·mlp(post_attention_layernorm(h))
+ * m = residual_multiplier (granite), else 1.
  */
 import { Module, type Tensor } from '@lorakit/core';
 import { RMSNorm } from '@lorakit/core/nn';
@@ -15,6 +16,7 @@ export class LlamaDecoderLayer extends Module {
   mlp: LlamaMLP;
   input_layernorm: RMSNorm;
   post_attention_layernorm: RMSNorm;
+  readonly residualMultiplier: number;
 
   constructor(config: LlamaLayerConfig) {
     super();
@@ -22,10 +24,15 @@ export class LlamaDecoderLayer extends Module {
     this.mlp = new LlamaMLP(config);
     this.input_layernorm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
     this.post_attention_layernorm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
+    this.residualMultiplier = config.residual_multiplier;
+  }
+
+  private residual(x: Tensor, sublayer: Tensor): Tensor {
+    return x.add(this.residualMultiplier === 1 ? sublayer : sublayer.mul(this.residualMultiplier));
   }
 
   forward(x: Tensor, rotary: RotaryTables, bias: Tensor, cache: LayerCache | null = null): Tensor {
-    const h = x.add(this.self_attn.call(this.input_layernorm.call(x), rotary, bias, cache));
-    return h.add(this.mlp.call(this.post_attention_layernorm.call(h)));
+    const h = this.residual(x, this.self_attn.call(this.input_layernorm.call(x), rotary, bias, cache));
+    return this.residual(h, this.mlp.call(this.post_attention_layernorm.call(h)));
   }
 }

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
-import { layerConfig, type LlamaFamilyConfig } from './config.ts';
+import { layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
 import { ropeParameters } from '../rope.ts';
 import { FIXTURES } from '../testing.ts';
 
@@ -26,7 +26,7 @@ test('qwen3 without head_dim takes transformers\' 128, not hidden_size / heads',
 });
 
 test('qwen3 layers have q/k norms and no biases on the MLP whatever mlp_bias says', async (t) => {
-  t.like(layerConfig(await configOf('qwen3', { mlp_bias: true }), 0), { qk_norm: true, mlp_bias: false, qkv_bias: false, o_bias: false });
+  t.like(layerConfig(await configOf('qwen3', { mlp_bias: true }), 0), { qk_norm: true, mlp_bias: false, qkv_bias: false, o_bias: false, attention_scale: 1 / Math.sqrt(16), residual_multiplier: 1 });
 });
 
 test('qwen3 with attention_bias has biases on q, k, v and o', async (t) => {
@@ -53,4 +53,22 @@ test('smollm3 takes transformers\' rope base 2,000,000 and tied embeddings by de
   const config = await configOf('smollm3', {}, ['rope_parameters', 'tie_word_embeddings']);
   t.is(ropeParameters(config).rope_theta, 2_000_000);
   t.true(config.tie_word_embeddings);
+});
+
+test('granite reads its four scalars: attention_multiplier replaces 1/√head_dim, logits are divided by logits_scaling', async (t) => {
+  const config = await configOf('granite', {});
+  t.like(layerConfig(config, 0), { attention_scale: 0.9, residual_multiplier: 0.6 });
+  t.deepEqual(outerScalars(config), { embedding: 4, logits: 2.5 });
+});
+
+test('granite without its scalars takes transformers\' 1.0 for each, so its attention scale is 1, not 1/√head_dim', async (t) => {
+  const config = await configOf('granite', {}, ['embedding_multiplier', 'residual_multiplier', 'attention_multiplier', 'logits_scaling']);
+  t.like(layerConfig(config, 0), { attention_scale: 1, residual_multiplier: 1 });
+  t.deepEqual(outerScalars(config), { embedding: 1, logits: 1 });
+});
+
+test('llama ignores granite\'s scalars in its config, as transformers does', async (t) => {
+  const config = await configOf('llama', { attention_multiplier: 0.5, residual_multiplier: 2, embedding_multiplier: 3, logits_scaling: 4 });
+  t.like(layerConfig(config, 0), { attention_scale: 1 / Math.sqrt(8), residual_multiplier: 1 });
+  t.deepEqual(outerScalars(config), { embedding: 1, logits: 1 });
 });

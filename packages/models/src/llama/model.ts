@@ -1,15 +1,15 @@
 /**
- * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms) and smollm3 (NoPE layers):
- * every family of llama/config.ts.
+ * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (NoPE
+ * layers) and granite (scalars): every family of llama/config.ts.
  *
- *   ids [B, T] -> embed_tokens -> layers × N -> norm -> lm_head -> logits [B, T, V]
+ *   ids [B, T] -> embed_tokens (·embedding_multiplier) -> layers × N -> norm -> lm_head (/ logits_scaling) -> logits [B, T, V]
  *
  * Property names are transformers' own, so stateDict() keys are the checkpoint's.
  */
 import { Module, type Tensor } from '@lorakit/core';
 import { Embedding, Linear, RMSNorm } from '@lorakit/core/nn';
 import { LlamaDecoderLayer } from './decoder-layer.ts';
-import { layerConfig, type LlamaFamilyConfig } from './config.ts';
+import { layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
 import { inverseFrequencies, rotaryFor } from '../rope.ts';
 import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 
@@ -36,7 +36,9 @@ export class LlamaModel extends Module {
     const rotary = rotaryFor(positionsOf(inputIds, positionIds, past), this.invFreq);
     const window = this.config.model_type === 'mistral' ? (this.config.sliding_window ?? null) : null;
     const bias = causalBias(inputIds, attentionMask, past, window);
-    let h = this.embed_tokens.call(inputIds); // [B, T, C]
+    const embedded = this.embed_tokens.call(inputIds); // [B, T, C]
+    const multiplier = outerScalars(this.config).embedding;
+    let h = multiplier === 1 ? embedded : embedded.mul(multiplier);
     this.layers.forEach((layer, i) => {
       const layerCache = cache?.layers[i] ?? null;
       h = runLayer(this, h, layerCache, (x) => layer.call(x, rotary, bias, layerCache));
@@ -57,7 +59,7 @@ export class LlamaForCausalLM extends CausalLM {
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {
-    return headOutput(this.lm_head, this.model.call(inputs), inputs);
+    return headOutput(this.lm_head, this.model.call(inputs), inputs, outerScalars(this.config).logits);
   }
 
   tiedWeights(): Array<[string, string]> {
