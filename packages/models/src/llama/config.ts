@@ -83,7 +83,7 @@ export const LLAMA_DEFAULTS = {
 } as const;
 
 /** Families whose MLP has no biases whatever mlp_bias says (transformers' modeling files hard-code bias=False). */
-const MLP_WITHOUT_BIAS: readonly LlamaFamilyType[] = ['qwen3'];
+const MLP_WITHOUT_BIAS: readonly LlamaFamilyType[] = ['mistral', 'qwen2', 'qwen3'];
 
 /** What layer `layer` of the decoder reads, with the family's options resolved. */
 /** smollm3's default no_rope_layers: 0 (NoPE) for every no_rope_layer_interval-th layer, 1 for the others. */

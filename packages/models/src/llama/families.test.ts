@@ -3,13 +3,16 @@
  * transformers' defaults (its configuration_*.py), and what the layers get.
  */
 import test from 'ava';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../config.ts';
 import { layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
 import { ropeParameters } from '../rope.ts';
-import { FIXTURES } from '../testing.ts';
+import { noGrad } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
+import { AutoModelForCausalLM } from '../auto.ts';
+import { FIXTURES, maxMaskedDiff } from '../testing.ts';
 
 /** The fixture's config.json with `edit` applied and `drop` removed, read back. */
 async function configOf(fixture: string, edit: Record<string, unknown>, drop: string[] = []): Promise<LlamaFamilyConfig> {
@@ -72,3 +75,18 @@ test('llama ignores granite\'s scalars in its config, as transformers does', asy
   t.like(layerConfig(config, 0), { attention_scale: 1 / Math.sqrt(8), residual_multiplier: 1 });
   t.deepEqual(outerScalars(config), { embedding: 1, logits: 1 });
 });
+
+for (const fixture of ['mistral', 'qwen2', 'qwen3']) {
+  test(`a ${fixture} config.json with mlp_bias true loads transformers' checkpoint with its logits: those MLPs have no bias`, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'lorakit-family-'));
+    await cp(join(FIXTURES, fixture), dir, { recursive: true });
+    const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ ...raw, mlp_bias: true }));
+    const model = await AutoModelForCausalLM.fromPretrained(dir);
+    const reference = await SafetensorsFile.open(join(dir, 'reference.safetensors'));
+    const [inputIds, attentionMask, logits] = await Promise.all(['input_ids', 'attention_mask', 'logits'].map((n) => reference.read(n)));
+    await reference.close();
+    const out = noGrad(() => model.call({ inputIds, attentionMask }));
+    t.true(maxMaskedDiff(out.logits, logits, attentionMask) <= 1e-4);
+  });
+}
