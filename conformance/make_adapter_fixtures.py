@@ -6,7 +6,8 @@ the adapter saved by PEFT, and reference.safetensors with the logits of the
 adapted model, the gradients of every adapter parameter for the causal-LM loss
 (in-memory names), a greedy continuation, a three-step AdamW trajectory from
 the saved adapter (losses and final trainable parameters), and the logits
-after merge_and_unload.
+after merge_and_unload (with, for the all-linear cases of the families added
+to the Llama decoder, the weights merge_and_unload changes).
 
     conformance/.venv/bin/python conformance/make_adapter_fixtures.py [OUTPUT_ROOT]
 
@@ -39,7 +40,14 @@ CASES = {
     "gpt2-bias-all": ("gpt2", dict(target_modules=["c_fc"], fan_in_fan_out=True, bias="all")),
     "modules-to-save": ("llama-rope-linear", dict(target_modules=["q_proj"], modules_to_save=["lm_head"])),
     "gaussian-init": ("mistral", dict(target_modules=["k_proj"], init_lora_weights="gaussian")),
+    "qwen3-all-linear": ("qwen3", dict(target_modules="all-linear")),
+    "smollm3-all-linear": ("smollm3", dict(target_modules="all-linear")),
+    "granite-all-linear": ("granite", dict(target_modules="all-linear")),
 }
+
+# Cases whose reference also holds merge_and_unload()'s weights (`merged.<checkpoint name>`, the tensors it
+# changes), for the streamed merge to match weight by weight.
+MERGED_WEIGHTS = {"qwen3-all-linear", "smollm3-all-linear", "granite-all-linear"}
 
 
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
@@ -96,7 +104,13 @@ def main():
                 tensors[f"grad.{name}"] = param.grad.contiguous()
         with torch.no_grad():
             tensors["greedy"] = model.generate(input_ids=ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=8, do_sample=False)
-            tensors["merged_logits"] = model.merge_and_unload()(input_ids=ids, attention_mask=mask).logits.contiguous()
+            merged = model.merge_and_unload()
+            tensors["merged_logits"] = merged(input_ids=ids, attention_mask=mask).logits.contiguous()
+        if case in MERGED_WEIGHTS:
+            checkpoint = load_file(str(MODELS / base / "model.safetensors"))
+            for name, weight in merged.state_dict().items():
+                if name in checkpoint and not torch.equal(weight, checkpoint[name]):
+                    tensors[f"merged.{name}"] = weight.detach().contiguous()
         tensors.update(adamw_trajectory(base, out / "adapter", ids, mask, labels))
         save_file(tensors, str(out / "reference.safetensors"))
         (out / "case.json").write_text(json.dumps({"base": base, "lora_config": {k: v for k, v in options.items()}, "init_lora_weights": init}, indent=2) + "\n")

@@ -56,7 +56,8 @@ test('an adapter for another model fails before writing, and leaves nothing behi
 });
 
 // Every option PEFT merges differently (DoRA, fan_in_fan_out, rsLoRA with patterns, trained biases,
-// modules_to_save): the streamed checkpoint gives PEFT's merged logits.
+// modules_to_save): the streamed checkpoint gives PEFT's merged logits, and, where the reference holds
+// them (`merged.<name>`, the all-linear cases of the Llama families), merge_and_unload()'s weights (1e-5).
 for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.json'))) {
   test(`the streamed merge of the ${name} adapter gives PEFT's merged logits`, async (t) => {
     const dir = `${ADAPTER_FIXTURES}/${name}`;
@@ -65,7 +66,12 @@ for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.jso
     await mergeCheckpoint({ model: `${MODEL_FIXTURES}/${base}`, adapters: [{ dir: `${dir}/adapter` }], out, dtype: 'F32' });
     const reference = await SafetensorsFile.open(`${dir}/reference.safetensors`);
     const [inputIds, attentionMask, mergedLogits] = await Promise.all(['input_ids', 'attention_mask', 'merged_logits'].map((n) => reference.read(n)));
-    await reference.close();
+    const mergedFile = await SafetensorsFile.open(join(out, 'model.safetensors'));
+    for (const key of reference.names().filter((k) => k.startsWith('merged.'))) {
+      const error = maxAbs(await mergedFile.read(key.slice(7)), await reference.read(key));
+      t.true(error <= 1e-5, `${key.slice(7)}: max abs error ${error}`);
+    }
+    await Promise.all([reference.close(), mergedFile.close()]);
     const model = await AutoModelForCausalLM.fromPretrained(out);
     t.true(maxMaskedDiff(noGrad(() => model.call({ inputIds, attentionMask }).logits), mergedLogits, attentionMask) <= 1e-4);
   });
