@@ -1,10 +1,15 @@
-"""PEFT loads the adapters lorakit wrote (write-lorakit-adapters.ts) and must
-reproduce lorakit's logits on the unpadded positions (max abs error 1e-4)."""
+"""PEFT loads the adapters lorakit wrote (write-lorakit-adapters.ts,
+write-lorakit-cli.ts) and must wrap exactly the modules the adapter file holds
+LoRA weights for (the same targets, whether the config lists them or says
+all-linear) and reproduce lorakit's logits on the unpadded positions (max abs
+error 1e-4). For `lora add --target all-linear` (cases named cli-add-all-linear-*)
+those modules must also be the ones PEFT's own all-linear picks on that model."""
 import pathlib
 import sys
 
 import torch
-from peft import PeftModel
+from peft import LoraConfig, PeftModel, get_peft_model
+from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
@@ -22,11 +27,22 @@ def main(folder):
         base = bytes(ref["base"].tolist()).decode()
         model = AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32)  # a path from the repository's root
         model = PeftModel.from_pretrained(model, case / "adapter").eval()
+        saved = {key.split(".lora_")[0].removeprefix("base_model.model.") for key in load_file(str(case / "adapter" / "adapter_model.safetensors")) if ".lora_" in key}
+        wrapped = {name.removeprefix("base_model.model.") for name, module in model.named_modules() if isinstance(module, LoraLayer)}
+        if saved != wrapped:
+            results.append((False, f"{case.name}: PEFT wraps {sorted(wrapped ^ saved)} differently from the adapter file"))
+            continue
+        if case.name.startswith("cli-add-all-linear-"):
+            own = get_peft_model(AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32), LoraConfig(target_modules="all-linear"))
+            picked = {name.removeprefix("base_model.model.") for name, module in own.named_modules() if isinstance(module, LoraLayer)}
+            if picked != saved:
+                results.append((False, f"{case.name}: PEFT's all-linear picks {sorted(picked ^ saved)} differently from lora add"))
+                continue
         with torch.no_grad():
             logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits
         mask = ref["attention_mask"].bool()
         error = (logits - ref["logits"]).abs()[mask].max().item()
-        results.append((error <= TOLERANCE, f"{case.name}: max abs logit error {error:.2e}"))
+        results.append((error <= TOLERANCE, f"{case.name}: {len(wrapped)} modules wrapped as in the file, max abs logit error {error:.2e}"))
     return report(results, "peft loads lorakit adapter")
 
 

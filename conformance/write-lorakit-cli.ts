@@ -1,7 +1,9 @@
 /**
  * What the `lora` command writes, for PEFT and transformers + bitsandbytes to
  * load: an adapter from `lora add`, one from a short `lora train` (the adapter
- * that differs from the base) and a 4-bit model from `lora quantize`. Each
+ * that differs from the base), one from `lora add --target all-linear` on each
+ * family added to the Llama decoder (qwen3, smollm3, granite: PEFT must wrap
+ * the same modules) and a 4-bit model from `lora quantize`. Each
  * gets lorakit's logits beside it, in the layouts of write-lorakit-adapters.ts
  * and write-lorakit-quantized.ts, so the same Python checks read them.
  *
@@ -11,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tensor, noGrad } from '@lorakit/core';
-import { saveSafetensors, tensorRecord } from '@lorakit/core/io';
+import { SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { PeftModel } from '@lorakit/adapters';
 
@@ -25,13 +27,20 @@ const lora = (...args: string[]) => execFileSync(process.execPath, ['packages/cl
 const inputIds = Tensor.fromArray([[330, 284, 844, 264, 908, 539, 9, 79], [0, 0, 330, 284, 844, 79, 328, 200]], 'int64');
 const attentionMask = Tensor.fromArray([[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]], 'int64');
 
-async function writeAdapterCase(name: string, adapterDir: string): Promise<void> {
-  const model = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(MODEL), adapterDir);
+/** lorakit's logits for an adapter on `base`: the batch above, or for a model fixture its reference batch (its vocabulary is tiny). */
+async function writeAdapterCase(name: string, adapterDir: string, base = MODEL): Promise<void> {
+  let [ids, mask] = [inputIds, attentionMask];
+  if (base !== MODEL) {
+    const reference = await SafetensorsFile.open(join(base, 'reference.safetensors'));
+    [ids, mask] = [await reference.read('input_ids'), await reference.read('attention_mask')];
+    await reference.close();
+  }
+  const model = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(base), adapterDir);
   model.eval();
-  const { logits } = noGrad(() => model.call({ inputIds, attentionMask }));
+  const { logits } = noGrad(() => model.call({ inputIds: ids, attentionMask: mask }));
   await saveSafetensors(join(out, 'lorakit-adapters', name, 'lorakit.safetensors'), new Map([
-    ['input_ids', tensorRecord(inputIds, 'I64')], ['attention_mask', tensorRecord(attentionMask, 'I64')], ['logits', tensorRecord(logits, 'F32')],
-    ['base', tensorRecord(Tensor.fromArray([...Buffer.from(MODEL)], 'int32'), 'U8')],
+    ['input_ids', tensorRecord(ids, 'I64')], ['attention_mask', tensorRecord(mask, 'I64')], ['logits', tensorRecord(logits, 'F32')],
+    ['base', tensorRecord(Tensor.fromArray([...Buffer.from(base)], 'int32'), 'U8')],
   ]));
   console.log(`${name}: written`);
 }
@@ -49,6 +58,12 @@ await Promise.all(['cli-add', 'cli-train'].map((name) => mkdir(join(adapters, na
 await mkdir(join(out, 'lorakit-quantized'), { recursive: true });
 lora('add', MODEL, '--target', 'q_proj,v_proj,down_proj', '--r', '8', '--alpha', '32', '--rslora', '--init', 'gaussian', '--out', join(adapters, 'cli-add', 'adapter'));
 await writeAdapterCase('cli-add', join(adapters, 'cli-add', 'adapter'));
+for (const family of ['qwen3', 'smollm3', 'granite']) {
+  const name = `cli-add-all-linear-${family}`;
+  await mkdir(join(adapters, name), { recursive: true });
+  lora('add', join('packages/models/fixtures', family), '--target', 'all-linear', '--r', '4', '--alpha', '8', '--out', join(adapters, name, 'adapter'));
+  await writeAdapterCase(name, join(adapters, name, 'adapter'), join('packages/models/fixtures', family));
+}
 const run = join(out, 'lorakit-cli-train');
 lora('train', MODEL, '--target', 'all-linear', '--r', '4', '--lr', '0.01', '--data', `${DATA}/train.jsonl`, '--max-steps', '4', '--batch-size', '2', '--out', run, '--progress', 'none');
 execFileSync('cp', ['-r', join(run, 'adapter'), join(adapters, 'cli-train', 'adapter')]);
