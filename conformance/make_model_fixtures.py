@@ -5,7 +5,7 @@ transformers saves it, in float32, or in bfloat16 for the cases named -bf16)
 and reference.safetensors beside them, computed in float32 from the stored
 weights:
   input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
-  loss (labels = input_ids with padding at -100), greedy [1, 5 + 8]
+  loss (labels = input_ids with padding at -100), greedy [1, 5 + 20]
 The families after the first four (qwen3, ...) get their norm weights drawn
 around 1 (RMSNorm starts at ones), so that every norm's weight matters.
 and tiny-code-llama's loss on the inputs of make_peft_fixtures.py's io.safetensors
@@ -81,7 +81,7 @@ def reference(model, vocab):
     labels = ids.masked_fill(mask == 0, -100)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
-        greedy = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=8, do_sample=False)
+        greedy = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=20, do_sample=False)
     return {"input_ids": ids, "attention_mask": mask, "logits": out.logits.float().contiguous(),
             "loss": out.loss.reshape(1).float(), "greedy": greedy}
 
