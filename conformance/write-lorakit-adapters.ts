@@ -21,6 +21,9 @@ const CASES: Record<string, [string, Partial<LoraConfigFields>]> = {
   dora: ['llama-bf16-tied', { targetModules: ['q_proj', 'o_proj', 'down_proj'], useDora: true }],
   'gpt2-conv1d': ['gpt2', { targetModules: ['c_attn', 'c_fc'], bias: 'lora_only' }],
   'modules-to-save': ['llama-rope-linear', { targetModules: ['v_proj'], modulesToSave: ['lm_head'] }],
+  'qwen3-all-linear': ['qwen3', { targetModules: 'all-linear' }],
+  'smollm3-all-linear': ['smollm3', { targetModules: 'all-linear' }],
+  'granite-all-linear': ['granite', { targetModules: 'all-linear' }],
 };
 
 const out = process.argv[2] ?? 'conformance/out/lorakit-adapters';
