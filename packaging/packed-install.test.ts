@@ -58,13 +58,13 @@ async function install(): Promise<{ dir: string; tarballs: string[] }> {
 const installed = install();
 const TSC = `${REPO}node_modules/.bin/tsc`;
 
-test('the tarballs hold the JavaScript, declarations, source maps and sources, and no tests or fixtures', async (t) => {
+test('the tarballs hold the JavaScript, declarations, source maps and sources, and no tests, fixtures or source-only loaders', async (t) => {
   const { tarballs } = await installed;
   for (const tarball of tarballs) {
     const files = (await ok('tar', ['tzf', tarball], REPO)).trim().split('\n');
     t.log(`${tarball.split('/').pop()}: ${((await stat(tarball)).size / 1024).toFixed(0)} KiB, ${files.length} files`);
     for (const needed of ['package/package.json', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/index.js.map', 'package/src/index.ts']) t.true(files.includes(needed), `${tarball}: ${needed}`);
-    t.deepEqual(files.filter((f) => /\.test\.|fixtures\/|\/testing\.ts$|\.tsbuildinfo$|benchmarks\//.test(f)), [], tarball);
+    t.deepEqual(files.filter((f) => /\.test\.|fixtures\/|\/testing\.ts$|\.tsbuildinfo$|benchmarks\/|worker-bootstrap/.test(f)), [], tarball);
   }
 });
 
