@@ -6,7 +6,10 @@ import { maxAbsDiff } from '../testing/assert.ts';
 import { rotaryAttention } from './rotary-attention.ts';
 import { attentionBias, repeatKv, scaledDotProductAttention } from './attention.ts';
 import { applyRotary, rotaryTables } from './rope.ts';
-import { concat } from './layout.ts';
+import { concat, slice } from './layout.ts';
+import { matmul } from './matmul.ts';
+import { softmax } from './softmax.ts';
+import { tanh } from './unary.ts';
 import { noGrad, observeGradUse } from '../autograd.ts';
 import { Parameter } from '../parameter.ts';
 
@@ -108,4 +111,47 @@ test('a checkpoint observing a no-grad forward sees a trainable q, k or v', (t) 
   const attend = (q: Tensor, k: Tensor, v: Tensor) => () => noGrad(() => rotaryAttention(q, k, v, { ...dims, ...tables([0, 1, 2]), bias }));
   t.false(observeGradUse(attend(q, k, v)).usedGrad);
   t.true(observeGradUse(attend(q, new Parameter(k), v)).usedGrad);
+});
+
+/**
+ * Attention written out op by op, for the options the composition above lacks: rope on the first
+ * `rotaryDim` dims of each head only (phi3), and scores soft-capped as c·tanh(s/c) (gemma2).
+ */
+function composed(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, cos: Tensor, sin: Tensor, rotaryDim: number, softcap: number | null) {
+  const [b, t] = q.shape;
+  const headDim = 4;
+  const split = (x: Tensor, n: number) => x.reshape([b, t, n, headDim]).transpose(1, 2);
+  const rope = (x: Tensor) => rotaryDim === headDim ? applyRotary(x, cos, sin) : concat([applyRotary(slice(x, 3, 0, rotaryDim), cos, sin), slice(x, 3, rotaryDim, headDim)], 3);
+  const qh = rope(split(q, 4));
+  const kh = repeatKv(rope(split(k, 2)), 2);
+  const raw = matmul(qh, kh.transpose(2, 3)).mul(1 / Math.sqrt(headDim));
+  const scores = (softcap === null ? raw : tanh(raw.div(softcap)).mul(softcap)).add(bias);
+  return matmul(softmax(scores, -1), repeatKv(split(v, 2), 2)).transpose(1, 2).reshape([b, t, 16]);
+}
+
+for (const [rotaryDim, softcap] of [[2, null], [4, 0.7], [2, 0.7]] as const) {
+  test(`rotary attention turning ${rotaryDim} of 4 dims, softcap ${softcap}: outputs and gradients equal the op-by-op composition`, (t) => {
+    const bias = attentionBias({ batch: 2, queryLength: 3, keyLength: 3, causal: true, paddingMask: new Tensor(Int32Array.of(1, 1, 1, 0, 1, 1), [2, 3]), dtype: 'float64' });
+    const positions = [0, 1, 2];
+    const { cos: c, sin: s } = rotaryTables(positions, Float64Array.from([0.9, 0.1].slice(0, rotaryDim / 2)));
+    const cos = new Tensor(Float64Array.from(c), [1, 1, 3, rotaryDim]), sin = new Tensor(Float64Array.from(s), [1, 1, 3, rotaryDim]);
+    const inputs = () => [randn(2, 3, 16), randn(2, 3, 8), randn(2, 3, 8)].map((x) => x.mul(3)); // scores of a few units: the cap bends them
+    const [q, k, v] = inputs();
+    const fused = (q: Tensor, k: Tensor, v: Tensor) => rotaryAttention(q, k, v, { ...dims, cos, sin, rotaryDim, softcap, bias }).out;
+    const reference = composed(q, k, v, bias, cos, sin, rotaryDim, softcap);
+    const visibleRows = [0, 1, 2, 4, 5].flatMap((row) => Array.from({ length: 16 }, (_, i) => row * 16 + i)); // row 1's first query sees no key
+    const out = fused(q, k, v).values;
+    t.true(visibleRows.every((i) => Math.abs(out[i] - reference.values[i]) < 1e-12));
+    const { maxError, worst } = gradcheck(fused, inputs());
+    t.true(maxError < 1e-6, worst);
+  });
+}
+
+test('a softcap bounds every score: huge queries attend like c·tanh(s/c), not like argmax', (t) => {
+  const bias = attentionBias({ batch: 1, queryLength: 3, keyLength: 3, causal: true, dtype: 'float64' });
+  const [q, k, v] = [randn(1, 3, 16).mul(100), randn(1, 3, 8), randn(1, 3, 8)];
+  const { cos, sin } = tables([0, 1, 2]);
+  const capped = rotaryAttention(q, k, v, { ...dims, cos, sin, bias, softcap: 0.5 }).out;
+  t.true(maxAbsDiff(capped.values, composed(q, k, v, bias, cos, sin, 4, 0.5).values) < 1e-12);
+  t.true(maxAbsDiff(capped.values, rotaryAttention(q, k, v, { ...dims, cos, sin, bias }).out.values) > 0.1);
 });

@@ -4,11 +4,13 @@
  * grouped-query heads, softmax and head merge in one graph each way.
  *
  *   q [B, T, H·D], k/v [B, T, Hkv·D], past k/v [B, Hkv, P, D] (P may be 0)
- *   cos/sin [B|1, 1, T, D], bias [B|1, 1, T, P+T] (see attentionBias)
+ *   cos/sin [B|1, 1, T, R], bias [B|1, 1, T, P+T] (see attentionBias)
  *   qh = rope(q as [B, H, T, D]);  kh = cat(pastK, rope(k));  vh = cat(pastV, v)
+ *   rope turns the first R = rotaryDim of each head's D dims (R < D: partial rotary, phi3) and keeps the rest
  *   grouped-query: the G = H/Hkv query heads of one key head are adjacent, so
  *   q as [B, Hkv, G·T, D] meets k [B, Hkv, S, D] with no copies of k or v
- *   out = softmax((scale·qh)·khᵀ + bias)·vh  -> [B, T, H·D]
+ *   out = softmax(cap((scale·qh)·khᵀ) + bias)·vh  -> [B, T, H·D]
+ *   cap(x) = c·tanh(x/c) with softcap c (gemma2's attn_logit_softcapping), else x
  *   (a query row that sees no key outputs zeros, as in ops/attention.ts: its output
  *   row and its incoming gradient row are zeroed, [G·T, D] work instead of [G·T, S])
  *
@@ -17,8 +19,9 @@
  * keeping a T×T tensor per layer), then the
  * attention gradients of ops/attention.ts (with Σ_s dP·P taken
  * as Σ_d dO·O, a reduction over D rather than S), then rope's transpose
- * (rotation by −θ: rope with −sin) and the head merge undone. The cache is a
- * constant: only the new positions' k and v get gradients.
+ * (rotation by −θ: rope with −sin) and the head merge undone. With a softcap the
+ * score gradient goes through cap' = 1 − tanh²(x/c), the raw scores recomputed. The
+ * cache is a constant: only the new positions' k and v get gradients.
  */
 import { isGradEnabled, noteInputs, record } from '../autograd.ts';
 import { Tensor } from '../tensor.ts';
@@ -36,12 +39,18 @@ interface Heads {
   headDim: number;
 }
 
+/** The graph's shape: the heads, how many dims rope turns, whether scores are soft-capped. */
+interface Dims extends Heads {
+  rotaryDim: number;
+  softcap: boolean;
+}
+
 const SWAP_LAST = [0, 1, 3, 2];
 const SWAP_TIME_HEADS = [0, 2, 1, 3];
 
 /** Graph helpers shared by both directions. */
 class AttentionGraph extends GraphBuilder {
-  constructor(name: string, dtype: Float, readonly dims: Heads) {
+  constructor(name: string, dtype: Float, readonly dims: Dims) {
     super(name, dtype);
   }
 
@@ -56,12 +65,33 @@ class AttentionGraph extends GraphBuilder {
     return this.node('Reshape', [swapped, this.int64Constant([0, 0, heads * this.dims.headDim])]);
   }
 
-  /** x·cos + rotateHalf(x)·sin, rotateHalf([x1, x2]) = [−x2, x1] */
+  /** x·cos + rotateHalf(x)·sin, rotateHalf([x1, x2]) = [−x2, x1], on the first rotaryDim dims; the rest pass */
   rope(x: string, cos: string, sin: string): string {
-    const half = this.dims.headDim / 2;
+    const { headDim, rotaryDim } = this.dims;
+    if (rotaryDim === headDim) return this.rotate(x, cos, sin);
+    const [turned, kept] = this.nodeWithOutputs('Split', [x, this.int64Constant([rotaryDim, headDim - rotaryDim])], 2, { axis: -1 });
+    return this.node('Concat', [this.rotate(turned, cos, sin), kept], { axis: -1 });
+  }
+
+  private rotate(x: string, cos: string, sin: string): string {
+    const half = this.dims.rotaryDim / 2;
     const [x1, x2] = this.nodeWithOutputs('Split', [x, this.int64Constant([half, half])], 2, { axis: -1 });
     const rotated = this.node('Concat', [this.node('Neg', [x2]), x1], { axis: -1 });
     return this.node('Add', [this.node('Mul', [x, cos]), this.node('Mul', [rotated, sin])]);
+  }
+
+  /** (scale·qh)·khᵀ [B, Hkv, G·T, S], before any cap */
+  rawScores(qh: string, kh: string): string {
+    return this.node('MatMul', [qh, this.node('Transpose', [kh], { perm: SWAP_LAST })]);
+  }
+
+  /** c·tanh(x/c) with c the `softcap` input, or x */
+  capped(raw: string, softcap: string): string {
+    return this.dims.softcap ? this.node('Mul', [this.capTanh(raw, softcap), softcap]) : raw;
+  }
+
+  capTanh(raw: string, softcap: string): string {
+    return this.node('Tanh', [this.node('Div', [raw, softcap])]);
   }
 
   /** [B, H, T, D] <-> [B, Hkv, G·T, D] */
@@ -83,13 +113,13 @@ type Keep = 'nothing' | 'recompute' | 'probabilities';
 /** Probabilities up to this size are kept (faster); larger ones are recomputed (a T×T tensor per layer saved). */
 const KEEP_PROBABILITIES_BYTES = 16 * 2 ** 20;
 
-function forwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
+function forwardGraph(dtype: Float, dims: Dims, keep: Keep): Uint8Array {
   const g = new AttentionGraph('rotary_attention_forward', dtype, dims);
-  const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale'].map((n) => g.input(n));
+  const [q, k, v, pastK, pastV, cos, sin, bias, visible, scale, softcap] = ['q', 'k', 'v', 'past_k', 'past_v', 'cos', 'sin', 'bias', 'visible', 'scale', 'softcap'].map((n) => g.input(n));
   const qh = g.node('Mul', [g.grouped(g.rope(g.splitHeads(q), cos, sin)), scale]); // scaled here, on [B, Hkv, G·T, D] rather than the scores
   const kh = g.node('Concat', [pastK, g.rope(g.splitHeads(k), cos, sin)], { axis: 2 }); // [B, Hkv, S, D]
   const vh = g.node('Concat', [pastV, g.splitHeads(v)], { axis: 2 });
-  const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
+  const scores = g.node('Add', [g.capped(g.rawScores(qh, kh), softcap), bias]);
   const probs = g.node('Softmax', [scores], { axis: -1 }); // [B, Hkv, G·T, S]
   const og = g.node('Mul', [g.node('MatMul', [probs, vh]), visible]); // [B, Hkv, G·T, D]; rows that see no key are 0
   g.output(g.mergeHeads(g.ungrouped(og), dims.heads));
@@ -98,22 +128,20 @@ function forwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
   return g.build();
 }
 
-function backwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
+function backwardGraph(dtype: Float, dims: Dims, keep: Keep): Uint8Array {
   const g = new AttentionGraph('rotary_attention_backward', dtype, dims);
-  const [dOut, qh, kh, vh, og, bias, visible, cos, sin, scale, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'og', 'bias', 'visible', 'cos', 'sin', 'scale', 'new_from'].map((n) =>
+  const [dOut, qh, kh, vh, og, bias, visible, cos, sin, scale, softcap, newFrom] = ['d_out', 'qh', 'kh', 'vh', 'og', 'bias', 'visible', 'cos', 'sin', 'scale', 'softcap', 'new_from'].map((n) =>
     g.input(n, n === 'new_from' ? 'int64' : undefined),
   );
-  const recomputed = () => {
-    const scores = g.node('Add', [g.node('MatMul', [qh, g.node('Transpose', [kh], { perm: SWAP_LAST })]), bias]);
-    return g.node('Softmax', [scores], { axis: -1 });
-  };
-  const probs = keep === 'probabilities' ? g.input('probs') : recomputed(); // [B, Hkv, G·T, S]
+  const raw = keep !== 'probabilities' || dims.softcap ? g.rawScores(qh, kh) : null;
+  const probs = keep === 'probabilities' ? g.input('probs') : g.node('Softmax', [g.node('Add', [g.capped(raw!, softcap), bias])], { axis: -1 }); // [B, Hkv, G·T, S]
   const dO = g.node('Mul', [g.grouped(g.splitHeads(dOut)), visible]); // [B, Hkv, G·T, D]; no gradient through rows that see no key
   const dV = g.node('MatMul', [g.node('Transpose', [probs], { perm: SWAP_LAST }), dO]);
   const dP = g.node('MatMul', [dO, g.node('Transpose', [vh], { perm: SWAP_LAST })]);
   // Σ_s dP·P = Σ_d dO·O (FlashAttention's identity): a reduction over D instead of S.
   const rowDot = g.node('ReduceSum', [g.node('Mul', [dO, og]), g.int64Constant([-1])], { keepdims: 1 });
-  const dS = g.node('Mul', [g.node('Sub', [dP, rowDot]), probs]);
+  const dCapped = g.node('Mul', [g.node('Sub', [dP, rowDot]), probs]);
+  const dS = dims.softcap ? uncapped(g, dCapped, g.capTanh(raw!, softcap)) : dCapped; // gradient of the raw scores
   const dQ = g.node('Mul', [g.node('MatMul', [dS, kh]), scale]);
   const dK = g.node('MatMul', [g.node('Transpose', [dS], { perm: SWAP_LAST }), qh]); // qh carries the scale
   const newPositions = (x: string) => g.node('Slice', [x, newFrom, g.int64Constant([Number.MAX_SAFE_INTEGER]), g.int64Constant([2])]);
@@ -124,9 +152,19 @@ function backwardGraph(dtype: Float, dims: Heads, keep: Keep): Uint8Array {
   return g.build();
 }
 
+/** d/dx of c·tanh(x/c) is 1 − tanh²(x/c). */
+function uncapped(g: AttentionGraph, dCapped: string, tanh: string): string {
+  const oneMinusSquare = g.node('Sub', [g.scalar(1), g.node('Mul', [tanh, tanh])]);
+  return g.node('Mul', [dCapped, oneMinusSquare]);
+}
+
 export interface RotaryAttentionOptions extends Heads {
+  /** [B|1, 1, T, rotaryDim]: rope turns the first rotaryDim dims of each head (default headDim) */
   cos: Tensor;
   sin: Tensor;
+  rotaryDim?: number;
+  /** Scores become c·tanh(scores/c) before the mask (gemma2's attn_logit_softcapping). */
+  softcap?: number | null;
   /** Additive mask [B|1, 1, T, P+T] from attentionBias. */
   bias: Tensor;
   pastKey?: Tensor | null;
@@ -158,15 +196,16 @@ function groupedBias(bias: Tensor, groups: number): Tensor {
 function checkShapes(q: Tensor, k: Tensor, v: Tensor, past: Tensor, o: RotaryAttentionOptions): void {
   const [b, t] = q.shape;
   const { heads, kvHeads, headDim } = o;
+  const rotaryDim = o.rotaryDim ?? headDim;
   const ok =
-    q.ndim === 3 && q.shape[2] === heads * headDim && heads % kvHeads === 0 && headDim % 2 === 0 &&
+    q.ndim === 3 && q.shape[2] === heads * headDim && heads % kvHeads === 0 && rotaryDim % 2 === 0 && rotaryDim > 0 && rotaryDim <= headDim &&
     [k, v].every((x) => x.ndim === 3 && x.shape[0] === b && x.shape[1] === t && x.shape[2] === kvHeads * headDim) &&
-    [o.cos, o.sin].every((c) => c.ndim === 4 && [1, b].includes(c.shape[0]) && c.shape[2] === t && c.shape[3] === headDim) &&
+    [o.cos, o.sin].every((c) => c.ndim === 4 && [1, b].includes(c.shape[0]) && c.shape[2] === t && c.shape[3] === rotaryDim) &&
     past.ndim === 4 && past.shape[0] === b && past.shape[1] === kvHeads && past.shape[3] === headDim &&
     o.bias.ndim === 4 && [1, b].includes(o.bias.shape[0]) && o.bias.shape[2] === t && o.bias.shape[3] === past.shape[2] + t;
   if (!ok) {
     const shapes = [q, k, v, past, o.cos, o.bias].map((x) => formatShape(x.shape)).join(', ');
-    throw new Error(`rotaryAttention: shapes q, k, v, past, cos, bias = ${shapes} do not fit ${heads} heads, ${kvHeads} key/value heads of ${headDim}`);
+    throw new Error(`rotaryAttention: shapes q, k, v, past, cos, bias = ${shapes} do not fit ${heads} heads, ${kvHeads} key/value heads of ${headDim} (${rotaryDim} rotated)`);
   }
 }
 
@@ -177,16 +216,17 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const pastKey = options.pastKey ?? empty;
   const pastValue = options.pastValue ?? empty;
   checkShapes(q, k, v, pastKey, options);
-  const dims = { heads, kvHeads, headDim };
-  const key = `${dtype}:${heads}:${kvHeads}:${headDim}`;
+  const dims: Dims = { heads, kvHeads, headDim, rotaryDim: options.rotaryDim ?? headDim, softcap: (options.softcap ?? null) !== null };
+  const key = `${dtype}:${heads}:${kvHeads}:${headDim}:${dims.rotaryDim}:${dims.softcap}`;
   const scale = Tensor.scalar(options.scale ?? 1 / Math.sqrt(headDim), dtype);
+  const softcap = Tensor.scalar(options.softcap ?? 1, dtype);
   const training = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const probabilityBytes = q.shape[0] * heads * q.shape[1] * (pastKey.shape[2] + q.shape[1]) * (dtype === 'float32' ? 4 : 8);
   const keep: Keep = !training ? 'nothing' : probabilityBytes <= KEEP_PROBABILITIES_BYTES ? 'probabilities' : 'recompute';
   const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep));
   const grouped = groupedBias(bias, heads / kvHeads);
   const visible = visibleRows(grouped);
-  const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale]);
+  const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale, softcap]);
   if (keep === 'nothing') {
     noteInputs([q, k, v]); // a checkpoint's no-grad forward must still see a trainable q, k or v
     return { out, key: kh, value: vh };
@@ -195,7 +235,7 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const gradsFor = (dOut: Tensor) => {
     const backward = nativeKernel(`rotary_attention_backward:${key}:${keep}`, dtype, () => backwardGraph(dtype, dims, keep));
     const newFrom = new Tensor(BigInt64Array.of(BigInt(pastKey.shape[2])), [1]);
-    return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, newFrom, ...(keep === 'probabilities' ? [probs] : [])]));
+    return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, softcap, newFrom, ...(keep === 'probabilities' ? [probs] : [])]));
   };
   record('rotaryAttention', out, [q, k, v], (dOut) => [() => gradsFor(dOut)[0], () => gradsFor(dOut)[1], () => gradsFor(dOut)[2]]);
   return { out, key: kh, value: vh };
