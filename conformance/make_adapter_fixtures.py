@@ -7,7 +7,9 @@ adapted model, the gradients of every adapter parameter for the causal-LM loss
 (in-memory names), a greedy continuation, a three-step AdamW trajectory from
 the saved adapter (losses and final trainable parameters), and the logits
 after merge_and_unload (with, for the all-linear cases of the families added
-to the Llama decoder, the weights merge_and_unload changes).
+to the Llama decoder and the embedding cases, the weights merge_and_unload
+changes). Embedding factors (lora_embedding_A/B) are PEFT's init_lora_weights=False
+draws, N(0, 1), with B redrawn at std 0.05 as lora_B is.
 
     conformance/.venv/bin/python conformance/make_adapter_fixtures.py [OUTPUT_ROOT]
 
@@ -43,11 +45,17 @@ CASES = {
     "qwen3-all-linear": ("qwen3", dict(target_modules="all-linear")),
     "smollm3-all-linear": ("smollm3", dict(target_modules="all-linear")),
     "granite-all-linear": ("granite", dict(target_modules="all-linear")),
+    # LoRA on the token embedding (PEFT's lora.Embedding: lora_embedding_A [r, vocab], lora_embedding_B [hidden, r]),
+    # listed by name; PEFT also saves the embedding's base weight (save_embedding_layers="auto").
+    "embedding-qv": ("llama", dict(target_modules=["embed_tokens", "q_proj", "v_proj"])),
+    # The same on a model whose lm_head is tied to embed_tokens, chosen by a regex, with rsLoRA and an embedding rank
+    # and alpha of their own: the head reads the base weight in forward, and the merged (shared) weight after the merge.
+    "tied-embedding-regex-rslora": ("llama-bf16-tied", dict(target_modules=r".*\.(embed_tokens|q_proj|v_proj)", use_rslora=True, rank_pattern={"embed_tokens": 2}, alpha_pattern={"embed_tokens": 4})),
 }
 
 # Cases whose reference also holds merge_and_unload()'s weights (`merged.<checkpoint name>`, the tensors it
 # changes), for the streamed merge to match weight by weight.
-MERGED_WEIGHTS = {"qwen3-all-linear", "smollm3-all-linear", "granite-all-linear"}
+MERGED_WEIGHTS = {"qwen3-all-linear", "smollm3-all-linear", "granite-all-linear", "embedding-qv", "tied-embedding-regex-rslora"}
 
 
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
@@ -73,7 +81,7 @@ def adamw_trajectory(base, adapter, ids, mask, labels):
 def randomize(model, generator):
     with torch.no_grad():
         for name, param in model.named_parameters():
-            if "lora_B" in name:
+            if "lora_B" in name or "lora_embedding_B" in name:
                 param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
             elif "lora_magnitude_vector" in name or ("modules_to_save" in name) or (name.endswith(".bias") and param.requires_grad):
                 param.add_(torch.randn(param.shape, generator=generator) * 0.05)
@@ -109,7 +117,7 @@ def main():
         if case in MERGED_WEIGHTS:
             checkpoint = load_file(str(MODELS / base / "model.safetensors"))
             for name, weight in merged.state_dict().items():
-                if name in checkpoint and not torch.equal(weight, checkpoint[name]):
+                if name in checkpoint and not torch.equal(weight, checkpoint[name].to(weight.dtype)):
                     tensors[f"merged.{name}"] = weight.detach().contiguous()
         tensors.update(adamw_trajectory(base, out / "adapter", ids, mask, labels))
         save_file(tensors, str(out / "reference.safetensors"))

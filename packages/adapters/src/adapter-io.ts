@@ -10,21 +10,46 @@ import { join } from 'node:path';
 import { noGrad, type Tensor } from '@lorakit/core';
 import { formatShape } from '@lorakit/core/ops';
 import { FileFormatError, quote } from '@lorakit/core/io';
+import { Embedding, Linear } from '@lorakit/core/nn';
 import type { WeightLayout } from '@lorakit/models';
 import type { PeftModel } from './peft-model.ts';
 import { expectedAdapterTensors } from './adapter-layout.ts';
-import { configToJson, readAdapter, savedKey, writeAdapter, type AdapterFiles } from './peft-format.ts';
+import { configToJson, readAdapter, savedKey, savedKeyOf, savesEmbeddingBase, writeAdapter, type AdapterFiles } from './peft-format.ts';
+import type { LoraConfig } from './config.ts';
+import { isLoraLayer } from './lora-layers.ts';
+import { isEmbeddingLayer } from './targets.ts';
 
 /** The adapter's tensors under their saved (PEFT) keys. */
 export function adapterStateDict(peft: PeftModel, adapter: string): Map<string, Tensor> {
   const config = peft.peftConfig.get(adapter);
   if (config === undefined) throw new Error(`no adapter named "${adapter}"`);
+  const bases = embeddingBaseKeys(peft, adapter, config);
   const result = new Map<string, Tensor>();
   for (const [key, tensor] of peft.stateDict()) {
-    const saved = savedKey(key, adapter, config.bias);
+    const saved = bases.has(key) ? key : savedKey(key, adapter, config.bias);
     if (saved !== null) result.set(saved, tensor);
   }
   return result;
+}
+
+/**
+ * The base-layer keys PEFT saves with the adapter when it targets embeddings
+ * (savesEmbeddingBase): those of the input embedding (the first embedding of
+ * the tree, embed_tokens or wte) and of the output head, each when it holds
+ * this adapter's LoRA.
+ */
+function embeddingBaseKeys(peft: PeftModel, adapter: string, config: LoraConfig): Set<string> {
+  const model = peft.model;
+  const named = model.namedModules();
+  if (!savesEmbeddingBase(config.targetModules, named.map(([n]) => n))) return new Set();
+  const input = named.find(([, m]) => isEmbeddingLayer(m))?.[0];
+  const keys = new Set<string>();
+  for (const name of [input, model.outputEmbeddingsName()]) {
+    const layer = name === undefined ? undefined : model.getSubmodule(name);
+    if (!layer || !isLoraLayer(layer) || !layer.settings.has(adapter) || !(layer.base_layer instanceof Linear || layer.base_layer instanceof Embedding)) continue;
+    for (const [local] of layer.base_layer.ownTensors()) keys.add(savedKeyOf(name!, `base_layer.${local}`));
+  }
+  return keys;
 }
 
 /** PEFT's layout: the default adapter in `dir`, any other in `dir/<name>`. */
@@ -46,7 +71,8 @@ const show = (keys: string[]) => keys.slice(0, LISTED).map((k) => `    ${quote(k
  * loading onto a model and the streaming merge both check.
  */
 export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, readonly number[]>, warn: (message: string) => void): void {
-  const missing = [...expected.keys()].filter((k) => !files.tensors.has(k));
+  // PEFT's save_pretrained(save_embedding_layers=False) leaves out the base weights of targeted embeddings: they may be absent
+  const missing = [...expected.keys()].filter((k) => !files.tensors.has(k) && !k.endsWith('.base_layer.weight'));
   const unexpected = [...files.tensors.keys()].filter((k) => !expected.has(k));
   const mismatched = [...expected].flatMap(([k, shape]) => {
     const found = files.tensors.get(k);
@@ -65,7 +91,7 @@ export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, r
   for (const [key, tensor] of files.tensors) {
     if (!tensor.values.every(Number.isFinite)) throw new FileFormatError('NonFiniteAdapter', files.weightsFile, `${quote(key)} holds NaN or Inf`);
   }
-  const bKeys = [...expected.keys()].filter((k) => k.endsWith('.lora_B.weight'));
+  const bKeys = [...expected.keys()].filter((k) => k.endsWith('.lora_B.weight') || k.endsWith('.lora_embedding_B'));
   if (bKeys.length > 0 && bKeys.every((k) => files.tensors.get(k)!.values.every((v) => v === 0))) {
     warn(`${files.weightsFile}: every lora_B is zero, so this adapter does not change the model (was it trained?)`);
   }
@@ -76,7 +102,8 @@ export function loadAdapterTensors(peft: PeftModel, adapter: string, files: Adap
   const expected = adapterStateDict(peft, adapter);
   checkAdapterTensors(files, new Map([...expected].map(([k, t]) => [k, t.shape])), warn);
   noGrad(() => {
-    for (const [key, target] of expected) target.values.set(files.tensors.get(key)!.values);
+    // a saved embedding base weight goes into the base layer (so a tied head gets it too), as PEFT's load_state_dict does
+    for (const [key, target] of expected) if (files.tensors.has(key)) target.values.set(files.tensors.get(key)!.values);
   });
 }
 

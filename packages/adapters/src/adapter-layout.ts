@@ -13,19 +13,20 @@
  * that on every PEFT-made adapter).
  */
 import { Module } from '@lorakit/core';
-import { Conv1D, Linear } from '@lorakit/core/nn';
+import { Conv1D, Embedding, Linear } from '@lorakit/core/nn';
 import type { CausalLM, LayoutModule, WeightLayout } from '@lorakit/models';
 import type { LoraConfig } from './config.ts';
 import { checkPatternKeys, selectTargets } from './targets.ts';
-import { savedKeyOf } from './peft-format.ts';
+import { factorLocals, savedKeyOf, savesEmbeddingBase } from './peft-format.ts';
 
 /**
- * A module of the layout as targets.ts sees it: a Linear or Conv1D by class
- * (made without its constructor, so without weights), anything else by name.
+ * A module of the layout as targets.ts sees it: a Linear, Conv1D or Embedding
+ * by class (made without its constructor, so without weights), anything else by name.
  */
 function standIn(type: string): Module {
   if (type === 'Linear') return Object.create(Linear.prototype) as Linear;
   if (type === 'Conv1D') return Object.create(Conv1D.prototype) as Conv1D;
+  if (type === 'Embedding') return Object.create(Embedding.prototype) as Embedding;
   return { constructor: { name: type } } as unknown as Module;
 }
 
@@ -36,10 +37,10 @@ function layoutModel(layout: WeightLayout): CausalLM {
   return view as unknown as CausalLM;
 }
 
-/** A layout module's weight as [out, in] features (Conv1D stores [in, out]). */
+/** A layout module's weight as [out, in] features (Conv1D stores [in, out], an Embedding [num, dim]: in = num, out = dim). */
 function features(module: LayoutModule): { inp: number; out: number; bias: boolean } {
   const weight = module.tensors.find(([n]) => n === 'weight')![1];
-  const [out, inp] = module.type === 'Conv1D' ? [weight[1], weight[0]] : [weight[0], weight[1]];
+  const [out, inp] = module.type === 'Conv1D' || module.type === 'Embedding' ? [weight[1], weight[0]] : [weight[0], weight[1]];
   return { inp, out, bias: module.tensors.some(([n]) => n === 'bias') };
 }
 
@@ -53,6 +54,9 @@ export function expectedAdapterTensors(layout: WeightLayout, config: LoraConfig)
   const { names } = selectTargets(layoutModel(layout), config);
   checkPatternKeys(config, names);
   const targeted = new Set(names);
+  // the input embedding (the first one of the tree) and the head, whose base weights PEFT saves when embeddings are targeted
+  const input = layout.modules.find((m) => m.type === 'Embedding')?.name;
+  const savedBases = new Set(savesEmbeddingBase(config.targetModules, layout.modules.map((m) => m.name)) ? [input, layout.head].filter((n) => n !== undefined && targeted.has(n)) : []);
   const expected = new Map<string, number[]>();
   let saved: string | null = null; // the modules_to_save module being walked, whose tensors are saved whole
   for (const module of layout.modules) {
@@ -64,9 +68,11 @@ export function expectedAdapterTensors(layout: WeightLayout, config: LoraConfig)
     } else if (targeted.has(name)) {
       const { inp, out, bias } = features(module);
       const { r } = config.rankAndAlpha(name);
-      if (bias && config.bias !== 'none') expected.set(savedKeyOf(name, 'base_layer.bias'), [out]);
-      expected.set(savedKeyOf(name, 'lora_A.weight'), [r, inp]);
-      expected.set(savedKeyOf(name, 'lora_B.weight'), [out, r]);
+      if (savedBases.has(name)) for (const [local, shape] of module.tensors) expected.set(savedKeyOf(name, `base_layer.${local}`), shape);
+      else if (bias && config.bias !== 'none') expected.set(savedKeyOf(name, 'base_layer.bias'), [out]);
+      const factors = factorLocals(module.type === 'Embedding');
+      expected.set(savedKeyOf(name, factors.a), [r, inp]);
+      expected.set(savedKeyOf(name, factors.b), [out, r]);
       if (config.useDora) expected.set(savedKeyOf(name, 'lora_magnitude_vector'), [out]);
     } else if (config.bias === 'all') {
       for (const [local, shape] of module.tensors) if (local === 'bias') expected.set(savedKeyOf(name, 'bias'), shape);

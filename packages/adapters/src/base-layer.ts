@@ -32,7 +32,8 @@ export interface LinearBase {
   readonly weightParameter: Parameter | null;
 }
 
-function transpose2d(t: Tensor): Tensor {
+/** A [rows, cols] float32 matrix as [cols, rows], copied. */
+export function transpose2d(t: Tensor): Tensor {
   const [rows, cols] = t.shape;
   const out = new Float32Array(t.numel);
   const v = t.values;

@@ -5,9 +5,14 @@
  *
  *   await mergeCheckpoint({ model: 'models/base', adapters: [{ dir: 'out/adapter' }], out: 'models/merged', dtype: 'BF16' });
  *
- *   W' = W + Σ wᵢ·sᵢ·Bᵢ·Aᵢ   (transposed for fan_in_fan_out layers)
+ *   W' = W + Σ wᵢ·sᵢ·Bᵢ·Aᵢ   (transposed for fan_in_fan_out layers and embeddings: W_embed += (s·B·A)ᵀ)
  *   DoRA: W' = m ⊙ (W + s·B·A) / ‖W + s·B·A‖_row
- *   modules_to_save and trained biases replace the base tensors.
+ *   modules_to_save and trained biases replace the base tensors; an embedding
+ *   base weight saved with the adapter replaces it before its delta is added,
+ *   as PEFT loads it into the base layer before merging.
+ * With tie_word_embeddings the checkpoint stores the embedding once and no
+ * lm_head.weight: the merged embedding is what the merged model's head reads,
+ * as after PEFT's merge_and_unload (the shared tensor changes, so the head does).
  * The checkpoint and the adapters are first checked as loading checks them
  * (checkCheckpoint against the config's weight layout, readAdapterFor), with
  * the same errors, before anything is written. Everything is written into a
@@ -25,7 +30,7 @@ import { addLowRank } from './merge-rows.ts';
 import { doraRescale } from './dora.ts';
 import { readAdapterFor } from './adapter-io.ts';
 import type { LoraConfig } from './config.ts';
-import { savedKeyOf } from './peft-format.ts';
+import { LORA_KEY, factorLocals, moduleOfLoraKey, savedKeyOf } from './peft-format.ts';
 
 export interface MergeOptions {
   model: string;
@@ -56,8 +61,18 @@ interface LoadedAdapter {
 interface ModuleDelta extends LowRankDelta {
   adapter: LoadedAdapter;
   magnitude: Tensor | undefined;
-  /** the weight is stored [in, out] (GPT-2's Conv1D: PEFT's fan_in_fan_out), whatever the adapter's config says */
+  /** the weight is stored [in, out] (GPT-2's Conv1D: PEFT's fan_in_fan_out; an Embedding's [num, dim]), whatever the adapter's config says */
   transposed: boolean;
+}
+
+/** One adapter's factors for a module, under a linear layer's keys or an embedding's. */
+function factorsOf(adapter: LoadedAdapter, module: string): { a: Tensor; b: Tensor; key: string } | undefined {
+  for (const embedding of [false, true]) {
+    const { a, b } = factorLocals(embedding);
+    const [ta, tb] = [adapter.tensors.get(savedKeyOf(module, a)), adapter.tensors.get(savedKeyOf(module, b))];
+    if (ta && tb) return { a: ta, b: tb, key: savedKeyOf(module, a) };
+  }
+  return undefined;
 }
 
 /** Each adapter's B·A for the module that owns `key`, checked against the weight's shape. */
@@ -65,12 +80,12 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], t
   const module = key.slice(0, -'.weight'.length);
   const deltas: ModuleDelta[] = [];
   for (const adapter of adapters) {
-    const a = adapter.tensors.get(savedKeyOf(module, 'lora_A.weight'));
-    const b = adapter.tensors.get(savedKeyOf(module, 'lora_B.weight'));
-    if (!a || !b) continue;
+    const factors = factorsOf(adapter, module);
+    if (!factors) continue;
+    const { a, b } = factors;
     const expected = transposed ? [a.shape[1], b.shape[0]] : [b.shape[0], a.shape[1]];
     if (expected.join() !== shape.join()) { // readAdapterFor and checkCheckpoint rule this out; kept so that no worker ever sees it
-      throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(savedKeyOf(module, 'lora_A.weight'))} ${quote(a.shape)} and lora_B ${quote(b.shape)} give a delta ${quote(expected)} that does not fit ${quote(key)} ${quote(shape)}`);
+      throw new FileFormatError('AdapterKeyMismatch', adapter.weightsFile, `${quote(factors.key)} ${quote(a.shape)} and its B ${quote(b.shape)} give a delta ${quote(expected)} that does not fit ${quote(key)} ${quote(shape)}`);
     }
     const factor = adapter.weight * adapter.config.scaling(module);
     deltas.push({ adapter, a: a.values as Float32Array, b: b.values as Float32Array, r: a.shape[0], factor, transposed, magnitude: adapter.tensors.get(savedKeyOf(module, 'lora_magnitude_vector')) });
@@ -81,7 +96,7 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], t
 /** Whether any adapter changes this base weight. */
 function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
   const module = key.slice(0, -'.weight'.length);
-  return key.endsWith('.weight') && adapters.some((a) => a.tensors.has(savedKeyOf(module, 'lora_A.weight')));
+  return key.endsWith('.weight') && adapters.some((a) => factorsOf(a, module) !== undefined);
 }
 
 /**
@@ -92,7 +107,7 @@ function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
 function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   const transposed = deltas.some((d) => d.transposed);
   const dense = (transposed ? weight.transpose(0, 1) : weight).to('float32');
-  const w = dense.values as Float32Array;
+  const w = dense === weight ? (weight.values.slice() as Float32Array) : (dense.values as Float32Array); // never into an adapter's own tensor
   for (const delta of deltas) {
     addLowRank(w, delta);
     if (delta.magnitude) doraRescale(w, delta.magnitude.values as Float32Array);
@@ -106,7 +121,7 @@ function replacements(adapters: LoadedAdapter[]): Map<string, Tensor> {
   const result = new Map<string, Tensor>();
   for (const adapter of adapters) {
     for (const [key, tensor] of adapter.tensors) {
-      if (/\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/.test(key)) continue;
+      if (LORA_KEY.test(key)) continue;
       result.set(key.replace(/^base_model\.model\./, '').replace('.base_layer.', '.'), tensor);
     }
   }
@@ -121,8 +136,8 @@ function checkAdapters(adapters: LoadedAdapter[], checkpoint: Checkpoint): void 
   const missing: string[] = [];
   for (const adapter of adapters) {
     for (const key of adapter.tensors.keys()) {
-      const module = key.replace(/^base_model\.model\./, '').replace(/\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/, '');
-      const base = /\.(lora_A|lora_B)\.weight$|\.lora_magnitude_vector$/.test(key) ? `${module}.weight` : module.replace('.base_layer.', '.');
+      const module = moduleOfLoraKey(key);
+      const base = LORA_KEY.test(key) ? `${module}.weight` : module.replace('.base_layer.', '.');
       if (!checkpoint.has(base)) missing.push(`${adapter.dir}: ${key} (no ${base} in the model)`);
     }
     if (adapter.config.useDora && adapters.length > 1) throw new FileFormatError('UnsupportedAdapterFeature', adapter.dir, 'a DoRA adapter merges alone, not weighted with others');
@@ -151,12 +166,12 @@ interface MergeInputs {
  * pool merges it: the common case, a bf16 weight staying bf16 without DoRA
  * or fan_in_fan_out.
  */
-function mergeOf(name: string, dtype: SafetensorsDtype, { checkpoint, deltas: all }: MergeInputs): { deltas: ModuleDelta[]; onPool: boolean } | undefined {
-  const deltas = all.get(name);
+function mergeOf(name: string, dtype: SafetensorsDtype, inputs: MergeInputs): { deltas: ModuleDelta[]; onPool: boolean } | undefined {
+  const deltas = inputs.deltas.get(name);
   if (deltas === undefined) return undefined;
-  const stored = checkpoint.entry(name);
+  const stored = inputs.checkpoint.entry(name);
   const simple = deltas.every((d) => !d.magnitude && !d.transposed);
-  return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' };
+  return { deltas, onPool: simple && stored.dtype === 'BF16' && dtype === 'BF16' && !inputs.replaced.has(name) };
 }
 
 /**
@@ -173,7 +188,7 @@ interface Source {
 }
 
 async function readSource(name: string, dtype: SafetensorsDtype, slot: number, inputs: MergeInputs): Promise<Source> {
-  if (inputs.replaced.has(name)) return { name, dtype, slot, bytes: undefined, merge: undefined };
+  if (inputs.replaced.has(name)) return { name, dtype, slot, bytes: undefined, merge: mergeOf(name, dtype, inputs) };
   const stored = inputs.checkpoint.entry(name);
   const merge = mergeOf(name, dtype, inputs);
   const copied = !merge && dtype === stored.dtype;
@@ -188,7 +203,7 @@ async function readSource(name: string, dtype: SafetensorsDtype, slot: number, i
  */
 async function outputBytes({ name, dtype, slot, bytes, merge }: Source, inputs: MergeInputs): Promise<Uint8Array | AsyncIterable<Uint8Array>> {
   const replacement = inputs.replaced.get(name);
-  if (replacement !== undefined) return tensorToBytes(replacement, dtype);
+  if (replacement !== undefined) return tensorToBytes(merge ? mergeWeight(replacement, merge.deltas) : replacement, dtype);
   const stored = inputs.checkpoint.entry(name);
   if (merge?.onPool) return inputs.pool.merge(slot, stored.shape as [number, number], merge.deltas);
   if (bytes === undefined) return inputs.checkpoint.readChunks(name);
@@ -253,7 +268,7 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapterFor(layout, dir, onWarning)), weight, dir });
     checkAdapters(adapters, checkpoint);
     const names = checkpoint.names();
-    const transposed = new Set(layout.modules.filter((m) => m.type === 'Conv1D').map((m) => `${m.name}.weight`));
+    const transposed = new Set(layout.modules.filter((m) => m.type === 'Conv1D' || m.type === 'Embedding').map((m) => `${m.name}.weight`));
     const deltas = new Map(names.filter((n) => isAdapted(n, adapters)).map((n) => [n, moduleDeltas(n, checkpoint.entry(n).shape, adapters, transposed.has(n))]));
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
@@ -282,7 +297,7 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
       await writeFile(join(dir, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
       files.push(...(await copySideFiles(model, dir)), 'config.json');
     });
-    return { files, mergedTensors: names.filter((n) => !replaced.has(n) && isAdapted(n, adapters)).length, totalTensors: names.length };
+    return { files, mergedTensors: names.filter((n) => isAdapted(n, adapters)).length, totalTensors: names.length };
   } finally {
     await Promise.all([checkpoint.close(), pool?.close()]);
   }

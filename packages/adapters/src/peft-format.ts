@@ -7,16 +7,19 @@
  *                         so PEFT releases that reject unknown keys still load the file.
  *   adapter_model.safetensors   {"format": "pt"}; keys as PEFT saves them:
  *     base_model.model.<module>.lora_A.weight / .lora_B.weight
+ *     base_model.model.<module>.lora_embedding_A / .lora_embedding_B   (an Embedding; no .weight)
+ *     base_model.model.<module>.base_layer.weight              (targeted embeddings, see savesEmbeddingBase)
  *     base_model.model.<module>.lora_magnitude_vector          (DoRA)
  *     base_model.model.<module>.base_layer.bias                (bias "lora_only" / "all")
  *     base_model.model.<module to save>.<its own keys>         (modules_to_save)
- * In memory the keys carry the adapter name (lora_A.default.weight), as in PEFT.
+ * In memory the keys carry the adapter name (lora_A.default.weight,
+ * lora_embedding_A.default), as in PEFT.
  */
 import { join } from 'node:path';
 import { mkdir, writeFile } from 'node:fs/promises';
 import type { Tensor } from '@lorakit/core';
 import { FileFormatError, SafetensorsFile, quote, saveSafetensors, tensorRecord, writeFileAtomic, type JsonValue, readJsonFile } from '@lorakit/core/io';
-import { LoraConfig, type LoraConfigFields } from './config.ts';
+import { LoraConfig, type LoraConfigFields, type TargetModules } from './config.ts';
 
 export const CONFIG_FILE = 'adapter_config.json';
 export const WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -64,6 +67,9 @@ export function configFromJson(json: Record<string, JsonValue>, file: string, wa
   for (const [name, isSet] of Object.entries(UNSUPPORTED)) {
     if (json[name] !== undefined && isSet(json[name])) throw new FileFormatError('UnsupportedAdapterFeature', file, `${name} = ${quote(JSON.stringify(json[name]))} is not supported by lorakit`);
   }
+  if (json.ensure_weight_tying === true && mentionsEmbedding(json)) {
+    throw new FileFormatError('UnsupportedAdapterFeature', file, 'ensure_weight_tying = "true" with an embedding (embed_tokens or lm_head) among target_modules or modules_to_save is not supported by lorakit (PEFT then gives a tied lm_head its own tied adapter)');
+  }
   const known = new Set([...Object.values(FIELDS), ...COSMETIC]);
   const unknown = Object.keys(json).filter((k) => !known.has(k));
   if (unknown.length > 0) warn(`${file}: ignoring unknown fields ${unknown.map((k) => quote(k)).join(', ')}`);
@@ -81,9 +87,48 @@ export function configFromJson(json: Record<string, JsonValue>, file: string, wa
   }
 }
 
+/** Whether target_modules or modules_to_save names embed_tokens or lm_head (as an entry, a dotted suffix, or inside a regex). */
+function mentionsEmbedding(json: Record<string, JsonValue>): boolean {
+  const names = [json.target_modules, json.modules_to_save].flatMap((v) => (typeof v === 'string' ? [v] : Array.isArray(v) ? v.filter((e): e is string => typeof e === 'string') : []));
+  return names.some((n) => /(embed_tokens|lm_head)/.test(n));
+}
+
 /** The key a module's tensor is saved under: `base_model.model.<module>.<local>` (local: `lora_A.weight`, `lora_magnitude_vector`, ...). */
 export function savedKeyOf(module: string, local: string): string {
   return `base_model.model.${module}.${local}`;
+}
+
+/** The locals of a module's LoRA factors: a linear layer's lora_A/B modules, an embedding's bare lora_embedding_A/B parameters. */
+export function factorLocals(embedding: boolean): { a: string; b: string } {
+  return embedding ? { a: 'lora_embedding_A', b: 'lora_embedding_B' } : { a: 'lora_A.weight', b: 'lora_B.weight' };
+}
+
+/** Saved keys that belong to LoRA itself (factors and DoRA magnitudes), not to a base module they replace. */
+export const LORA_KEY = /\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora_embedding_B|lora_magnitude_vector)$/;
+
+/** The module a LORA_KEY belongs to: `base_model.model.<module>.lora_A.weight` -> `<module>`. */
+export function moduleOfLoraKey(key: string): string {
+  return key.replace(/^base_model\.model\./, '').replace(LORA_KEY, '');
+}
+
+const EMBEDDING_NAMES = ['embed_tokens', 'lm_head'];
+
+/**
+ * Whether PEFT's save_pretrained also writes the base weights of the adapted
+ * input and output embeddings (`<module>.base_layer.weight`): its default
+ * save_embedding_layers="auto" does when "embedding layers are targeted",
+ * which PEFT 0.21.2 decides on the names alone: a target list holding
+ * "embed_tokens" or "lm_head" as an entry (not "model.embed_tokens"), or a
+ * target regex that fully matches a module named ...embed_tokens or ...lm_head.
+ * Loading puts such a weight into the base layer, so the merge starts from it.
+ */
+export function savesEmbeddingBase(targets: TargetModules, moduleNames: string[]): boolean {
+  if (typeof targets === 'string') {
+    if (targets === 'all-linear') return false;
+    const pattern = new RegExp(`^(?:${targets})$`);
+    return moduleNames.some((n) => EMBEDDING_NAMES.some((e) => n === e || n.endsWith(`.${e}`)) && pattern.test(n));
+  }
+  return (targets ?? []).some((t) => EMBEDDING_NAMES.includes(t));
 }
 
 /** An in-memory key (with the adapter name) -> the saved key, or null when it is not part of this adapter. */
@@ -91,11 +136,13 @@ export function savedKey(key: string, adapter: string, bias: LoraConfig['bias'])
   const a = escape(adapter);
   const lora = new RegExp(`\\.(lora_A|lora_B)\\.${a}\\.(weight|bias)$`);
   if (lora.test(key)) return key.replace(lora, '.$1.$2');
+  const embedding = new RegExp(`\\.(lora_embedding_A|lora_embedding_B)\\.${a}$`);
+  if (embedding.test(key)) return key.replace(embedding, '.$1');
   const magnitude = new RegExp(`\\.lora_magnitude_vector\\.${a}\\.weight$`);
   if (magnitude.test(key)) return key.replace(magnitude, '.lora_magnitude_vector');
   const toSave = `.modules_to_save.${adapter}.`;
   if (key.includes(toSave)) return key.replace(toSave, '.');
-  if (/\.(lora_A|lora_B|lora_magnitude_vector|modules_to_save|original_module)\./.test(key)) return null;
+  if (/\.(lora_A|lora_B|lora_embedding_A|lora_embedding_B|lora_magnitude_vector|modules_to_save|original_module)\./.test(key)) return null;
   if (bias === 'all' && key.endsWith('.bias')) return key;
   if (bias === 'lora_only' && key.endsWith('.base_layer.bias')) return key;
   return null;
@@ -105,6 +152,7 @@ export function savedKey(key: string, adapter: string, bias: LoraConfig['bias'])
 export function normalizeSavedKey(key: string): string {
   return key
     .replace(/\.(lora_A|lora_B)\.[^.]+\.(weight|bias)$/, '.$1.$2')
+    .replace(/\.(lora_embedding_A|lora_embedding_B)\.[^.]+$/, '.$1')
     .replace(/\.lora_magnitude_vector(\.[^.]+)?(\.weight)?$/, '.lora_magnitude_vector');
 }
 

@@ -13,6 +13,7 @@ import { Linear, Linear4bit } from '@lorakit/core/nn';
 import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
+import { isLoraLayer, type LoraLayer } from './lora-layers.ts';
 import { ModulesToSaveWrapper } from './modules-to-save.ts';
 import { hasTransposedTargets, injectAdapter } from './inject.ts';
 import { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
@@ -98,7 +99,7 @@ export class PeftModel extends Module {
 
   /** Point every layer and modules_to_save wrapper at `name` (layers without it run their base). */
   #activate(name: string): void {
-    for (const [, layer] of this.loraLayers()) layer.activeAdapters = layer.settings.has(name) ? [name] : [];
+    for (const [, layer] of this.adaptedLayers()) layer.activeAdapters = layer.settings.has(name) ? [name] : [];
     for (const wrapper of this.#wrappers()) wrapper.activeAdapter = wrapper.modules_to_save.has(name) ? name : null;
   }
 
@@ -118,7 +119,7 @@ export class PeftModel extends Module {
 
   deleteAdapter(name: string): void {
     if (!this.peftConfig.has(name)) throw new Error(`no adapter named "${name}"`);
-    for (const [, layer] of this.loraLayers()) layer.deleteAdapter(name);
+    for (const [, layer] of this.adaptedLayers()) layer.deleteAdapter(name);
     for (const wrapper of this.#wrappers()) wrapper.modules_to_save.delete(name);
     this.peftConfig.delete(name);
     this.reports.delete(name);
@@ -128,8 +129,14 @@ export class PeftModel extends Module {
     }
   }
 
+  /** The LoRA linear layers (LoraLinear); adaptedLayers() adds the LoRA embeddings. */
   loraLayers(): Array<[string, LoraLinear]> {
     return this.namedModules().filter((entry): entry is [string, LoraLinear] => entry[1] instanceof LoraLinear);
+  }
+
+  /** Every LoRA layer: LoraLinear and LoraEmbedding modules. */
+  adaptedLayers(): Array<[string, LoraLayer]> {
+    return this.namedModules().filter((entry): entry is [string, LoraLayer] => isLoraLayer(entry[1]));
   }
 
   #wrappers(): ModulesToSaveWrapper[] {
@@ -138,7 +145,7 @@ export class PeftModel extends Module {
 
   /** Run `fn` on the base model alone: every adapter (and modules_to_save copy) off, then back on. */
   withAdapterDisabled<T>(fn: () => T): T {
-    const layers = [...this.loraLayers().map(([, l]) => l), ...this.#wrappers()];
+    const layers = [...this.adaptedLayers().map(([, l]) => l), ...this.#wrappers()];
     const before = layers.map((l) => l.disabled);
     const restore = () => layers.forEach((l, i) => (l.disabled = before[i]));
     layers.forEach((l) => (l.disabled = true));
@@ -158,14 +165,14 @@ export class PeftModel extends Module {
 
   merge({ adapterNames = [this.activeAdapter], safe = false }: { adapterNames?: string[]; safe?: boolean } = {}): void {
     noGrad(() => {
-      for (const [, layer] of this.loraLayers()) layer.merge(adapterNames.filter((n) => layer.settings.has(n)), { safe });
+      for (const [, layer] of this.adaptedLayers()) layer.merge(adapterNames.filter((n) => layer.settings.has(n)), { safe });
     });
   }
 
   /** merge() that refuses, before changing any weight, when the result would hold NaN or Inf. */
   safeMerge(adapterNames?: string[]): void {
     noGrad(() => {
-      for (const [name, layer] of this.loraLayers()) {
+      for (const [name, layer] of this.adaptedLayers()) {
         for (const adapter of adapterNames ?? [this.activeAdapter]) {
           if (!layer.settings.has(adapter) || layer.mergedAdapters.includes(adapter)) continue;
           if (!layer.mergedWeight(adapter).weight.values.every(Number.isFinite)) {
@@ -178,7 +185,7 @@ export class PeftModel extends Module {
   }
 
   unmerge(): void {
-    noGrad(() => this.loraLayers().forEach(([, layer]) => layer.unmerge()));
+    noGrad(() => this.adaptedLayers().forEach(([, layer]) => layer.unmerge()));
   }
 
   /**
@@ -199,7 +206,7 @@ export class PeftModel extends Module {
   unload(): CausalLM {
     const model = this.model;
     for (const [name, module] of model.namedModules().reverse()) {
-      if (module instanceof LoraLinear) model.setSubmodule(name, module.base_layer);
+      if (isLoraLayer(module)) model.setSubmodule(name, module.base_layer);
       if (module instanceof ModulesToSaveWrapper) model.setSubmodule(name, module.current);
     }
     return model;

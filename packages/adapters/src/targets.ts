@@ -6,21 +6,35 @@
  *   a string target is a regex that must match the whole module name;
  *   a list entry matches the name exactly or as a dotted suffix, and only then
  *   do layers_to_transform / layers_pattern filter by layer index;
- *   "all-linear" is every Linear and Conv1D except the output head.
+ *   "all-linear" is every Linear and Conv1D except the output head (never an
+ *   Embedding: PEFT's all-linear takes linear layers only).
+ * A selected Embedding becomes a LoraEmbedding; DoRA on one is refused here,
+ * so loading and the streamed merge refuse it alike.
  *
  * Unlike PEFT, a list entry that matched nothing is reported by name.
  */
 import type { Module } from '@lorakit/core';
-import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { Embedding, Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
 import type { CausalLM } from '@lorakit/models';
 import { quote } from '@lorakit/core/io';
 import type { LoraConfig, TargetModules } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
+import { LoraEmbedding } from './lora-embedding.ts';
+import { isLoraLayer } from './lora-layers.ts';
 
-export type Targetable = Linear | Conv1D | Linear4bit | LoraLinear;
+export type Targetable = Linear | Conv1D | Linear4bit | LoraLinear | Embedding | LoraEmbedding;
+
+/** A linear layer (what "all-linear" takes), wrapped or not. */
+export function isLinearLayer(m: Module): boolean {
+  return m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof LoraLinear;
+}
+
+export function isEmbeddingLayer(m: Module): m is Embedding | LoraEmbedding {
+  return m instanceof Embedding || m instanceof LoraEmbedding;
+}
 
 export function isTargetable(m: Module): m is Targetable {
-  return m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof LoraLinear;
+  return isLinearLayer(m) || isEmbeddingLayer(m);
 }
 
 /** Anchored like Python's re.fullmatch. */
@@ -57,13 +71,13 @@ export function targetMatches(config: LoraConfig, name: string, targets: TargetM
 /** "all-linear" expanded: every linear layer but the output head, outside existing adapter internals. */
 export function allLinearNames(model: CausalLM): string[] {
   const head = model.outputEmbeddingsName();
-  return candidates(model).filter(([name, m]) => name !== head && isTargetable(m)).map(([name]) => name).sort();
+  return candidates(model).filter(([name, m]) => name !== head && isLinearLayer(m)).map(([name]) => name).sort();
 }
 
 /** The model's modules, minus the insides of existing LoRA layers. */
 function candidates(model: CausalLM): Array<[string, Module]> {
   const inside = new Set<Module>();
-  for (const m of model.modules()) if (m instanceof LoraLinear) for (const sub of m.modules()) if (sub !== m) inside.add(sub);
+  for (const m of model.modules()) if (isLoraLayer(m)) for (const sub of m.modules()) if (sub !== m) inside.add(sub);
   return model.namedModules().filter(([name, m]) => name !== '' && !inside.has(m));
 }
 
@@ -85,7 +99,11 @@ export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelect
   for (const [name, module] of candidates(model)) {
     if (!targetMatches(config, name, targets)) continue;
     if (!isTargetable(module)) {
-      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear, Conv1D and Linear4bit layers (did you mean one of its projections?)`);
+      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear, Conv1D, Linear4bit and Embedding layers (did you mean one of its projections?)`);
+    }
+    if (config.useDora && isEmbeddingLayer(module)) {
+      const message = `target module ${name} is an Embedding: use_dora on embedding layers is not supported by lorakit; leave ${name} out of target_modules, or do without use_dora`;
+      throw Object.assign(new Error(message), { name: 'UnsupportedAdapterFeature' });
     }
     names.push(name);
   }

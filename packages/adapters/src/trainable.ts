@@ -1,18 +1,18 @@
 /**
  * Which parameters train (PEFT's _mark_only_adapters_as_trainable): the active
- * adapter's lora_A, lora_B and magnitude vectors, its modules_to_save copies,
+ * adapter's lora_A, lora_B (lora_embedding_A and _B) and magnitude vectors, its modules_to_save copies,
  * and biases as `bias` says ("all": every bias; "lora_only": the biases of
  * adapted layers). Everything else is frozen.
  */
 import type { Module, Parameter } from '@lorakit/core';
-import { LoraLinear } from './lora-linear.ts';
+import { isLoraLayer } from './lora-layers.ts';
 import { ModulesToSaveWrapper } from './modules-to-save.ts';
 import type { LoraBias } from './config.ts';
 
 export function markOnlyAdapterTrainable(root: Module, adapter: string, bias: LoraBias): void {
   root.freeze();
   for (const [name, module] of root.namedModules()) {
-    if (module instanceof LoraLinear) {
+    if (isLoraLayer(module)) {
       for (const p of module.adapterParameters(adapter)) p.requiresGrad = true;
       if (bias === 'lora_only') for (const p of module.base_layer.ownTensors()) if (p[0] === 'bias') (p[1] as Parameter).requiresGrad = true;
     }

@@ -10,7 +10,7 @@
  */
 import { quote } from '@lorakit/core/io';
 import { LoraConfig } from './config.ts';
-import type { LoraLinear } from './lora-linear.ts';
+import { LoraLinear } from './lora-linear.ts';
 import type { PeftModel } from './peft-model.ts';
 import { truncatedProduct } from './low-rank.ts';
 
@@ -72,6 +72,8 @@ export function addWeightedAdapter(peft: PeftModel, adapters: string[], weights:
     if (c.useDora || c.modulesToSave?.length) throw new Error(`addWeightedAdapter: adapter "${a}" uses DoRA or modules_to_save, which cannot be combined`);
     return c;
   });
+  const embedding = peft.adaptedLayers().find(([, l]) => !(l instanceof LoraLinear) && adapters.some((a) => l.settings.has(a)));
+  if (embedding) throw new Error(`addWeightedAdapter: ${embedding[0].replace(/^base_model\.model\./, '')} is an embedding with LoRA; lorakit does not combine embedding adapters`);
   const model = peft.model;
   const combined = peft.loraLayers().flatMap(([name, layer]) => {
     const c = combineLayer(layer, name.replace(/^base_model\.model\./, ''), adapters, weights, combination, svdRank);

@@ -50,7 +50,7 @@ export async function inspect(args: InspectArgs): Promise<void> {
       lora_alpha: root.peftConfig.get('default')!.loraAlpha,
       target_modules: root.peftConfig.get('default')!.targetModules,
       wrapped: root.reports.get('default')!.wrapped.length,
-      adapter_parameters: root.loraLayers().reduce((n, [, l]) => n + l.adapterParameters('default').reduce((k, p) => k + p.numel, 0), 0),
+      adapter_parameters: root.adaptedLayers().reduce((n, [, l]) => n + l.adapterParameters('default').reduce((k, p) => k + p.numel, 0), 0),
       vllm: await checkAdapterCompatibility(args.adapter, 'vllm'),
       llama_cpp: await checkAdapterCompatibility(args.adapter, 'llama.cpp'),
     } : undefined,
