@@ -3,9 +3,15 @@ write-lorakit-cli.ts) and must wrap exactly the modules the adapter file holds
 LoRA weights for (the same targets, whether the config lists them or says
 all-linear) and reproduce lorakit's logits on the unpadded positions (max abs
 error 1e-4). For `lora add --target all-linear` (cases named cli-add-all-linear-*)
-those modules must also be the ones PEFT's own all-linear picks on that model."""
+those modules must also be the ones PEFT's own all-linear picks on that model.
+PEFT's save_pretrained of the loaded adapter must write the keys and shapes the
+file holds (for targeted embeddings: lora_embedding_A/B and the base weight
+PEFT's save_embedding_layers="auto" adds)."""
 import pathlib
 import sys
+import tempfile
+
+import warnings
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -32,6 +38,15 @@ def main(folder):
         if saved != wrapped:
             results.append((False, f"{case.name}: PEFT wraps {sorted(wrapped ^ saved)} differently from the adapter file"))
             continue
+        written = {k: tuple(v.shape) for k, v in load_file(str(case / "adapter" / "adapter_model.safetensors")).items()}
+        with tempfile.TemporaryDirectory() as resaved:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Setting `save_embedding_layers` to `True`", said for embedding targets
+                model.save_pretrained(resaved)
+            peft_keys = {k: tuple(v.shape) for k, v in load_file(str(pathlib.Path(resaved) / "adapter_model.safetensors")).items()}
+        if peft_keys != written:
+            results.append((False, f"{case.name}: PEFT saves {sorted(set(peft_keys.items()) ^ set(written.items()))} differently from lorakit"))
+            continue
         if case.name.startswith("cli-add-all-linear-"):
             own = get_peft_model(AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32), LoraConfig(target_modules="all-linear"))
             picked = {name.removeprefix("base_model.model.") for name, module in own.named_modules() if isinstance(module, LoraLayer)}
@@ -42,7 +57,7 @@ def main(folder):
             logits = model(input_ids=ref["input_ids"], attention_mask=ref["attention_mask"]).logits
         mask = ref["attention_mask"].bool()
         error = (logits - ref["logits"]).abs()[mask].max().item()
-        results.append((error <= TOLERANCE, f"{case.name}: {len(wrapped)} modules wrapped as in the file, max abs logit error {error:.2e}"))
+        results.append((error <= TOLERANCE, f"{case.name}: {len(wrapped)} modules wrapped and {len(written)} tensors saved as in the file, max abs logit error {error:.2e}"))
     return report(results, "peft loads lorakit adapter")
 
 

@@ -24,6 +24,8 @@ const CASES: Record<string, [string, Partial<LoraConfigFields>]> = {
   'qwen3-all-linear': ['qwen3', { targetModules: 'all-linear' }],
   'smollm3-all-linear': ['smollm3', { targetModules: 'all-linear' }],
   'granite-all-linear': ['granite', { targetModules: 'all-linear' }],
+  'embedding-qv': ['llama', { targetModules: ['embed_tokens', 'q_proj', 'v_proj'] }],
+  'tied-embedding-rslora': ['llama-bf16-tied', { targetModules: '.*\\.(embed_tokens|v_proj)', useRslora: true, rankPattern: { embed_tokens: 2 } }],
 };
 
 const out = process.argv[2] ?? 'conformance/out/lorakit-adapters';
@@ -33,7 +35,8 @@ for (const [name, [base, fields]] of Object.entries(CASES)) {
   const peft = getPeftModel(model, new LoraConfig({ r: 4, loraAlpha: 8, ...fields }));
   noGrad(() => {
     for (const [key, p] of peft.namedParameters()) {
-      if (key.includes('lora_B')) init.normal_(p, 0, 0.05);
+      if (key.includes('lora_B') || key.includes('lora_embedding_B')) init.normal_(p, 0, 0.05);
+      else if (key.includes('lora_embedding_A')) init.normal_(p); // A starts at zero for embeddings
       else if (p.requiresGrad && !key.includes('lora_A')) p.values.forEach((v, i) => (p.values[i] = v + 0.01 * Math.sin(i)));
     }
   });
