@@ -144,6 +144,17 @@ for (const [rotaryDim, softcap] of [[2, null], [4, 0.7], [2, 0.7]] as const) {
     t.true(visibleRows.every((i) => Math.abs(out[i] - reference.values[i]) < 1e-12));
     const { maxError, worst } = gradcheck(fused, inputs());
     t.true(maxError < 1e-6, worst);
+    // transformers' eager attention: the query that sees no key averages every value, as the plain softmax does
+    const uniform = (q: Tensor, k: Tensor, v: Tensor) => rotaryAttention(q, k, v, { ...dims, cos, sin, rotaryDim, softcap, bias, unseenRows: 'uniform' }).out;
+    t.true(maxAbsDiff(uniform(q, k, v).values, reference.values) < 1e-12);
+    // its gradient is autograd's through the softmax (finite differences see the scores vanish into the mask's lowest value)
+    const grads = (f: (q: Tensor, k: Tensor, v: Tensor) => Tensor) => {
+      const leaves = [q, k, v].map((x) => x.clone().requiresGrad_());
+      f(leaves[0], leaves[1], leaves[2]).sum().backward();
+      return leaves.flatMap((x) => x.grad!.toArray());
+    };
+    const [fusedGrads, composedGrads] = [grads(uniform), grads((q, k, v) => composed(q, k, v, bias, cos, sin, rotaryDim, softcap))];
+    t.true(fusedGrads.every((g, i) => Math.abs(g - composedGrads[i]) < 1e-10));
   });
 }
 

@@ -12,7 +12,9 @@
  *   out = softmax(cap((scale·qh)·khᵀ) + bias)·vh  -> [B, T, H·D]
  *   cap(x) = c·tanh(x/c) with softcap c (gemma2's attn_logit_softcapping), else x
  *   (a query row that sees no key outputs zeros, as in ops/attention.ts: its output
- *   row and its incoming gradient row are zeroed, [G·T, D] work instead of [G·T, S])
+ *   row and its incoming gradient row are zeroed, [G·T, D] work instead of [G·T, S];
+ *   with unseenRows 'uniform' it keeps the softmax of equal scores, the mean of all
+ *   values, as transformers' eager attention computes it)
  *
  * Backward: the probabilities kept from the forward when they are small, else
  * recomputed from qh and kh (FlashAttention's trade: one more q·kᵀ instead of
@@ -165,6 +167,11 @@ export interface RotaryAttentionOptions extends Heads {
   rotaryDim?: number;
   /** Scores become c·tanh(scores/c) before the mask (gemma2's attn_logit_softcapping). */
   softcap?: number | null;
+  /**
+   * What a query that sees no key (a left-padding position) outputs: zeros (PyTorch's sdpa, transformers'
+   * default), or the mean of all values (transformers' eager attention, which gemma2 needs for its cap).
+   */
+  unseenRows?: 'zero' | 'uniform';
   /** Additive mask [B|1, 1, T, P+T] from attentionBias. */
   bias: Tensor;
   pastKey?: Tensor | null;
@@ -209,6 +216,11 @@ function checkShapes(q: Tensor, k: Tensor, v: Tensor, past: Tensor, o: RotaryAtt
   }
 }
 
+/** [B|1, 1, G·T, 1] ones: every row kept. */
+function everyRow(bias: Tensor): Tensor {
+  return Tensor.ones([...bias.shape.slice(0, 3), 1], bias.dtype as Float);
+}
+
 export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: RotaryAttentionOptions): RotaryAttentionResult {
   const { heads, kvHeads, headDim, cos, sin, bias } = options;
   const dtype = q.dtype as Float;
@@ -225,7 +237,7 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const keep: Keep = !training ? 'nothing' : probabilityBytes <= KEEP_PROBABILITIES_BYTES ? 'probabilities' : 'recompute';
   const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep));
   const grouped = groupedBias(bias, heads / kvHeads);
-  const visible = visibleRows(grouped);
+  const visible = options.unseenRows === 'uniform' ? everyRow(grouped) : visibleRows(grouped);
   const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale, softcap]);
   if (keep === 'nothing') {
     noteInputs([q, k, v]); // a checkpoint's no-grad forward must still see a trainable q, k or v
