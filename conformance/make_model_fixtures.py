@@ -20,7 +20,8 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
-                          SmolLM3Config, GraniteConfig)
+                          SmolLM3Config, GraniteConfig, GemmaConfig, Gemma2Config, Gemma3TextConfig, Phi3Config,
+                          Olmo2Config)
 
 from make_peft_fixtures import qv_inputs
 from output_root import ROOT, output_root
@@ -48,23 +49,49 @@ CASES.update({f"{name}-bf16": CASES[name] for name in ["llama-rope-linear", "mis
 # qwen3's q_norm/k_norm with heads × head_dim (4 × 16) wider than hidden_size (32); smollm3 with
 # no_rope_layer_interval 2, so that transformers makes layer 1 a NoPE layer (no_rope_layers [1, 0]), and
 # weights 10 times larger than the others (initializer_range 0.2) so that positions visibly move attention;
-# granite with its four scalars away from 1 and from llama's 1/sqrt(head_dim) = 0.354 (and weights as smollm3's).
+# granite with its four scalars away from 1 and from llama's 1/sqrt(head_dim) = 0.354 (and weights as smollm3's);
+# gemma with head_dim 16 (not hidden / heads = 8) and tied embeddings;
+# gemma2 with layer 0 sliding (window 4 of 12 positions) and layer 1 full, query_pre_attn_scalar 24 (not head_dim),
+# attention and final soft caps small enough to bend scores and logits (weights as smollm3's);
+# gemma3_text likewise, with q/k norms, linear rope scaling on the full layer and its own base on the sliding one;
+# phi3 with partial rotary (half of each head), longrope switching to long_factor past 16 positions (greedy
+# generation reaches 25), a sliding window of 8 and tied embeddings (as Phi-4-mini);
+# olmo2 with norms after each sublayer and q/k norms over 32 and 16 features.
+WIDE = dict(initializer_range=0.2)
 FAMILIES = {
     "qwen3": Qwen3Config(**LLAMA, head_dim=16),
     "smollm3": SmolLM3Config(**LLAMA, no_rope_layer_interval=2, initializer_range=0.2),
     "granite": GraniteConfig(**LLAMA, embedding_multiplier=4.0, residual_multiplier=0.6, attention_multiplier=0.9,
                              logits_scaling=2.5, initializer_range=0.2),
+    "gemma": GemmaConfig(**{**LLAMA, "tie_word_embeddings": True}, head_dim=16),
+    "gemma2": Gemma2Config(**{**LLAMA, "tie_word_embeddings": True}, head_dim=16, sliding_window=4, query_pre_attn_scalar=24,
+                           attn_logit_softcapping=2.0, final_logit_softcapping=3.0, **WIDE),
+    "gemma3_text": Gemma3TextConfig(**{**LLAMA, "tie_word_embeddings": True}, head_dim=16, sliding_window=4, sliding_window_pattern=2,
+                                    query_pre_attn_scalar=24, final_logit_softcapping=3.0, **WIDE,
+                                    rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6},
+                                                     "sliding_attention": {"rope_type": "default", "rope_theta": 500.0}}),
+    "phi3": Phi3Config(**{**LLAMA, "tie_word_embeddings": True}, sliding_window=8, original_max_position_embeddings=16, **WIDE,
+                       rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.5,
+                                        "short_factor": [1.0, 1.5], "long_factor": [2.0, 7.0]}),
+    "olmo2": Olmo2Config(**LLAMA, **WIDE),
 }
+GEMMA = {"gemma", "gemma2", "gemma3_text"}
+
+
+def attention(family):
+    """transformers' attention implementation for a family: eager for gemma2, whose attention soft cap the
+    default sdpa path leaves out (its logits then differ from the eager, capped ones by 0.9 here)."""
+    return "eager" if family == "gemma2" else None
 CASES.update(FAMILIES)
 CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items()})
 
 
-def perturb_norms(model):
-    """Norm weights drawn from N(1, 0.1) instead of transformers' ones."""
+def perturb_norms(model, center):
+    """Norm weights drawn from N(center, 0.1) instead of transformers' constant: 1 (x·w), or 0 for gemma's x·(1 + w)."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
-                p.normal_(1.0, 0.1)
+                p.normal_(center, 0.1)
 
 
 def inputs(vocab):
@@ -76,12 +103,23 @@ def inputs(vocab):
     return ids, mask
 
 
+def longrope(config):
+    """Whether the rope switches to long factors past original_max_position_embeddings (phi3).
+
+    Such a switch makes the cached keys stale; transformers 5.17's phi3 generate then drops the cache
+    but still feeds only the newest token, so its cached greedy output is wrong past the switch. The
+    reference is generate without a cache, every step a full forward: what lorakit's generate
+    reproduces by running the whole sequence once at the switch and caching from there."""
+    return (getattr(config, "rope_parameters", None) or {}).get("rope_type") == "longrope"
+
+
 def reference(model, vocab):
     ids, mask = inputs(vocab)
     labels = ids.masked_fill(mask == 0, -100)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=mask, labels=labels)
-        greedy = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=20, do_sample=False)
+        greedy = model.generate(ids[:1, :5], attention_mask=torch.ones(1, 5, dtype=torch.long), max_new_tokens=20, do_sample=False,
+                                use_cache=not longrope(model.config))
     return {"input_ids": ids, "attention_mask": mask, "logits": out.logits.float().contiguous(),
             "loss": out.loss.reshape(1).float(), "greedy": greedy}
 
@@ -91,13 +129,14 @@ def main():
     torch.manual_seed(0)
     for name, config in CASES.items():
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(config).eval()
-        if name.removesuffix("-bf16") in FAMILIES:
-            perturb_norms(model)
+        family = name.removesuffix("-bf16")
+        model = AutoModelForCausalLM.from_config(config, attn_implementation=attention(family)).eval()
+        if family in FAMILIES:
+            perturb_norms(model, 0.0 if family in GEMMA else 1.0)
         case = out / name
         if "bf16" in name:
             model.to(torch.bfloat16).save_pretrained(case, safe_serialization=True)
-            model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32).eval()
+            model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32, attn_implementation=attention(family)).eval()
         else:
             model.save_pretrained(case, safe_serialization=True)
         save_file(reference(model, config.vocab_size), str(case / "reference.safetensors"))

@@ -8,7 +8,7 @@
  *   -100 ignored, mean over the rest.
  */
 import { Module, Tensor, checkpoint } from '@lorakit/core';
-import { attentionBias, crossEntropy, formatShape, slice } from '@lorakit/core/ops';
+import { attentionBias, crossEntropy, formatShape, slice, tanh } from '@lorakit/core/ops';
 import type { ModelConfig } from './config.ts';
 import type { LayerCache } from './llama/attention.ts';
 
@@ -44,7 +44,11 @@ export abstract class CausalLM extends Module {
 export class KVCache {
   readonly layers: LayerCache[];
 
-  constructor(layers: number) {
+  /**
+   * `ropeSwitch`: the sequence length past which the model's rope changes (phi3's longrope:
+   * original_max_position_embeddings), making keys cached before it stale.
+   */
+  constructor(layers: number, readonly ropeSwitch: number | null = null) {
     this.layers = Array.from({ length: layers }, () => ({ key: null, value: null }));
   }
 
@@ -52,17 +56,33 @@ export class KVCache {
   get length(): number {
     return this.layers[0]?.key?.shape[2] ?? 0;
   }
+
+  /**
+   * Whether a step that makes the sequence `total` long must run the whole sequence again on a new
+   * cache: the first step past ropeSwitch, as transformers' phi3 generation does.
+   */
+  staleAt(total: number): boolean {
+    return this.ropeSwitch !== null && total > this.ropeSwitch && this.length > 0 && this.length <= this.ropeSwitch;
+  }
+}
+
+export interface HeadOptions {
+  /** The logits are divided by it (granite's logits_scaling). */
+  divisor?: number;
+  /** Then soft-capped as c·tanh(x/c) (gemma2's final_logit_softcapping). */
+  softcap?: number | null;
 }
 
 /**
- * The head over the final hidden states (only the last `logitsToKeep` positions), divided by
- * `divisor` (granite's logits_scaling), and the loss when labels are given.
+ * The head over the final hidden states (only the last `logitsToKeep` positions), divided and
+ * soft-capped as the family does, and the loss when labels are given.
  */
-export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs, divisor = 1): CausalLMOutput {
+export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs, { divisor = 1, softcap = null }: HeadOptions = {}): CausalLMOutput {
   const t = hidden.shape[1]; // hidden [B, T, C]
   const kept = logitsToKeep !== undefined && logitsToKeep < t ? slice(hidden, 1, t - logitsToKeep, t) : hidden;
   const head = lmHead.call(kept); // [B, T', V]
-  const logits = divisor === 1 ? head : head.div(divisor);
+  const divided = divisor === 1 ? head : head.div(divisor);
+  const logits = softcap === null ? divided : tanh(divided.div(softcap)).mul(softcap);
   return { logits, loss: labels ? causalLMLoss(logits, labels) : null };
 }
 

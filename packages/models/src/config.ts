@@ -10,11 +10,11 @@
  */
 import { join } from 'node:path';
 import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
-import { LLAMA_DEFAULTS, defaultNoRopeLayers, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
+import { LAYER_TYPED, LLAMA_DEFAULTS, defaultLayerTypes, defaultNoRopeLayers, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 
 export type ModelConfig = LlamaFamilyConfig | GPT2Config;
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'granite', 'gpt2'] as const;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2', 'gpt2'] as const;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -68,12 +68,47 @@ function completeLlama(config: Record<string, unknown>, path: string): LlamaFami
   const fail = (detail: string): never => { throw new FileFormatError('InvalidConfig', path, detail); };
   if (!Number.isInteger(c.head_dim)) fail(`hidden_size ${c.hidden_size} is not divisible by num_attention_heads ${c.num_attention_heads}; set head_dim`);
   if (c.num_attention_heads % c.num_key_value_heads !== 0) fail(`num_attention_heads ${c.num_attention_heads} is not a multiple of num_key_value_heads ${c.num_key_value_heads}`);
-  if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(c.hidden_act)) fail(`hidden_act ${quote(String(c.hidden_act))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
+  const activationField = c.hidden_activation !== undefined && c.hidden_activation !== null ? 'hidden_activation' : 'hidden_act';
+  const activation = c[activationField];
+  if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(activation as string)) fail(`${activationField} ${quote(String(activation))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
   if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
   checkFullAttention(c.model_type, config, fail);
   if (c.model_type === 'smollm3') completeNoRopeLayers(c, fail);
   if (c.model_type === 'granite') checkGraniteScalars(c, fail);
+  if (LAYER_TYPED.includes(c.model_type)) completeLayerTypes(c, config, fail);
+  if (c.model_type === 'gemma2' || c.model_type === 'gemma3_text') checkGemmaScalars(c, config, fail);
+  if (c.model_type === 'phi3' && c.sliding_window !== null && c.sliding_window !== undefined) checkPositive(c, 'sliding_window', fail);
   return c;
+}
+
+function checkPositive(c: LlamaFamilyConfig, field: keyof LlamaFamilyConfig, fail: (detail: string) => never): void {
+  const v = c[field];
+  if (!(typeof v === 'number' && Number.isInteger(v) && v > 0)) fail(`${field} = ${quote(v ?? null)} must be a positive integer`);
+}
+
+/**
+ * gemma2's and gemma3_text's layer_types, one 'sliding_attention' or 'full_attention' per layer; by default
+ * every second (gemma2) or sliding_window_pattern-th (gemma3_text, 6) layer full, as transformers derives them.
+ */
+function completeLayerTypes(c: LlamaFamilyConfig, config: Record<string, unknown>, fail: (detail: string) => never): void {
+  const pattern = c.model_type === 'gemma2' ? 2 : (config.sliding_window_pattern ?? 6);
+  if (!(typeof pattern === 'number' && Number.isInteger(pattern) && pattern > 0)) fail(`sliding_window_pattern = ${quote(pattern)} must be a positive integer`);
+  c.layer_types ??= defaultLayerTypes(c.num_hidden_layers, pattern as number);
+  const types: unknown = c.layer_types;
+  if (!Array.isArray(types) || types.length !== c.num_hidden_layers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
+    fail(`layer_types must list 'sliding_attention' or 'full_attention' for each of the ${c.num_hidden_layers} layers, got ${quote(types)}`);
+  }
+  if (c.layer_types!.includes('sliding_attention')) checkPositive(c, 'sliding_window', fail);
+}
+
+/** gemma2/3's attention scale and soft caps; bidirectional attention (an embedding-model option) is refused. */
+function checkGemmaScalars(c: LlamaFamilyConfig, config: Record<string, unknown>, fail: (detail: string) => never): void {
+  if (!(typeof c.query_pre_attn_scalar === 'number' && c.query_pre_attn_scalar > 0)) fail(`query_pre_attn_scalar = ${quote(c.query_pre_attn_scalar ?? null)} must be a positive number`);
+  for (const field of ['attn_logit_softcapping', 'final_logit_softcapping'] as const) {
+    const v = c[field];
+    if (v !== null && v !== undefined && !(typeof v === 'number' && v > 0)) fail(`${field} = ${quote(v)} must be a positive number or null`);
+  }
+  if (config.use_bidirectional_attention === true) fail(`${c.model_type} with use_bidirectional_attention is not supported (lorakit trains causal language models)`);
 }
 
 /** qwen2, qwen3 and smollm3 slide their window only with use_sliding_window (in layer_types' sliding layers): refused. */

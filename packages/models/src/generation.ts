@@ -70,12 +70,17 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
   const positions = prompts.map((p) => [...new Array(width - p.length).fill(1), ...p.map((_, i) => i)]);
   const outputs = prompts.map((p) => [...p]);
   const finished = new Array<boolean>(batch).fill(false);
-  const cache = model.newCache();
+  const sequences = prompts.map((p) => [...new Array(width - p.length).fill(pad), ...p]); // [B, width + step], left-padded
+  let cache = model.newCache();
 
   return noGrad(() => {
-    let inputIds = Tensor.fromArray(prompts.map((p) => [...new Array(width - p.length).fill(pad), ...p]), 'int32');
+    let inputIds = Tensor.fromArray(sequences, 'int32');
     let positionIds = Tensor.fromArray(positions, 'int32');
     for (let step = 0; step < maxNewTokens; step++) {
+      if (cache.staleAt(sequences[0].length)) {
+        cache = model.newCache();
+        [inputIds, positionIds] = [Tensor.fromArray(sequences, 'int32'), Tensor.fromArray(positions, 'int32')];
+      }
       const { logits } = model.call({ inputIds, attentionMask: Tensor.fromArray(mask, 'int32'), positionIds, cache, logitsToKeep: 1 });
       const vocab = logits.shape[2];
       const rowOf = (b: number) => checkFinite(logits.values.subarray(b * vocab, (b + 1) * vocab) as Float32Array, step, b);
@@ -90,16 +95,11 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
       onToken?.(emitted);
       if (finished.every(Boolean)) break;
       mask.forEach((m) => m.push(1));
+      next.forEach((token, b) => sequences[b].push(token));
+      positions.forEach((p) => p.push(p[p.length - 1] + 1));
       inputIds = Tensor.fromArray(next.map((t) => [t]), 'int32');
-      positionIds = Tensor.fromArray(lastPlusOne(positionIds, batch), 'int32');
+      positionIds = Tensor.fromArray(positions.map((p) => [p[p.length - 1]]), 'int32');
     }
     return outputs;
   });
-}
-
-/** [B, T] positions -> [B, 1] holding each row's last position + 1. */
-function lastPlusOne(positionIds: Tensor, batch: number): number[][] {
-  const t = positionIds.shape[1];
-  const flat = positionIds.toArray();
-  return Array.from({ length: batch }, (_, b) => [flat[b * t + t - 1] + 1]);
 }

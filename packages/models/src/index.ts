@@ -1,9 +1,10 @@
 export { loadConfig, SUPPORTED_MODEL_TYPES, type ModelConfig } from './config.ts';
-export type { LlamaFamilyConfig, LlamaLayerConfig, RopeParameters } from './llama/config.ts';
+export { FAMILY_TRAITS, type LlamaFamilyConfig, type LlamaLayerConfig, type RopeParameters, type FamilyTraits, type NormPlacement } from './llama/config.ts';
 export type { GPT2Config } from './gpt2/config.ts';
-export { inverseFrequencies, rotaryFor, ropeParameters, SUPPORTED_ROPE_TYPES } from './rope.ts';
+export { Rotary, rotaryDims, ropeParameters, SUPPORTED_ROPE_TYPES } from './rope.ts';
 export { CausalLM, KVCache, causalLMLoss, type CausalLMInputs, type CausalLMOutput } from './causal-lm.ts';
-export { LlamaAttention, type LayerCache, type RotaryTables } from './llama/attention.ts';
+export { LlamaAttention, type LayerCache, type LayerContext, type RotaryTables } from './llama/attention.ts';
+export { GemmaRMSNorm } from './llama/norm.ts';
 export { LlamaMLP } from './llama/mlp.ts';
 export { LlamaDecoderLayer } from './llama/decoder-layer.ts';
 export { LlamaModel, LlamaForCausalLM } from './llama/model.ts';

@@ -13,7 +13,7 @@
  */
 import type { Module } from '@lorakit/core';
 import type { ModelConfig } from './config.ts';
-import { layerConfig, type LlamaFamilyConfig } from './llama/config.ts';
+import { FAMILY_TRAITS, layerConfig, type LlamaFamilyConfig, type NormPlacement } from './llama/config.ts';
 import type { GPT2Config } from './gpt2/config.ts';
 
 export interface LayoutModule {
@@ -42,30 +42,37 @@ const linear = (out: number, inp: number, bias: boolean): Array<[string, number[
 const conv1d = (inp: number, out: number): Array<[string, number[]]> => [['weight', [inp, out]], ['bias', [out]]];
 
 function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
-  const [h, q, kv] = [c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim];
+  const [h, q, kv, i] = [c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim, c.intermediate_size];
+  const norm = FAMILY_TRAITS[c.model_type].norm === 'gemma' ? 'GemmaRMSNorm' : 'RMSNorm';
   add('', 'LlamaForCausalLM');
   add('model', 'LlamaModel');
   add('model.embed_tokens', 'Embedding', [['weight', [c.vocab_size, h]]]);
-  for (let i = 0; i < c.num_hidden_layers; i++) {
-    const p = `model.layers.${i}`;
-    const layer = layerConfig(c, i);
+  for (let n = 0; n < c.num_hidden_layers; n++) {
+    const p = `model.layers.${n}`;
+    const layer = layerConfig(c, n);
     add(p, 'LlamaDecoderLayer');
     add(`${p}.self_attn`, 'LlamaAttention');
-    add(`${p}.self_attn.q_proj`, 'Linear', linear(q, h, layer.qkv_bias));
-    add(`${p}.self_attn.k_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
-    add(`${p}.self_attn.v_proj`, 'Linear', linear(kv, h, layer.qkv_bias));
+    if (layer.fused) add(`${p}.self_attn.qkv_proj`, 'Linear', linear(q + 2 * kv, h, layer.qkv_bias));
+    else for (const [name, out] of [['q_proj', q], ['k_proj', kv], ['v_proj', kv]] as const) add(`${p}.self_attn.${name}`, 'Linear', linear(out, h, layer.qkv_bias));
     add(`${p}.self_attn.o_proj`, 'Linear', linear(h, q, layer.o_bias));
-    if (layer.qk_norm) for (const norm of ['q_norm', 'k_norm']) add(`${p}.self_attn.${norm}`, 'RMSNorm', [['weight', [c.head_dim]]]);
+    const normed = { none: [], head: [c.head_dim, c.head_dim], projection: [q, kv] }[layer.qkNorm];
+    normed.forEach((size, k) => add(`${p}.self_attn.${['q_norm', 'k_norm'][k]}`, norm, [['weight', [size]]]));
     add(`${p}.mlp`, 'LlamaMLP');
-    add(`${p}.mlp.gate_proj`, 'Linear', linear(c.intermediate_size, h, layer.mlp_bias));
-    add(`${p}.mlp.up_proj`, 'Linear', linear(c.intermediate_size, h, layer.mlp_bias));
-    add(`${p}.mlp.down_proj`, 'Linear', linear(h, c.intermediate_size, layer.mlp_bias));
-    add(`${p}.input_layernorm`, 'RMSNorm', [['weight', [h]]]);
-    add(`${p}.post_attention_layernorm`, 'RMSNorm', [['weight', [h]]]);
+    if (layer.fused) add(`${p}.mlp.gate_up_proj`, 'Linear', linear(2 * i, h, layer.mlp_bias));
+    else for (const name of ['gate_proj', 'up_proj']) add(`${p}.mlp.${name}`, 'Linear', linear(i, h, layer.mlp_bias));
+    add(`${p}.mlp.down_proj`, 'Linear', linear(h, i, layer.mlp_bias));
+    for (const name of LAYER_NORMS[layer.norms]) add(`${p}.${name}`, norm, [['weight', [h]]]);
   }
-  add('model.norm', 'RMSNorm', [['weight', [h]]]);
+  add('model.norm', norm, [['weight', [h]]]);
   add('lm_head', 'Linear', linear(c.vocab_size, h, false));
 }
+
+/** A decoder layer's norms in declaration order (decoder-layer.ts). */
+const LAYER_NORMS: Record<NormPlacement, string[]> = {
+  pre: ['input_layernorm', 'post_attention_layernorm'],
+  sandwich: ['input_layernorm', 'post_attention_layernorm', 'pre_feedforward_layernorm', 'post_feedforward_layernorm'],
+  post: ['post_attention_layernorm', 'post_feedforward_layernorm'],
+};
 
 const GPT2_ACTIVATIONS: Record<GPT2Config['activation_function'], string> = { gelu_new: 'GELU', gelu_pytorch_tanh: 'GELU', gelu: 'GELU', relu: 'ReLU' };
 

@@ -1,23 +1,26 @@
 /**
- * LlamaForCausalLM, also for mistral (sliding window), qwen2 (q/k/v biases), qwen3 (q/k norms), smollm3 (NoPE
- * layers) and granite (scalars): every family of llama/config.ts.
+ * LlamaForCausalLM, for every family of llama/config.ts: llama, mistral, qwen2, qwen3, smollm3, granite,
+ * gemma, gemma2, gemma3_text, phi3, olmo2.
  *
- *   ids [B, T] -> embed_tokens (·embedding_multiplier) -> layers × N -> norm -> lm_head (/ logits_scaling) -> logits [B, T, V]
+ *   ids [B, T] -> embed_tokens (·embedding scale) -> layers × N -> norm -> lm_head (/ logits_scaling, softcap) -> logits [B, T, V]
  *
  * Property names are transformers' own, so stateDict() keys are the checkpoint's.
  */
 import { Module, type Tensor } from '@lorakit/core';
-import { Embedding, Linear, RMSNorm } from '@lorakit/core/nn';
+import { Embedding, Linear } from '@lorakit/core/nn';
 import { LlamaDecoderLayer } from './decoder-layer.ts';
-import { layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
-import { inverseFrequencies, rotaryFor } from '../rope.ts';
+import type { LayerContext } from './attention.ts';
+import { familyNorm, type FamilyNorm } from './norm.ts';
+import { FAMILY_TRAITS, layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
+import { Rotary, type RotaryTables } from '../rope.ts';
 import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 
 export class LlamaModel extends Module {
   embed_tokens: Embedding;
   layers: LlamaDecoderLayer[];
-  norm: RMSNorm;
-  readonly invFreq: Float64Array; // rotary inverse frequencies [D/2]
+  norm: FamilyNorm;
+  /** The ropes the layers use, by name: 'default', or gemma3_text's layer types. */
+  readonly rotaries: Map<string, Rotary>;
 
   /** Recompute each layer in the backward instead of keeping its activations (training only). */
   gradientCheckpointing = false;
@@ -25,23 +28,34 @@ export class LlamaModel extends Module {
   constructor(readonly config: LlamaFamilyConfig) {
     super();
     this.embed_tokens = new Embedding(config.vocab_size, config.hidden_size);
-    this.layers = Array.from({ length: config.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(layerConfig(config, i)));
-    this.norm = new RMSNorm(config.hidden_size, config.rms_norm_eps);
-    this.invFreq = inverseFrequencies(config);
+    const layerConfigs = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i));
+    this.layers = layerConfigs.map((c) => new LlamaDecoderLayer(c));
+    this.norm = familyNorm(FAMILY_TRAITS[config.model_type], config.hidden_size, config.rms_norm_eps);
+    const ropes = new Set(['default', ...layerConfigs.flatMap((c) => (c.rope === null ? [] : [c.rope]))]);
+    this.rotaries = new Map([...ropes].map((rope) => [rope, new Rotary(config, rope)]));
   }
 
-  forward({ inputIds, attentionMask, positionIds, cache }: CausalLMInputs): Tensor {
+  /** Rope tables and masks for one forward, each made once and only if a layer asks for it. */
+  private context({ inputIds, attentionMask, positionIds }: CausalLMInputs, past: number): LayerContext {
+    const positions = positionsOf(inputIds, positionIds, past);
+    const tables = new Map<string, RotaryTables>();
+    const biases = new Map<number | null, Tensor>();
+    return {
+      rotary: (rope) => tables.get(rope) ?? tables.set(rope, this.rotaries.get(rope)!.tables(positions)).get(rope)!,
+      bias: (window) => biases.get(window) ?? biases.set(window, causalBias(inputIds, attentionMask, past, window)).get(window)!,
+    };
+  }
+
+  forward(inputs: CausalLMInputs): Tensor {
+    const { inputIds, cache } = inputs;
     checkInputIds(inputIds, this.config.vocab_size);
-    const past = cache?.length ?? 0;
-    const rotary = rotaryFor(positionsOf(inputIds, positionIds, past), this.invFreq);
-    const window = this.config.model_type === 'mistral' ? (this.config.sliding_window ?? null) : null;
-    const bias = causalBias(inputIds, attentionMask, past, window);
+    const context = this.context(inputs, cache?.length ?? 0);
     const embedded = this.embed_tokens.call(inputIds); // [B, T, C]
     const multiplier = outerScalars(this.config).embedding;
     let h = multiplier === 1 ? embedded : embedded.mul(multiplier);
     this.layers.forEach((layer, i) => {
       const layerCache = cache?.layers[i] ?? null;
-      h = runLayer(this, h, layerCache, (x) => layer.call(x, rotary, bias, layerCache));
+      h = runLayer(this, h, layerCache, (x) => layer.call(x, context, layerCache));
     });
     return this.norm.call(h);
   }
@@ -59,7 +73,8 @@ export class LlamaForCausalLM extends CausalLM {
   }
 
   forward(inputs: CausalLMInputs): CausalLMOutput {
-    return headOutput(this.lm_head, this.model.call(inputs), inputs, outerScalars(this.config).logits);
+    const { logits, logitsSoftcap } = outerScalars(this.config);
+    return headOutput(this.lm_head, this.model.call(inputs), inputs, { divisor: logits, softcap: logitsSoftcap });
   }
 
   tiedWeights(): Array<[string, string]> {
@@ -75,6 +90,7 @@ export class LlamaForCausalLM extends CausalLM {
   }
 
   newCache(): KVCache {
-    return new KVCache(this.config.num_hidden_layers);
+    const switches = [...this.model.rotaries.values()].map((r) => r.switchesAfter).filter((n) => n !== null);
+    return new KVCache(this.config.num_hidden_layers, switches[0] ?? null);
   }
 }
