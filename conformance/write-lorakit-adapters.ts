@@ -26,6 +26,7 @@ const CASES: Record<string, [string, Partial<LoraConfigFields>]> = {
   'granite-all-linear': ['granite', { targetModules: 'all-linear' }],
   'embedding-qv': ['llama', { targetModules: ['embed_tokens', 'q_proj', 'v_proj'] }],
   'gpt2-wte': ['gpt2', { targetModules: ['wte', 'c_attn'] }],
+  'gemma3-embedding': ['gemma3_text', { targetModules: ['embed_tokens', 'o_proj'] }],
   'tied-embedding-rslora': ['llama-bf16-tied', { targetModules: '.*\\.(embed_tokens|v_proj)', useRslora: true, rankPattern: { embed_tokens: 2 } }],
 };
 

@@ -23,6 +23,9 @@
  * - The lookup of Aᵀ goes through F.embedding with the base layer's
  *   padding_idx, so column padding_idx of A gets no gradient (transformers
  *   builds embed_tokens with padding_idx = pad_token_id).
+ * - A scale the embedding applies (Gemma's embed_scale) multiplies the LoRA
+ *   term too in PEFT; lorakit's decoder scales the embedding's whole output
+ *   after the lookup, which is the same up to rounding.
  * - DoRA on embeddings exists in PEFT (DoraEmbeddingVariant) but is not
  *   implemented here: inject.ts refuses it, naming the module.
  * - With tie_word_embeddings, lm_head holds the same weight but is not
