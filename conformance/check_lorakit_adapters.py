@@ -25,14 +25,20 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4
 
 
+def load_base(base):
+    """A base model fixture in float32 (a path from the repository's root); gemma2 with transformers' eager
+    attention, the only path that applies its attention soft cap."""
+    eager = pathlib.Path(base).name.removesuffix("-bf16") == "gemma2"
+    return AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32, attn_implementation="eager" if eager else None)
+
+
 def main(folder):
     results = []
     cases = sorted(p for p in pathlib.Path(folder).iterdir() if p.is_dir())
     for case in cases:
         ref = load_file(str(case / "lorakit.safetensors"))
         base = bytes(ref["base"].tolist()).decode()
-        model = AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32)  # a path from the repository's root
-        model = PeftModel.from_pretrained(model, case / "adapter").eval()
+        model = PeftModel.from_pretrained(load_base(base), case / "adapter").eval()
         saved = {key.split(".lora_")[0].removeprefix("base_model.model.") for key in load_file(str(case / "adapter" / "adapter_model.safetensors")) if ".lora_" in key}
         wrapped = {name.removeprefix("base_model.model.") for name, module in model.named_modules() if isinstance(module, LoraLayer)}
         if saved != wrapped:
@@ -48,7 +54,7 @@ def main(folder):
             results.append((False, f"{case.name}: PEFT saves {sorted(set(peft_keys.items()) ^ set(written.items()))} differently from lorakit"))
             continue
         if case.name.startswith("cli-add-all-linear-"):
-            own = get_peft_model(AutoModelForCausalLM.from_pretrained(ROOT / base, dtype=torch.float32), LoraConfig(target_modules="all-linear"))
+            own = get_peft_model(load_base(base), LoraConfig(target_modules="all-linear"))
             picked = {name.removeprefix("base_model.model.") for name, module in own.named_modules() if isinstance(module, LoraLayer)}
             if picked != saved:
                 results.append((False, f"{case.name}: PEFT's all-linear picks {sorted(picked ^ saved)} differently from lora add"))

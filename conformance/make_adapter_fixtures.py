@@ -45,6 +45,12 @@ CASES = {
     "qwen3-all-linear": ("qwen3", dict(target_modules="all-linear")),
     "smollm3-all-linear": ("smollm3", dict(target_modules="all-linear")),
     "granite-all-linear": ("granite", dict(target_modules="all-linear")),
+    "gemma-all-linear": ("gemma", dict(target_modules="all-linear")),
+    "gemma2-all-linear": ("gemma2", dict(target_modules="all-linear")),
+    "gemma3_text-all-linear": ("gemma3_text", dict(target_modules="all-linear")),
+    # phi3's fused qkv_proj and gate_up_proj are the Linears PEFT wraps
+    "phi3-all-linear": ("phi3", dict(target_modules="all-linear")),
+    "olmo2-all-linear": ("olmo2", dict(target_modules="all-linear")),
     # LoRA on the token embedding (PEFT's lora.Embedding: lora_embedding_A [r, vocab], lora_embedding_B [hidden, r]),
     # listed by name; PEFT also saves the embedding's base weight (save_embedding_layers="auto").
     "embedding-qv": ("llama", dict(target_modules=["embed_tokens", "q_proj", "v_proj"])),
@@ -55,7 +61,15 @@ CASES = {
 
 # Cases whose reference also holds merge_and_unload()'s weights (`merged.<checkpoint name>`, the tensors it
 # changes), for the streamed merge to match weight by weight.
-MERGED_WEIGHTS = {"qwen3-all-linear", "smollm3-all-linear", "granite-all-linear", "embedding-qv", "tied-embedding-regex-rslora"}
+FAMILY_CASES = {f"{family}-all-linear" for family in ["qwen3", "smollm3", "granite", "gemma", "gemma2", "gemma3_text", "phi3", "olmo2"]}
+MERGED_WEIGHTS = FAMILY_CASES | {"embedding-qv", "tied-embedding-regex-rslora"}
+
+
+def load_base(base):
+    """The base checkpoint in float32, with transformers' eager attention for gemma2 (the only path that soft-caps
+    its attention scores; make_model_fixtures.py makes its references the same way)."""
+    eager = base.removesuffix("-bf16") == "gemma2"
+    return AutoModelForCausalLM.from_pretrained(MODELS / base, dtype=torch.float32, attn_implementation="eager" if eager else None)
 
 
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
@@ -64,8 +78,7 @@ ADAMW_STEPS = 3
 
 def adamw_trajectory(base, adapter, ids, mask, labels):
     """Three AdamW steps on the trainable parameters of the saved adapter: the losses before each step and the end point."""
-    model = AutoModelForCausalLM.from_pretrained(MODELS / base, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, adapter, is_trainable=True).eval()
+    model = PeftModel.from_pretrained(load_base(base), adapter, is_trainable=True).eval()
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([p for _, p in trainable], **ADAMW)
     losses = []
@@ -93,7 +106,7 @@ def main():
     for case, (base, options) in CASES.items():
         torch.manual_seed(0)
         generator = torch.Generator().manual_seed(2)
-        model = AutoModelForCausalLM.from_pretrained(MODELS / base, dtype=torch.float32)
+        model = load_base(base)
         init = options.pop("init_lora_weights", False)
         config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, init_lora_weights=init, **options)
         model = get_peft_model(model, config)

@@ -2,7 +2,7 @@
  * What the `lora` command writes, for PEFT and transformers + bitsandbytes to
  * load: an adapter from `lora add`, one from a short `lora train` (the adapter
  * that differs from the base), one from `lora add --target all-linear` on each
- * family added to the Llama decoder (qwen3, smollm3, granite: PEFT must wrap
+ * family added to the Llama decoder (qwen3 ... olmo2: PEFT must wrap
  * the same modules) and a 4-bit model from `lora quantize`. Each
  * gets lorakit's logits beside it, in the layouts of write-lorakit-adapters.ts
  * and write-lorakit-quantized.ts, so the same Python checks read them.
@@ -58,7 +58,7 @@ await Promise.all(['cli-add', 'cli-train'].map((name) => mkdir(join(adapters, na
 await mkdir(join(out, 'lorakit-quantized'), { recursive: true });
 lora('add', MODEL, '--target', 'q_proj,v_proj,down_proj', '--r', '8', '--alpha', '32', '--rslora', '--init', 'gaussian', '--out', join(adapters, 'cli-add', 'adapter'));
 await writeAdapterCase('cli-add', join(adapters, 'cli-add', 'adapter'));
-for (const family of ['qwen3', 'smollm3', 'granite']) {
+for (const family of ['qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2']) {
   const name = `cli-add-all-linear-${family}`;
   await mkdir(join(adapters, name), { recursive: true });
   lora('add', join('packages/models/fixtures', family), '--target', 'all-linear', '--r', '4', '--alpha', '8', '--out', join(adapters, name, 'adapter'));

@@ -97,7 +97,7 @@ for (const name of readdirSync(ADAPTER_FIXTURES).filter((n) => !n.endsWith('.jso
 
 // The families added to the Llama decoder: an all-linear adapter with non-zero B, saved, merged by the
 // stream and reloaded, gives the adapted model's logits.
-for (const family of ['qwen3', 'smollm3', 'granite']) {
+for (const family of ['qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2']) {
   test(`an all-linear adapter on ${family} merges into a checkpoint with the adapted logits`, async (t) => {
     const peft = getPeftModel(await AutoModelForCausalLM.fromPretrained(`${MODEL_FIXTURES}/${family}`), new LoraConfig({ r: 4, loraAlpha: 8, targetModules: 'all-linear' }));
     noGrad(() => peft.loraLayers().forEach(([, layer]) => init.normal_(layer.lora_B.get('default')!.weight, 0, 0.05)));

@@ -10,7 +10,7 @@ import { LoraConfig } from './config.ts';
 import { getPeftModel } from './peft-model.ts';
 import { MODEL_FIXTURES, maxAbs } from './testing.ts';
 
-const ARCHITECTURES = ['llama-rope-linear', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'qwen3', 'smollm3', 'granite'];
+const ARCHITECTURES = ['llama-rope-linear', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2'];
 const VARIANTS: Array<[string, Partial<ConstructorParameters<typeof LoraConfig>[0]>]> = [
   ['LoRA', {}],
   ['rsLoRA with rank and alpha patterns', { useRslora: true, rankPattern: { 'layers.1.*': 2 }, alphaPattern: { '.*\\.0\\..*': 3 } }],
