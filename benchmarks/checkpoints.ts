@@ -12,6 +12,18 @@ export const SMOLLM2_SHAPES: LlamaFamilyConfig = {
   bos_token_id: 0, eos_token_id: 0, pad_token_id: null,
 };
 
+/**
+ * Qwen3-0.6B's shapes (its config.json, less the fields lorakit does not read): 28 layers with q/k norms,
+ * head_dim 128 (so q_proj is 1024 -> 2048), a 151936-token vocabulary tied to the embedding. 0.60B
+ * parameters, 0.44B of them in the decoder's linear layers; 1.19 GB in bf16, 2.38 GB in float32.
+ */
+export const QWEN3_0_6B_SHAPES: LlamaFamilyConfig = {
+  model_type: 'qwen3', vocab_size: 151936, hidden_size: 1024, intermediate_size: 3072, num_hidden_layers: 28,
+  num_attention_heads: 16, num_key_value_heads: 8, head_dim: 128, hidden_act: 'silu', max_position_embeddings: 40960,
+  rms_norm_eps: 1e-6, tie_word_embeddings: true, attention_bias: false, mlp_bias: false, rope_theta: 1000000,
+  sliding_window: null, bos_token_id: 151643, eos_token_id: 151645, pad_token_id: null,
+};
+
 export async function randomCheckpoint(dir: string, config: LlamaFamilyConfig): Promise<string> {
   if (!existsSync(`${dir}/config.json`)) {
     manualSeed(0);

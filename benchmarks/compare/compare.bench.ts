@@ -16,7 +16,7 @@ import { cpus, totalmem } from 'node:os';
 import type { LlamaFamilyConfig } from '@lorakit/models';
 import { describeMachine } from '../machine.ts';
 import { median } from '../stats.ts';
-import { randomAdapter, randomCheckpoint, SMOLLM2_SHAPES, TINYLLAMA_SHAPES } from '../checkpoints.ts';
+import { QWEN3_0_6B_SHAPES, randomAdapter, randomCheckpoint, SMOLLM2_SHAPES, TINYLLAMA_SHAPES } from '../checkpoints.ts';
 import { diskLimit, flopsPerToken, memoryBandwidth } from './limits.ts';
 
 const OUT = 'benchmarks/out';
@@ -93,25 +93,38 @@ const tiny = 'examples/models/tiny-code-llama';
 const smol = await randomCheckpoint(`${OUT}/smollm2-135m-random`, SMOLLM2_SHAPES);
 const large = await randomCheckpoint(`${OUT}/tinyllama-1.1b-random`, TINYLLAMA_SHAPES);
 const adapters = { smol: await randomAdapter(`${OUT}/smollm2-lora-r16`, SMOLLM2_SHAPES, 16), large: await randomAdapter(`${OUT}/tinyllama-lora-r16`, TINYLLAMA_SHAPES, 16) };
-const models = { 'tiny-code-llama': tiny, 'SmolLM2-135M shapes': smol } as const;
+const qwen3 = await randomCheckpoint(`${OUT}/qwen3-0.6b-random`, QWEN3_0_6B_SHAPES);
+
+/**
+ * The models whose training steps, forwards and greedy generation are compared: `batch` sequences of `sequence`
+ * tokens per step and forward, a 16-token prompt and `newTokens` greedy tokens. Qwen3-0.6B's shapes (28 layers,
+ * a 151936-token head) run on 1x256 and 32 new tokens: at 4x512 a lorakit step alone would take minutes on 2 cores.
+ */
+const models: Record<string, { dir: string; batch: number; sequence: number; newTokens: number }> = {
+  'tiny-code-llama': { dir: tiny, batch: 4, sequence: 512, newTokens: 64 },
+  'SmolLM2-135M shapes': { dir: smol, batch: 4, sequence: 512, newTokens: 64 },
+  'Qwen3-0.6B shapes': { dir: qwen3, batch: 1, sequence: 256, newTokens: 32 },
+};
 
 const tasks: Task[] = [];
 const rows: Row[] = [];
-for (const [name, dir] of Object.entries(models)) {
-  const flops = flopsPerToken(configOf(dir), 512, 16);
-  const stepLimit = () => ({ seconds: ((flops.forward + flops.backward) * 2048) / peak });
+for (const [name, { dir, batch, sequence, newTokens }] of Object.entries(models)) {
+  const tokens = batch * sequence;
+  const shape = ['--tokens', `${batch}x${sequence}`, '--new-tokens', String(newTokens)];
+  const flops = flopsPerToken(configOf(dir), sequence, 16);
+  const stepLimit = () => ({ seconds: ((flops.forward + flops.backward) * tokens) / peak });
   for (const qlora of [false, true]) {
     const task = `${qlora ? 'QLoRA' : 'LoRA'} step, ${name}`;
-    const flag = qlora ? ['--qlora'] : [];
-    tasks.push({ name: task, lorakit: ['train-step', dir, ...flag], pytorch: ['train-step', dir, ...flag], limit: stepLimit });
-    rows.push({ task, label: `${task} (r=16, all linear, 4x512)`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
+    const args = ['train-step', dir, ...shape, ...(qlora ? ['--qlora'] : [])];
+    tasks.push({ name: task, lorakit: args, pytorch: args, limit: stepLimit });
+    rows.push({ task, label: `${task} (r=16, all linear, ${batch}x${sequence})`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
   }
   const inference = `inference, ${name}`;
-  const forwardFlops = flopsPerToken(configOf(dir), 512, 0).forward * 2048;
+  const forwardFlops = flopsPerToken(configOf(dir), sequence, 0).forward * tokens;
   const float32Bytes = weightsBytes(dir) * 2; // bf16 on disk, float32 in memory: each greedy token reads them all
-  tasks.push({ name: inference, lorakit: ['inference', dir], pytorch: ['inference', dir], limit: () => ({ forward: forwardFlops / peak, token: float32Bytes / bandwidth }) });
-  rows.push({ task: inference, label: `forward, ${name} (4x512)`, seconds: (f) => 2048 / f.forwardTokensPerSecond, limitSeconds: (l) => l.forward, unit: 'tokens/s', tokens: 2048 });
-  rows.push({ task: inference, label: `greedy generation, ${name} (16 + 64)`, seconds: (f) => 1 / f.greedyTokensPerSecond, limitSeconds: (l) => l.token, unit: 'tokens/s', tokens: 1 });
+  tasks.push({ name: inference, lorakit: ['inference', dir, ...shape], pytorch: ['inference', dir, ...shape], limit: () => ({ forward: forwardFlops / peak, token: float32Bytes / bandwidth }) });
+  rows.push({ task: inference, label: `forward, ${name} (${batch}x${sequence})`, seconds: (f) => tokens / f.forwardTokensPerSecond, limitSeconds: (l) => l.forward, unit: 'tokens/s', tokens });
+  rows.push({ task: inference, label: `greedy generation, ${name} (16 + ${newTokens})`, seconds: (f) => 1 / f.greedyTokensPerSecond, limitSeconds: (l) => l.token, unit: 'tokens/s', tokens: 1 });
 }
 for (const [name, model, adapter] of [['135M', smol, adapters.smol], ['1.1B', large, adapters.large]] as const) {
   const task = `merge, ${name}`;
@@ -129,6 +142,7 @@ tasks.push({ name: quantize, lorakit: ['quantize', large], pytorch: ['quantize',
 rows.push({ task: quantize, label: 'NF4 + double quantization, 1.1B linear weights', seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
 
 function measure(): Measured {
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   const selected = tasks.filter((t) => only === undefined || t.name.includes(only));
   const results = Object.fromEntries(selected.map((t) => [t.name, { lorakit: [] as Figures[], pytorch: [] as Figures[], limit: [] as Figures[] }]));
   for (let round = 0; round < reps; round++) {
@@ -144,8 +158,9 @@ function measure(): Measured {
         process.stderr.write(`round ${round + 1}/${reps}: ${task.name}, ${side} done\n`);
       }
     }
+    // Every finished round is kept: a run stopped later still renders (--report) from the rounds it completed.
+    writeFileSync(`${OUT}/compare-raw.json`, JSON.stringify({ date: new Date().toISOString().slice(0, 10), commit, reps: round + 1, bandwidth, results }));
   }
-  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   return { date: new Date().toISOString().slice(0, 10), commit, reps, bandwidth, results };
 }
 
@@ -167,6 +182,7 @@ const table = rows.filter((row) => results.has(row.task)).map((row) => {
 const pythonVersions = JSON.parse(execFileSync(PYTHON, ['-c', 'import json, torch, transformers, peft, bitsandbytes; print(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__, "bitsandbytes": bitsandbytes.__version__}))'], { encoding: 'utf8' }));
 const ortVersion = JSON.parse(readFileSync('node_modules/.pnpm/onnxruntime-node@1.30.0/node_modules/onnxruntime-node/package.json', 'utf8')).version;
 const behind = table.filter((t) => t.ratio > 1);
+const largestRss = Math.max(...[...results.values()].flatMap((r) => [...r.lorakit, ...r.pytorch].map((f) => f.peakRssBytes)));
 const lines = [
   '# lorakit against PyTorch + PEFT, side by side',
   '',
@@ -182,6 +198,14 @@ const lines = [
   '| task | lorakit | PyTorch + PEFT | lorakit / PyTorch | lorakit of the limit (limit) | peak RSS lorakit / PyTorch |',
   '|---|---|---|---|---|---|',
   ...table.map((t) => `| ${t.label} | ${t.show(t.lorakit)} | ${t.show(t.pytorch)} | ${t.ratio.toFixed(2)} | ${t.ofLimit === undefined ? '-' : `${(100 * t.ofLimit).toFixed(0)}% (${t.show(t.limit!)})`} | ${MiB(t.rss[0])} / ${MiB(t.rss[1])} |`),
+  '',
+  ...(results.has('inference, Qwen3-0.6B shapes')
+    ? ['The Qwen3-0.6B rows (model_type qwen3: 28 layers with q/k norms, head_dim 128, a tied 151936-token vocabulary; 0.60B',
+      'parameters, random bf16 weights) run every layer and the whole head, on shorter work than the other models: steps and',
+      'forwards on 1 sequence of 256 tokens instead of 4x512, greedy generation of 32 tokens instead of 64, so that each of their',
+      'processes takes about a minute on this machine.', '']
+    : []),
+  `The largest peak RSS of any process in this run: ${(largestRss / 2 ** 30).toFixed(1)} GiB of the machine's ${(totalmem() / 2 ** 30).toFixed(0)} GiB.`,
   '',
   '![lorakit / PyTorch time per task](results.png)',
   '',

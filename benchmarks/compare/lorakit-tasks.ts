@@ -3,8 +3,8 @@
  * its own), printing one JSON line with the same fields as the PyTorch side
  * (torch_tasks.py).
  *
- *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--gradient-checkpointing] [--steps N]
- *   tsx benchmarks/compare/lorakit-tasks.ts inference <model>
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--gradient-checkpointing] [--steps N] [--tokens 4x512]
+ *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--tokens 4x512] [--new-tokens 64]
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
  */
@@ -21,8 +21,11 @@ const option = (name: string) => {
   const at = process.argv.indexOf(name);
   return at < 0 ? undefined : process.argv[at + 1];
 };
+/** --tokens BxS: the batch of B sequences of S tokens that steps and forwards run on (4x512 unless given). */
+const [batch, sequence] = (option('--tokens') ?? '4x512').split('x').map(Number);
+const newTokens = Number(option('--new-tokens') ?? 64);
 
-/** LoRA r=16 on every linear layer, AdamW, 4x512 tokens: one warm-up step, then the median of --steps (1). */
+/** LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (1). */
 async function trainStep(dir: string, qlora: boolean, steps: number, gradientCheckpointing: boolean) {
   manualSeed(0);
   const model = await AutoModelForCausalLM.fromPretrained(dir);
@@ -32,7 +35,7 @@ async function trainStep(dir: string, qlora: boolean, steps: number, gradientChe
   const loadedRssBytes = process.memoryUsage().rss;
   const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
   const optimizer = new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
-  const inputIds = new Tensor(tokenIds(model.config.vocab_size, 4 * 512, 13), [4, 512]);
+  const inputIds = new Tensor(tokenIds(model.config.vocab_size, batch * sequence, 13), [batch, sequence]);
   peft.train();
   const step = () => {
     const { loss } = peft.call({ inputIds, labels: inputIds });
@@ -50,11 +53,11 @@ async function trainStep(dir: string, qlora: boolean, steps: number, gradientChe
   return { seconds: median(times), loadedRssBytes, peakRssBytes: peakRssBytes(), trainable: peft.numParameters({ trainableOnly: true }) };
 }
 
-/** Forward tokens/s at 4x512 (median of 2 after a warm-up) and greedy tokens/s (16-token prompt + 64). */
+/** Forward tokens/s at --tokens (4x512; median of 2 after a warm-up) and greedy tokens/s (16-token prompt + --new-tokens, 64). */
 async function inference(dir: string) {
   const model = await AutoModelForCausalLM.fromPretrained(dir);
   const vocab = model.config.vocab_size;
-  const inputIds = new Tensor(tokenIds(vocab, 4 * 512), [4, 512]);
+  const inputIds = new Tensor(tokenIds(vocab, batch * sequence), [batch, sequence]);
   noGrad(() => model.call({ inputIds }));
   const forwards = [0, 1].map(() => {
     const start = performance.now();
@@ -64,9 +67,9 @@ async function inference(dir: string) {
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 31) % vocab);
   generate(model, [prompt], { maxNewTokens: 4, eosTokenId: null });
   const start = performance.now();
-  generate(model, [prompt], { maxNewTokens: 64, eosTokenId: null });
+  generate(model, [prompt], { maxNewTokens: newTokens, eosTokenId: null });
   const generation = (performance.now() - start) / 1000;
-  return { forwardTokensPerSecond: 2048 / median(forwards), greedyTokensPerSecond: 64 / generation, peakRssBytes: peakRssBytes() };
+  return { forwardTokensPerSecond: (batch * sequence) / median(forwards), greedyTokensPerSecond: newTokens / generation, peakRssBytes: peakRssBytes() };
 }
 
 /** The streaming merge (`lora merge`), timed from opening the checkpoint to the renamed output folder. */

@@ -2,8 +2,8 @@
 per process, float32 compute on 2 threads, printing one JSON line, the same
 fields as the lorakit side (benchmarks/compare/lorakit-tasks.ts).
 
-    python benchmarks/compare/torch_tasks.py train-step <model> [--qlora]
-    python benchmarks/compare/torch_tasks.py inference <model>
+    python benchmarks/compare/torch_tasks.py train-step <model> [--qlora] [--tokens 4x512]
+    python benchmarks/compare/torch_tasks.py inference <model> [--tokens 4x512] [--new-tokens 64]
     python benchmarks/compare/torch_tasks.py merge <model> <adapter> <out>
     python benchmarks/compare/torch_tasks.py quantize <model>
 """
@@ -34,12 +34,21 @@ def load(model_dir, qlora=False):
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, quantization_config=config, device_map="cpu")
 
 
+def option(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+# --tokens BxS: the batch of B sequences of S tokens that steps and forwards run on (4x512 unless given).
+BATCH, SEQUENCE = (int(n) for n in option("--tokens", "4x512").split("x"))
+NEW_TOKENS = int(option("--new-tokens", "64"))
+
+
 def train_step(model_dir, qlora=False, steps=1):
-    """LoRA r=16 on every linear layer, AdamW, 4x512 tokens: one warm-up step, then the median of `steps`."""
+    """LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of `steps`."""
     from peft import LoraConfig, get_peft_model
     model = get_peft_model(load(model_dir, qlora), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ids = token_ids(model.config.vocab_size, 4 * 512, 13).reshape(4, 512)
+    ids = token_ids(model.config.vocab_size, BATCH * SEQUENCE, 13).reshape(BATCH, SEQUENCE)
     model.train()
 
     def step():
@@ -58,10 +67,10 @@ def train_step(model_dir, qlora=False, steps=1):
 
 
 def inference(model_dir):
-    """Forward tokens/s at 4x512 (median of 2 after a warm-up) and greedy tokens/s (16-token prompt + 64)."""
+    """Forward tokens/s at --tokens (4x512; median of 2 after a warm-up) and greedy tokens/s (16-token prompt + --new-tokens, 64)."""
     model = load(model_dir).eval()
     vocab = model.config.vocab_size
-    ids = token_ids(vocab, 4 * 512).reshape(4, 512)
+    ids = token_ids(vocab, BATCH * SEQUENCE).reshape(BATCH, SEQUENCE)
     with torch.no_grad():
         model(input_ids=ids)
         forwards = []
@@ -72,10 +81,10 @@ def inference(model_dir):
         prompt = torch.tensor([[(i * 31) % vocab for i in range(16)]])
         model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
         start = time.perf_counter()
-        out = model.generate(prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False)
+        out = model.generate(prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
         generation = time.perf_counter() - start
-    assert out.shape[1] == 16 + 64
-    return {"forwardTokensPerSecond": 2048 / statistics.median(forwards), "greedyTokensPerSecond": 64 / generation, "peakRssBytes": peak_rss_bytes()}
+    assert out.shape[1] == 16 + NEW_TOKENS
+    return {"forwardTokensPerSecond": BATCH * SEQUENCE / statistics.median(forwards), "greedyTokensPerSecond": NEW_TOKENS / generation, "peakRssBytes": peak_rss_bytes()}
 
 
 def merge(model_dir, adapter_dir, out_dir):
