@@ -49,10 +49,12 @@ def dequantize_in_place(model):
 
 
 def save_quantized_checkpoints(root):
-    """Tiny llama and mistral checkpoints quantized and saved by transformers + bitsandbytes, with their logits.
-    (bitsandbytes' CPU matmul needs in_features of at least one block, so these are 128 wide.)"""
+    """Tiny llama, mistral, gemma2 and phi3 checkpoints quantized and saved by transformers + bitsandbytes, with their
+    logits. (bitsandbytes' CPU matmul needs in_features of at least one block, so these are 128 wide.) gemma2 runs
+    with transformers' eager attention, the only path that applies its soft caps; phi3 quantizes its fused
+    qkv_proj and gate_up_proj."""
     import tempfile
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, LlamaConfig, MistralConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, Gemma2Config, LlamaConfig, MistralConfig, Phi3Config
 
     shapes = dict(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                   max_position_embeddings=64, rms_norm_eps=1e-5, pad_token_id=1, eos_token_id=2, bos_token_id=0)
@@ -60,12 +62,18 @@ def save_quantized_checkpoints(root):
     ids = torch.randint(3, 256, (2, 12), generator=generator)
     mask = torch.ones(2, 12, dtype=torch.long)
     mask[1, :3] = 0
-    for name, config, quant_type, double in [("llama-nf4-dq", LlamaConfig(**shapes), "nf4", True), ("mistral-fp4", MistralConfig(**shapes, sliding_window=8), "fp4", False)]:
+    gemma2 = Gemma2Config(**shapes, head_dim=32, sliding_window=4, query_pre_attn_scalar=24, attn_logit_softcapping=2.0, final_logit_softcapping=3.0)
+    phi3 = Phi3Config(**shapes, original_max_position_embeddings=16, rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0,
+                      "partial_rotary_factor": 0.5, "short_factor": [1.0] * 8, "long_factor": [2.0] * 8})
+    cases = [("llama-nf4-dq", LlamaConfig(**shapes), "nf4", True), ("mistral-fp4", MistralConfig(**shapes, sliding_window=8), "fp4", False),
+             ("gemma2-nf4-dq", gemma2, "nf4", True), ("phi3-nf4", phi3, "nf4", False)]
+    for name, config, quant_type, double in cases:
         torch.manual_seed(0)
+        attention = "eager" if name.startswith("gemma2") else None
         with tempfile.TemporaryDirectory() as float_dir:
             AutoModelForCausalLM.from_config(config).save_pretrained(float_dir)
             bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quant_type, bnb_4bit_use_double_quant=double, bnb_4bit_compute_dtype=torch.float32)
-            model = AutoModelForCausalLM.from_pretrained(float_dir, quantization_config=bnb, device_map="cpu", dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(float_dir, quantization_config=bnb, device_map="cpu", dtype=torch.float32, attn_implementation=attention)
         out = root / MODELS / f"bnb-{name}"
         model.save_pretrained(out)
         # NOTE: bitsandbytes' CPU matmul is approximate (3e-3 off its own dequantized weights), so the

@@ -11,7 +11,7 @@ import { AutoModelForCausalLM } from './auto.ts';
 import { saveModel } from './save.ts';
 import { FIXTURES } from './testing.ts';
 
-for (const name of ['bnb-llama-nf4-dq', 'bnb-mistral-fp4']) {
+for (const name of ['bnb-llama-nf4-dq', 'bnb-mistral-fp4', 'bnb-gemma2-nf4-dq', 'bnb-phi3-nf4']) {
   test(`${name}: loads as Linear4bit and matches the bitsandbytes model's logits`, async (t) => {
     const model = await AutoModelForCausalLM.fromPretrained(`${FIXTURES}/${name}`);
     t.true(model.getSubmodule('model.layers.1.mlp.down_proj') instanceof Linear4bit);
