@@ -4,7 +4,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
-import { Linear4bit } from '@lorakit/core/nn';
+import { Linear, Linear4bit } from '@lorakit/core/nn';
 import { matmul } from '@lorakit/core/ops';
 import { relativeErrorOf } from '@lorakit/core/testing';
 import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, saveModel } from '@lorakit/models';
@@ -12,7 +12,7 @@ import { LoraConfig } from './config.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { quantizeModel } from './quantize-model.ts';
-import { REPO, TINY_CODE_LLAMA } from './testing.ts';
+import { MODEL_FIXTURES, REPO, TINY_CODE_LLAMA } from './testing.ts';
 
 test.serial('quantizeModel turns every Linear but the head into Linear4bit, and LoRA wraps them', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
@@ -108,3 +108,40 @@ test.serial('a QLoRA adapter also merges into the original float weights, and th
   const reloaded = await AutoModelForCausalLM.fromPretrained(out);
   t.true(relativeErrorOf(noGrad(() => reloaded.call({ inputIds }).logits), mergedLogits) < 1e-2, 'bf16 rounding only');
 });
+
+/** The bitsandbytes model with each 4-bit weight replaced by its float32 dequantization: what QLoRA must compute. */
+async function dequantized(dir: string) {
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  for (const [name, module] of model.namedModules()) {
+    if (!(module instanceof Linear4bit)) continue;
+    const dense = new Linear(module.inFeatures, module.outFeatures, { bias: module.bias !== null });
+    noGrad(() => {
+      dense.weight.values.set(module.denseWeight().values);
+      if (module.bias) dense.bias!.values.set(module.bias.values);
+    });
+    model.setSubmodule(name, dense);
+  }
+  return model;
+}
+
+// transformers + bitsandbytes checkpoints of the families with their own layer shapes: gemma2 (sandwich norms,
+// soft caps) and phi3 (fused qkv_proj and gate_up_proj quantized whole).
+for (const family of ['gemma2-nf4-dq', 'phi3-nf4']) {
+  test.serial(`QLoRA all-linear on a bitsandbytes ${family} base: loss and LoRA gradients equal LoRA's on the dequantized float model`, async (t) => {
+    const dir = `${MODEL_FIXTURES}/bnb-${family}`;
+    const run = async (model: Awaited<ReturnType<typeof dequantized>>) => {
+      manualSeed(4);
+      const peft = getPeftModel(model, new LoraConfig({ r: 4, loraAlpha: 8, targetModules: 'all-linear', initLoraWeights: false }));
+      const inputIds = Tensor.fromArray([[3, 17, 42, 9, 100, 5, 77, 31]], 'int32');
+      const { loss } = peft.call({ inputIds, labels: inputIds });
+      loss!.backward();
+      return { loss: loss!.item(), grads: peft.namedParameters().filter(([, p]) => p.grad).map(([n, p]) => [n, p.grad!] as const) };
+    };
+    const quantized = await run(await AutoModelForCausalLM.fromPretrained(dir));
+    const float = await run(await dequantized(dir));
+    t.true(Math.abs(quantized.loss - float.loss) <= 1e-5, `loss ${quantized.loss} vs ${float.loss}`);
+    t.deepEqual(quantized.grads.map(([n]) => n), float.grads.map(([n]) => n));
+    t.true(quantized.grads.length >= 8);
+    quantized.grads.forEach(([name, g], i) => t.true(relativeErrorOf(g, float.grads[i][1]) <= 1e-4, name));
+  });
+}
