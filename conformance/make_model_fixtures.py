@@ -20,8 +20,8 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoModelForCausalLM, GPT2Config, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
-                          SmolLM3Config, GraniteConfig, GemmaConfig, Gemma2Config, Gemma3TextConfig, Phi3Config,
-                          Olmo2Config)
+                          SmolLM3Config, GraniteConfig, GemmaConfig, Gemma2Config, Gemma3TextConfig, Gemma3Config,
+                          Gemma3ForConditionalGeneration, Phi3Config, Olmo2Config)
 
 from make_peft_fixtures import qv_inputs
 from output_root import ROOT, output_root
@@ -75,7 +75,16 @@ FAMILIES = {
                                         "short_factor": [1.0, 1.5], "long_factor": [2.0, 7.0]}),
     "olmo2": Olmo2Config(**LLAMA, **WIDE),
 }
-GEMMA = {"gemma", "gemma2", "gemma3_text"}
+# gemma3: Gemma 3's multimodal checkpoint (Gemma3ForConditionalGeneration, which lorakit reads as its language
+# model): gemma3_text's case as text_config, a one-layer SigLIP vision tower and the image token ids inside the
+# vocabulary; tied, as Gemma 3 is. Its references are the text-only forward (no pixel values), whose head has no
+# final soft cap (Gemma3ForConditionalGeneration leaves final_logit_softcapping out, unlike Gemma3ForCausalLM).
+FAMILIES["gemma3"] = Gemma3Config(text_config=FAMILIES["gemma3_text"].to_dict(), mm_tokens_per_image=4, image_token_index=125,
+                                  boi_token_index=126, eoi_token_index=127, **WIDE,
+                                  vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                                     num_attention_heads=2, image_size=28, patch_size=14))
+MULTIMODAL = {"gemma3": Gemma3ForConditionalGeneration}
+GEMMA = {"gemma", "gemma2", "gemma3_text", "gemma3"}
 
 
 def attention(family):
@@ -83,7 +92,7 @@ def attention(family):
     default sdpa path leaves out (its logits then differ from the eager, capped ones by 0.9 here)."""
     return "eager" if family == "gemma2" else None
 CASES.update(FAMILIES)
-CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items()})
+CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items() if name not in MULTIMODAL})
 
 
 def perturb_norms(model, center):
@@ -130,7 +139,11 @@ def main():
     for name, config in CASES.items():
         torch.manual_seed(0)
         family = name.removesuffix("-bf16")
-        model = AutoModelForCausalLM.from_config(config, attn_implementation=attention(family)).eval()
+        model_class = MULTIMODAL.get(family)
+        if model_class is not None:
+            model = model_class._from_config(config, attn_implementation=attention(family)).eval()
+        else:
+            model = AutoModelForCausalLM.from_config(config, attn_implementation=attention(family)).eval()
         if family in FAMILIES:
             perturb_norms(model, 0.0 if family in GEMMA else 1.0)
         case = out / name
@@ -139,7 +152,7 @@ def main():
             model = AutoModelForCausalLM.from_pretrained(case, dtype=torch.float32, attn_implementation=attention(family)).eval()
         else:
             model.save_pretrained(case, safe_serialization=True)
-        save_file(reference(model, config.vocab_size), str(case / "reference.safetensors"))
+        save_file(reference(model, config.get_text_config().vocab_size), str(case / "reference.safetensors"))
         print(name, "written")
 
     model = AutoModelForCausalLM.from_pretrained(ROOT / "examples" / "models" / "tiny-code-llama", dtype=torch.float32).eval()

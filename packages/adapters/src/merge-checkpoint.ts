@@ -13,6 +13,11 @@
  * With tie_word_embeddings the checkpoint stores the embedding once and no
  * lm_head.weight: the merged embedding is what the merged model's head reads,
  * as after PEFT's merge_and_unload (the shared tensor changes, so the head does).
+ * The output keeps the checkpoint's own keys; an adapter names modules as the
+ * model does, matched through the layout's key convention (a gemma3 checkpoint's
+ * language_model.model.* holds model.language_model.*), and what the model
+ * leaves alone (Gemma 3's vision tower and projector) is copied through as it is
+ * stored (converted only by `dtype`), so the output still loads in transformers.
  * The checkpoint and the adapters are first checked as loading checks them
  * (checkCheckpoint against the config's weight layout, readAdapterFor), with
  * the same errors, before anything is written. Everything is written into a
@@ -22,7 +27,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tensor } from '@lorakit/core';
-import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, readJsonFile, quote } from '@lorakit/core/io';
+import { Checkpoint, FileFormatError, bytesToTensor, INDEX_FILE, SafetensorsStream, checkOutputFolder, writeFolderAtomically, indexJson, planShards, shardFileName, tensorToBytes, SAFETENSORS_DTYPES, type SafetensorsDtype, readJsonFile, stringifyJson, quote } from '@lorakit/core/io';
 import type { LowRankDelta } from '@lorakit/core/wasm';
 import { checkCheckpoint, copySideFiles, loadConfig, weightLayout } from '@lorakit/models';
 import { Bf16MergePool } from './bf16-merge-pool.ts';
@@ -75,7 +80,7 @@ function factorsOf(adapter: LoadedAdapter, module: string): { a: Tensor; b: Tens
   return undefined;
 }
 
-/** Each adapter's B·A for the module that owns `key`, checked against the weight's shape. */
+/** Each adapter's B·A for the module that owns the model tensor `key`, checked against the weight's shape. */
 function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], transposed: boolean): ModuleDelta[] {
   const module = key.slice(0, -'.weight'.length);
   const deltas: ModuleDelta[] = [];
@@ -93,8 +98,9 @@ function moduleDeltas(key: string, shape: number[], adapters: LoadedAdapter[], t
   return deltas;
 }
 
-/** Whether any adapter changes this base weight. */
-function isAdapted(key: string, adapters: LoadedAdapter[]): boolean {
+/** Whether any adapter changes this base weight (a model tensor's name; null: a stored tensor the model leaves alone). */
+function isAdapted(key: string | null, adapters: LoadedAdapter[]): boolean {
+  if (key === null) return false;
   const module = key.slice(0, -'.weight'.length);
   return key.endsWith('.weight') && adapters.some((a) => factorsOf(a, module) !== undefined);
 }
@@ -116,13 +122,14 @@ function mergeWeight(weight: Tensor, deltas: ModuleDelta[]): Tensor {
   return transposed ? merged.transpose(0, 1) : merged;
 }
 
-/** Adapter tensors that replace base tensors (modules_to_save, trained biases), by base key. */
-function replacements(adapters: LoadedAdapter[]): Map<string, Tensor> {
+/** Adapter tensors that replace base tensors (modules_to_save, trained biases), by the base tensor's stored key. */
+function replacements(adapters: LoadedAdapter[], stored: Map<string, string>): Map<string, Tensor> {
   const result = new Map<string, Tensor>();
   for (const adapter of adapters) {
     for (const [key, tensor] of adapter.tensors) {
       if (LORA_KEY.test(key)) continue;
-      result.set(key.replace(/^base_model\.model\./, '').replace('.base_layer.', '.'), tensor);
+      const name = key.replace(/^base_model\.model\./, '').replace('.base_layer.', '.');
+      result.set(stored.get(name)!, tensor); // checkAdapters made sure the checkpoint stores it
     }
   }
   return result;
@@ -132,13 +139,13 @@ function replacements(adapters: LoadedAdapter[]): Map<string, Tensor> {
  * What the checks against the layout leave: a base tensor the checkpoint does
  * not store (a tied lm_head), and DoRA weighted with other adapters.
  */
-function checkAdapters(adapters: LoadedAdapter[], checkpoint: Checkpoint): void {
+function checkAdapters(adapters: LoadedAdapter[], checkpoint: Checkpoint, stored: Map<string, string>): void {
   const missing: string[] = [];
   for (const adapter of adapters) {
     for (const key of adapter.tensors.keys()) {
       const module = moduleOfLoraKey(key);
       const base = LORA_KEY.test(key) ? `${module}.weight` : module.replace('.base_layer.', '.');
-      if (!checkpoint.has(base)) missing.push(`${adapter.dir}: ${key} (no ${base} in the model)`);
+      if (!stored.has(base)) missing.push(`${adapter.dir}: ${key} (no ${base} in the model)`);
     }
     if (adapter.config.useDora && adapters.length > 1) throw new FileFormatError('UnsupportedAdapterFeature', adapter.dir, 'a DoRA adapter merges alone, not weighted with others');
   }
@@ -262,20 +269,21 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
     // everything is checked as loading checks it (fromPretrained, PeftModel.fromPretrained) before any work starts
     checkpoint.warnings.forEach(onWarning);
     const layout = weightLayout(config);
-    checkCheckpoint(checkpoint, layout);
+    const stored = checkCheckpoint(checkpoint, layout);
     const target = outputDtype(checkpoint, dtype);
     const adapters: LoadedAdapter[] = [];
     for (const { dir, weight = 1 } of adapterDirs) adapters.push({ ...(await readAdapterFor(layout, dir, onWarning)), weight, dir });
-    checkAdapters(adapters, checkpoint);
-    const names = checkpoint.names();
+    checkAdapters(adapters, checkpoint, stored);
+    const names = checkpoint.names(); // stored keys, which the output keeps
+    const nameOf = (key: string) => layout.keys.nameOf(key);
     const transposed = new Set(layout.modules.filter((m) => m.type === 'Conv1D' || m.type === 'Embedding').map((m) => `${m.name}.weight`));
-    const deltas = new Map(names.filter((n) => isAdapted(n, adapters)).map((n) => [n, moduleDeltas(n, checkpoint.entry(n).shape, adapters, transposed.has(n))]));
+    const deltas = new Map(names.filter((n) => isAdapted(nameOf(n), adapters)).map((n) => [n, moduleDeltas(nameOf(n)!, checkpoint.entry(n).shape, adapters, transposed.has(nameOf(n)!))]));
     const dtypeOf = (name: string) => (['F32', 'BF16', 'F16', 'F64'].includes(checkpoint.entry(name).dtype) ? target : checkpoint.entry(name).dtype);
     const sizes = names.map((n) => [n, checkpoint.entry(n).shape.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[dtypeOf(n)]] as [string, number]);
-    const held = sizes.filter(([n]) => isAdapted(n, adapters) || dtypeOf(n) !== checkpoint.entry(n).dtype).map(([n, out]) => checkpoint.entry(n).end - checkpoint.entry(n).begin + out);
+    const held = sizes.filter(([n]) => deltas.has(n) || dtypeOf(n) !== checkpoint.entry(n).dtype).map(([n, out]) => checkpoint.entry(n).end - checkpoint.entry(n).begin + out);
     pool = new Bf16MergePool({ slots: tensorsInFlight(Math.max(1, ...held)) });
     if (target === 'BF16') pool.start();
-    const replaced = replacements(adapters);
+    const replaced = replacements(adapters, stored);
     const inputs: MergeInputs = { checkpoint, adapters, deltas, replaced, pool };
     const plan = planShards(sizes, maxShardSize);
     const files: string[] = [];
@@ -292,12 +300,12 @@ export async function mergeCheckpoint({ model, adapters: adapterDirs, out, dtype
         await writeFile(join(dir, INDEX_FILE), indexJson(plan, new Map(sizes)));
         files.push(INDEX_FILE);
       }
-      const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config');
+      const rawConfig = await readJsonFile(join(model, 'config.json'), 'model config', { exact: true }); // numbers kept as written: transformers refuses 3 for a float field's 3.0
       const torchDtype = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' }[target as 'F32'] ?? 'float32';
-      await writeFile(join(dir, 'config.json'), `${JSON.stringify({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype }, null, 2)}\n`);
+      await writeFile(join(dir, 'config.json'), `${stringifyJson({ ...rawConfig, dtype: torchDtype, torch_dtype: torchDtype })}\n`);
       files.push(...(await copySideFiles(model, dir)), 'config.json');
     });
-    return { files, mergedTensors: names.filter((n) => isAdapted(n, adapters)).length, totalTensors: names.length };
+    return { files, mergedTensors: deltas.size, totalTensors: names.length };
   } finally {
     await Promise.all([checkpoint.close(), pool?.close()]);
   }

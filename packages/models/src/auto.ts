@@ -9,6 +9,7 @@ import { init } from '@lorakit/core';
 import { loadConfig, type ModelConfig } from './config.ts';
 import { LlamaForCausalLM } from './llama/model.ts';
 import { GPT2LMHeadModel } from './gpt2/model.ts';
+import { Gemma3ForConditionalGeneration } from './gemma3/model.ts';
 import { loadWeights, type LoadWeightsOptions } from './weights.ts';
 import type { CausalLM } from './causal-lm.ts';
 
@@ -19,7 +20,8 @@ export interface FromPretrainedOptions extends LoadWeightsOptions {
 
 /** A model with freshly initialised weights for a config. */
 export function modelForConfig(config: ModelConfig): CausalLM {
-  return config.model_type === 'gpt2' ? new GPT2LMHeadModel(config) : new LlamaForCausalLM(config);
+  if (config.model_type === 'gpt2') return new GPT2LMHeadModel(config);
+  return config.model_type === 'gemma3' ? new Gemma3ForConditionalGeneration(config) : new LlamaForCausalLM(config);
 }
 
 export class AutoModelForCausalLM {

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
 import { LAYER_TYPED, LLAMA_DEFAULTS, defaultLayerTypes, defaultNoRopeLayers, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
+import { GEMMA3_DEFAULTS, TEXT_TOKEN_IDS, type Gemma3Config } from './gemma3/config.ts';
 
-export type ModelConfig = LlamaFamilyConfig | GPT2Config;
-export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2', 'gpt2'] as const;
+export type ModelConfig = LlamaFamilyConfig | GPT2Config | Gemma3Config;
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2', 'qwen3', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'gemma3', 'phi3', 'olmo2', 'gpt2'] as const;
 
 /** Fields that must be positive integers, with the largest value that is still plausible. */
 const LIMITS: Record<string, number> = {
@@ -54,11 +55,39 @@ export async function loadConfig(dir: string): Promise<ModelConfig> {
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
     throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(modelType ?? null)} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
   }
+  if (modelType === 'gemma3') return completeGemma3({ ...GEMMA3_DEFAULTS, ...raw }, path);
   const defaults = modelType === 'gpt2' ? GPT2_DEFAULTS : LLAMA_DEFAULTS[modelType as LlamaFamilyType];
   const config = { ...defaults, ...raw } as Record<string, unknown>;
   checkSizes(config, path);
   checkDtypes(config, path);
   return (modelType === 'gpt2' ? completeGpt2(config, path) : completeLlama(config, path)) as ModelConfig;
+}
+
+/**
+ * gemma3 (gemma3/config.ts): text_config completed as a gemma3_text config (its errors say "text_config."),
+ * the token ids transformers' generation takes from it when the top level leaves them unset, vision_config untouched.
+ */
+function completeGemma3(config: Record<string, unknown>, path: string): Gemma3Config {
+  const fail = (detail: string): never => { throw new FileFormatError('InvalidConfig', path, detail); };
+  checkDtypes(config, path);
+  if (config.quantization_config !== undefined && config.quantization_config !== null) throw new FileFormatError('UnsupportedArchitecture', path, 'a 4-bit gemma3 checkpoint is not supported; lorakit reads gemma3 checkpoints in bf16, f16 or f32');
+  const text = config.text_config ?? {};
+  if (typeof text !== 'object' || text === null || Array.isArray(text)) fail(`text_config = ${quote(text as JsonValue)} must be an object (the gemma3_text config of the language model)`);
+  const textType = (text as Record<string, unknown>).model_type ?? 'gemma3_text';
+  if (textType !== 'gemma3_text') throw new FileFormatError('UnsupportedArchitecture', path, `text_config.model_type ${quote(textType as JsonValue)} is not supported; a gemma3 model's text_config is gemma3_text`);
+  const textConfig = { ...LLAMA_DEFAULTS.gemma3_text, ...(text as Record<string, unknown>), model_type: 'gemma3_text' } as Record<string, unknown>;
+  try {
+    checkSizes(textConfig, path);
+    checkDtypes(textConfig, path);
+    config.text_config = completeLlama(textConfig, path);
+  } catch (error) {
+    if (!(error instanceof FileFormatError)) throw error;
+    throw new FileFormatError(error.code, path, `text_config.${error.message.slice(path.length + 2)}`);
+  }
+  for (const field of TEXT_TOKEN_IDS) if (config[field] === undefined || config[field] === null) config[field] = textConfig[field] ?? null;
+  if (typeof config.tie_word_embeddings !== 'boolean') fail(`tie_word_embeddings = ${quote(config.tie_word_embeddings as JsonValue)} must be true or false`);
+  Object.defineProperty(config, 'vocab_size', { value: textConfig.vocab_size, enumerable: false });
+  return config as unknown as Gemma3Config;
 }
 
 function completeLlama(config: Record<string, unknown>, path: string): LlamaFamilyConfig {

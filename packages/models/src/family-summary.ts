@@ -10,6 +10,10 @@ import { ropeParameters } from './rope.ts';
 
 export function describeArchitecture(config: ModelConfig): string[] {
   if (config.model_type === 'gpt2') return ['learned positions', 'Conv1D layers (PEFT fan_in_fan_out)', ...(config.tie_word_embeddings ? ['tied embeddings'] : [])];
+  if (config.model_type === 'gemma3') { // its language model, whose head has no final soft cap (Gemma3ForConditionalGeneration)
+    const text = { ...config.text_config, final_logit_softcapping: null, tie_word_embeddings: config.tie_word_embeddings };
+    return ['language model of a multimodal checkpoint (vision tower left alone)', ...describeArchitecture(text)];
+  }
   return [...layerFeatures(config), ...ropeFeatures(config), ...attentionFeatures(config), ...scalarFeatures(config), ...(config.tie_word_embeddings ? ['tied embeddings'] : [])];
 }
 

@@ -1,6 +1,9 @@
 export { loadConfig, SUPPORTED_MODEL_TYPES, type ModelConfig } from './config.ts';
 export { FAMILY_TRAITS, type LlamaFamilyConfig, type LlamaLayerConfig, type RopeParameters, type FamilyTraits, type NormPlacement } from './llama/config.ts';
 export type { GPT2Config } from './gpt2/config.ts';
+export type { Gemma3Config } from './gemma3/config.ts';
+export { Gemma3ForConditionalGeneration, Gemma3Model } from './gemma3/model.ts';
+export { checkpointKeys, type CheckpointKeys } from './checkpoint-keys.ts';
 export { Rotary, rotaryDims, ropeParameters, SUPPORTED_ROPE_TYPES } from './rope.ts';
 export { CausalLM, KVCache, causalLMLoss, type CausalLMInputs, type CausalLMOutput } from './causal-lm.ts';
 export { LlamaAttention, type LayerCache, type LayerContext, type RotaryTables } from './llama/attention.ts';
@@ -23,3 +26,4 @@ export { tokenizeRecord, tokenizeRecords, type TokenizedExample, type TokenizeOp
 export { BatchSchedule, collate, packExamples, type Batch, type DataPosition } from './training/batches.ts';
 export { listCheckpoints, readCheckpoint, rotateCheckpoints } from './training/checkpoint-files.ts';
 export { createProgress, type ProgressMode } from './training/progress.ts';
+export { describeArchitecture } from './family-summary.ts';

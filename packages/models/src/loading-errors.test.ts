@@ -31,7 +31,7 @@ function refuses(title: string, make: () => Promise<string>, code: string, detai
   });
 }
 
-refuses('an unknown model_type', () => withConfig((c) => void (c.model_type = 'falcon')), 'UnsupportedArchitecture', /model_type "falcon" is not supported; lorakit supports llama, mistral, qwen2, qwen3, smollm3, granite, gemma, gemma2, gemma3_text, phi3, olmo2, gpt2/);
+refuses('an unknown model_type', () => withConfig((c) => void (c.model_type = 'falcon')), 'UnsupportedArchitecture', /model_type "falcon" is not supported; lorakit supports llama, mistral, qwen2, qwen3, smollm3, granite, gemma, gemma2, gemma3_text, gemma3, phi3, olmo2, gpt2/);
 refuses('auto_map with trust_remote_code runs nothing', () => withConfig((c) => ({ ...c, model_type: 'custom', auto_map: { AutoModelForCausalLM: 'x.Model' }, trust_remote_code: true })), 'UnsupportedArchitecture', /"custom"/);
 refuses('a config that is not JSON', () => withConfig(() => '{"model_type": "mistral",'), 'ConfigParseError', /config\.json: not valid JSON/);
 refuses('a config that is an array', () => withConfig(() => '[1]'), 'ConfigParseError', /must be a JSON object/);

@@ -1,6 +1,8 @@
 /**
  * save_pretrained for a model: config.json and safetensors weights (sharded
- * above `maxShardSize`), tied copies left out as transformers leaves them.
+ * above `maxShardSize`), tied copies left out as transformers leaves them,
+ * each under the key transformers saves it with (checkpoint-keys.ts: a gemma3
+ * model's language model as language_model.model.*; it has no vision tower to save).
  *
  *   await saveModel(model, 'out/model', { dtype: 'BF16' });
  */
@@ -9,6 +11,7 @@ import { join } from 'node:path';
 import { Linear, Linear4bit } from '@lorakit/core/nn';
 import { saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
+import { checkpointKeys } from './checkpoint-keys.ts';
 
 export interface SaveModelOptions {
   dtype?: 'F32' | 'BF16' | 'F16';
@@ -34,12 +37,13 @@ function quantizationConfig(model: CausalLM): { quantization_config?: Record<str
 export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', maxShardSize = 5e9 }: SaveModelOptions = {}): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const aliases = new Set(model.tiedWeights().map(([alias]) => alias));
+  const keys = checkpointKeys(model.config.model_type);
   const records = new Map<string, TensorRecord>();
   for (const [name, tensor] of model.stateDict()) {
     if (aliases.has(name)) continue;
     // 4-bit state keeps bitsandbytes' own dtypes: uint8 codes, float32 absmax and code books
     const stored: SafetensorsDtype = tensor.dtype === 'uint8' ? 'U8' : /\.weight\.(absmax|nested_absmax|quant_map|nested_quant_map)$/.test(name) ? 'F32' : dtype;
-    records.set(name, tensorRecord(tensor, stored));
+    records.set(keys.storedOf(name), tensorRecord(tensor, stored));
   }
   const written = await saveShardedSafetensors(dir, records, maxShardSize);
   const config = { ...model.config, dtype: TORCH_DTYPE[dtype], ...quantizationConfig(model) };

@@ -7,7 +7,7 @@
  *   layout.tensors.get('model.layers.0.self_attn.q_proj.weight')  // [4096, 4096]
  *   layout.modules[5]  // { name: 'model.layers.0.self_attn.q_proj', type: 'Linear', tensors: [['weight', [4096, 4096]]] }
  *
- * It mirrors the module tree of llama/ and gpt2/ (names, classes, shapes, in
+ * It mirrors the module tree of llama/, gemma3/ and gpt2/ (names, classes, shapes, in
  * namedModules() order); loadWeights compares it with the real model at every
  * load (checkLayoutMatches), so the two cannot drift apart unnoticed.
  */
@@ -15,6 +15,8 @@ import type { Module } from '@lorakit/core';
 import type { ModelConfig } from './config.ts';
 import { FAMILY_TRAITS, layerConfig, type LlamaFamilyConfig, type NormPlacement } from './llama/config.ts';
 import type { GPT2Config } from './gpt2/config.ts';
+import type { Gemma3Config } from './gemma3/config.ts';
+import { checkpointKeys, type CheckpointKeys } from './checkpoint-keys.ts';
 
 export interface LayoutModule {
   /** Its path in the model, as namedModules() gives it ('' for the model itself). */
@@ -28,12 +30,14 @@ export interface LayoutModule {
 export interface WeightLayout {
   modelType: ModelConfig['model_type'];
   modules: LayoutModule[];
-  /** Every tensor a checkpoint holds, by key, in model order; tied copies left out. */
+  /** Every tensor of the model, by name, in model order; tied copies left out. A checkpoint stores each under keys.storedOf(name). */
   tensors: Map<string, number[]>;
   /** Tied copy -> the tensor it shares (tie_word_embeddings). */
   tied: Map<string, string>;
   /** The output head (never targeted by "all-linear"). */
   head: string;
+  /** How a checkpoint's keys name these tensors (checkpoint-keys.ts). */
+  keys: CheckpointKeys;
 }
 
 type Builder = (name: string, type: string, tensors?: Array<[string, number[]]>) => void;
@@ -42,13 +46,27 @@ const linear = (out: number, inp: number, bias: boolean): Array<[string, number[
 const conv1d = (inp: number, out: number): Array<[string, number[]]> => [['weight', [inp, out]], ['bias', [out]]];
 
 function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
+  add('', 'LlamaForCausalLM');
+  decoderModules(c, 'model', add);
+  add('lm_head', 'Linear', linear(c.vocab_size, c.hidden_size, false));
+}
+
+/** Gemma 3's multimodal model without its vision part (gemma3/model.ts). */
+function gemma3Modules(c: Gemma3Config, add: Builder): void {
+  add('', 'Gemma3ForConditionalGeneration');
+  add('model', 'Gemma3Model');
+  decoderModules(c.text_config, 'model.language_model', add);
+  add('lm_head', 'Linear', linear(c.text_config.vocab_size, c.text_config.hidden_size, false));
+}
+
+/** The Llama decoder (llama/model.ts's LlamaModel) at `at`. */
+function decoderModules(c: LlamaFamilyConfig, at: string, add: Builder): void {
   const [h, q, kv, i] = [c.hidden_size, c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim, c.intermediate_size];
   const norm = FAMILY_TRAITS[c.model_type].norm === 'gemma' ? 'GemmaRMSNorm' : 'RMSNorm';
-  add('', 'LlamaForCausalLM');
-  add('model', 'LlamaModel');
-  add('model.embed_tokens', 'Embedding', [['weight', [c.vocab_size, h]]]);
+  add(at, 'LlamaModel');
+  add(`${at}.embed_tokens`, 'Embedding', [['weight', [c.vocab_size, h]]]);
   for (let n = 0; n < c.num_hidden_layers; n++) {
-    const p = `model.layers.${n}`;
+    const p = `${at}.layers.${n}`;
     const layer = layerConfig(c, n);
     add(p, 'LlamaDecoderLayer');
     add(`${p}.self_attn`, 'LlamaAttention');
@@ -63,8 +81,7 @@ function llamaModules(c: LlamaFamilyConfig, add: Builder): void {
     add(`${p}.mlp.down_proj`, 'Linear', linear(h, i, layer.mlp_bias));
     for (const name of LAYER_NORMS[layer.norms]) add(`${p}.${name}`, norm, [['weight', [h]]]);
   }
-  add('model.norm', norm, [['weight', [h]]]);
-  add('lm_head', 'Linear', linear(c.vocab_size, h, false));
+  add(`${at}.norm`, norm, [['weight', [h]]]);
 }
 
 /** A decoder layer's norms in declaration order (decoder-layer.ts). */
@@ -108,12 +125,13 @@ export function weightLayout(config: ModelConfig): WeightLayout {
   const modules: LayoutModule[] = [];
   const add: Builder = (name, type, tensors = []) => void modules.push({ name, type, tensors });
   if (config.model_type === 'gpt2') gpt2Modules(config, add);
+  else if (config.model_type === 'gemma3') gemma3Modules(config, add);
   else llamaModules(config, add);
-  const embedding = config.model_type === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+  const embedding = { gpt2: 'transformer.wte.weight', gemma3: 'model.language_model.embed_tokens.weight' }[config.model_type as string] ?? 'model.embed_tokens.weight';
   const tied = new Map<string, string>(config.tie_word_embeddings ? [['lm_head.weight', embedding]] : []);
   const tensors = new Map<string, number[]>();
   for (const m of modules) for (const [local, shape] of m.tensors) if (!tied.has(key(m.name, local))) tensors.set(key(m.name, local), shape);
-  return { modelType: config.model_type, modules, tensors, tied, head: 'lm_head' };
+  return { modelType: config.model_type, modules, tensors, tied, head: 'lm_head', keys: checkpointKeys(config.model_type) };
 }
 
 const key = (module: string, local: string) => (module === '' ? local : `${module}.${local}`);

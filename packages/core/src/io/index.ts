@@ -1,5 +1,5 @@
 export { FileFormatError, quote } from './errors.ts';
-export { parseStrictJson, bomProblem, JsonNumber, JsonSyntaxError, type JsonValue } from './strict-json.ts';
+export { parseStrictJson, stringifyJson, bomProblem, JsonNumber, JsonSyntaxError, type JsonValue } from './strict-json.ts';
 export { SAFETENSORS_DTYPES, type SafetensorsDtype, bytesToTensor } from './dtypes.ts';
 export { tensorToBytes } from './tensor-bytes.ts';
 export { type TensorEntry, MAX_HEADER_BYTES } from './safetensors-header.ts';

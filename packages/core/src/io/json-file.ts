@@ -11,7 +11,8 @@ import { bomProblem, parseStrictJson, type JsonValue } from './strict-json.ts';
 
 const MAX_JSON_BYTES = 10_000_000;
 
-export async function readJsonFile(path: string, what: string): Promise<Record<string, JsonValue>> {
+/** `exact`: numbers as their source text (JsonNumber), for a file rewritten with stringifyJson. */
+export async function readJsonFile(path: string, what: string, { exact = false }: { exact?: boolean } = {}): Promise<Record<string, JsonValue>> {
   const info = await stat(path).catch(() => null);
   if (info === null) throw new FileFormatError('MissingConfig', path, `no ${what} here`);
   if (info.size > MAX_JSON_BYTES) throw new FileFormatError('ConfigParseError', path, `${info.size} bytes is too large for a ${what}`);
@@ -20,7 +21,7 @@ export async function readJsonFile(path: string, what: string): Promise<Record<s
   if (bom !== null) throw new FileFormatError('ConfigParseError', path, bom);
   let json: JsonValue;
   try {
-    json = parseStrictJson(text);
+    json = parseStrictJson(text, { exact });
   } catch (error) {
     throw new FileFormatError('ConfigParseError', path, `not valid JSON: ${(error as Error).message}`);
   }

@@ -224,6 +224,21 @@ class Parser {
   }
 }
 
+/**
+ * JSON text for a value, numbers parsed with `exact` written as their source text (so a config's 3.0 stays 3.0,
+ * which transformers' float fields require), everything else as JSON.stringify(value, null, indent) writes it.
+ *
+ *   stringifyJson(parseStrictJson('{"cap": 3.0}', { exact: true }))  // '{\n  "cap": 3.0\n}'
+ */
+export function stringifyJson(value: JsonValue, indent = 2, depth = 0): string {
+  if (value instanceof JsonNumber) return value.text;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  const [inner, outer] = [' '.repeat(indent * (depth + 1)), ' '.repeat(indent * depth)];
+  const items = Array.isArray(value) ? value.map((v) => stringifyJson(v, indent, depth + 1)) : Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${stringifyJson(v, indent, depth + 1)}`);
+  const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
+  return items.length === 0 ? `${open}${close}` : `${open}\n${items.map((i) => inner + i).join(',\n')}\n${outer}${close}`;
+}
+
 export function parseStrictJson(text: string, { exact = false, maxDepth = 64 }: StrictJsonOptions = {}): JsonValue {
   return new Parser(text, exact, maxDepth).parseDocument();
 }

@@ -46,6 +46,12 @@ export class LlamaModel extends Module {
     };
   }
 
+  /** A cache with one entry per layer, stale past the rope's switch (phi3's longrope). */
+  newCache(): KVCache {
+    const switches = [...this.rotaries.values()].map((r) => r.switchesAfter).filter((n) => n !== null);
+    return new KVCache(this.config.num_hidden_layers, switches[0] ?? null);
+  }
+
   forward(inputs: CausalLMInputs): Tensor {
     const { inputIds, cache } = inputs;
     checkInputIds(inputIds, this.config.vocab_size);
@@ -90,7 +96,6 @@ export class LlamaForCausalLM extends CausalLM {
   }
 
   newCache(): KVCache {
-    const switches = [...this.model.rotaries.values()].map((r) => r.switchesAfter).filter((n) => n !== null);
-    return new KVCache(this.config.num_hidden_layers, switches[0] ?? null);
+    return this.model.newCache();
   }
 }

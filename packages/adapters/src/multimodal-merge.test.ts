@@ -1,0 +1,62 @@
+/**
+ * Adapters on Gemma 3's multimodal checkpoint (model_type "gemma3"), which lorakit reads as its language model:
+ * module names are transformers' in-memory ones (model.language_model.*), the merged checkpoint keeps the input's
+ * own keys (language_model.model.*) and its vision tensors byte for byte.
+ */
+import test from 'ava';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tensor, init, noGrad } from '@lorakit/core';
+import { Checkpoint, SafetensorsFile } from '@lorakit/core/io';
+import { AutoModelForCausalLM } from '@lorakit/models';
+import { mergeCheckpoint } from './merge-checkpoint.ts';
+import { LoraConfig } from './config.ts';
+import { getPeftModel } from './peft-model.ts';
+import { MODEL_FIXTURES, maxAbs } from './testing.ts';
+
+const GEMMA3 = `${MODEL_FIXTURES}/gemma3`;
+const VISION = /^(vision_tower|multi_modal_projector)\./;
+const quiet = { onWarning: () => {} };
+
+async function adaptedGemma3() {
+  const peft = getPeftModel(await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet), new LoraConfig({ r: 4, loraAlpha: 8, targetModules: 'all-linear' }));
+  noGrad(() => peft.loraLayers().forEach(([, layer]) => init.normal_(layer.lora_B.get('default')!.weight, 0, 0.05)));
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-gemma3-'));
+  await peft.savePretrained(join(dir, 'adapter'));
+  return { peft, dir };
+}
+
+test('an adapter on gemma3 names the language model\'s modules as transformers does in memory', async (t) => {
+  const { dir } = await adaptedGemma3();
+  const file = await SafetensorsFile.open(join(dir, 'adapter', 'adapter_model.safetensors'));
+  const names = file.names();
+  await file.close();
+  t.true(names.includes('base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight'));
+  t.true(names.includes('base_model.model.model.language_model.layers.1.mlp.down_proj.lora_B.weight'));
+  t.true(names.every((n) => n.startsWith('base_model.model.model.language_model.layers.')), names.find((n) => !n.includes('.language_model.layers.')));
+  t.is(names.length, 2 * 7 * 2); // 2 layers x 7 linears x (A, B); the tied lm_head is never "all-linear"
+});
+
+test('lora merge onto gemma3 keeps the checkpoint\'s keys and vision tensors, with the adapted logits', async (t) => {
+  const { peft, dir } = await adaptedGemma3();
+  const out = join(dir, 'merged');
+  const result = await mergeCheckpoint({ model: GEMMA3, adapters: [{ dir: join(dir, 'adapter') }], out, ...quiet });
+  t.is(result.mergedTensors, 14);
+  const [input, merged] = await Promise.all([Checkpoint.open(GEMMA3), Checkpoint.open(out)]);
+  t.deepEqual(merged.names().sort(), input.names().sort());
+  const vision = input.names().filter((n) => VISION.test(n));
+  t.is(vision.length, 34);
+  for (const name of vision) t.true(Buffer.from(await merged.readBytes(name)).equals(Buffer.from(await input.readBytes(name))), name);
+  t.false(Buffer.from(await merged.readBytes('language_model.model.layers.0.self_attn.q_proj.weight')).equals(Buffer.from(await input.readBytes('language_model.model.layers.0.self_attn.q_proj.weight'))));
+  await Promise.all([input.close(), merged.close()]);
+  const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+  t.is(config.model_type, 'gemma3');
+  t.deepEqual(config.vision_config, JSON.parse(await readFile(join(GEMMA3, 'config.json'), 'utf8')).vision_config);
+
+  const inputIds = Tensor.fromArray([[3, 17, 42, 9, 100, 5, 125]], 'int32');
+  const adapted = noGrad(() => peft.call({ inputIds }).logits);
+  t.true(maxAbs(adapted, peft.withAdapterDisabled(() => noGrad(() => peft.call({ inputIds }).logits))) > 1e-3, 'the adapter changes the output');
+  const reloaded = await AutoModelForCausalLM.fromPretrained(out, quiet);
+  t.true(maxAbs(noGrad(() => reloaded.call({ inputIds }).logits), adapted) <= 1e-4);
+});
