@@ -57,6 +57,10 @@ CASES = {
     # The same on a model whose lm_head is tied to embed_tokens, chosen by a regex, with rsLoRA and an embedding rank
     # and alpha of their own: the head reads the base weight in forward, and the merged (shared) weight after the merge.
     "tied-embedding-regex-rslora": ("llama-bf16-tied", dict(target_modules=r".*\.(embed_tokens|q_proj|v_proj)", use_rslora=True, rank_pattern={"embed_tokens": 2}, alpha_pattern={"embed_tokens": 4})),
+    # Gemma 3's multimodal checkpoint (Gemma3ForConditionalGeneration, text-only forward): the language model's q_proj
+    # and v_proj by a regex, so that PEFT leaves the vision tower's own q_proj and v_proj alone; the adapter names
+    # modules as transformers 5 does in memory (model.language_model.layers...).
+    "gemma3-language-model-qv": ("gemma3", dict(target_modules=r".*language_model.*\.(q_proj|v_proj)")),
 }
 
 # Cases whose reference also holds merge_and_unload()'s weights (`merged.<checkpoint name>`, the tensors it

@@ -11,10 +11,10 @@ import { noGrad, type Tensor } from '@lorakit/core';
 import { formatShape } from '@lorakit/core/ops';
 import { FileFormatError, quote } from '@lorakit/core/io';
 import { Embedding, Linear } from '@lorakit/core/nn';
-import type { WeightLayout } from '@lorakit/models';
+import { checkpointKeys, type CheckpointKeys, type WeightLayout } from '@lorakit/models';
 import type { PeftModel } from './peft-model.ts';
 import { expectedAdapterTensors } from './adapter-layout.ts';
-import { configToJson, readAdapter, savedKey, savedKeyOf, savesEmbeddingBase, writeAdapter, type AdapterFiles } from './peft-format.ts';
+import { configToJson, moduleOfLoraKey, readAdapter, savedKey, savedKeyOf, savesEmbeddingBase, writeAdapter, type AdapterFiles } from './peft-format.ts';
 import type { LoraConfig } from './config.ts';
 import { isLoraLayer } from './lora-layers.ts';
 import { isEmbeddingLayer } from './targets.ts';
@@ -70,7 +70,7 @@ const show = (keys: string[]) => keys.slice(0, LISTED).map((k) => `    ${quote(k
  * NonFiniteAdapter for NaN or Inf, a warning when every lora_B is zero. What
  * loading onto a model and the streaming merge both check.
  */
-export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, readonly number[]>, warn: (message: string) => void): void {
+export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, readonly number[]>, warn: (message: string) => void, keys?: CheckpointKeys): void {
   // PEFT's save_pretrained(save_embedding_layers=False) leaves out the base weights of targeted embeddings: they may be absent
   const missing = [...expected.keys()].filter((k) => !files.tensors.has(k) && !k.endsWith('.base_layer.weight'));
   const unexpected = [...files.tensors.keys()].filter((k) => !expected.has(k));
@@ -85,6 +85,7 @@ export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, r
       missing.length ? `  adapter tensors the file lacks (${missing.length}):\n${show(missing)}` : '',
       unexpected.length ? `  tensors for modules the model does not have (${unexpected.length}):\n${show(unexpected)}` : '',
       mismatched.length ? `  shape mismatches (${mismatched.length}):\n${mismatched.slice(0, LISTED).map((m) => `    ${m}`).join('\n')}` : '',
+      leftAloneHint(unexpected, keys),
     ].filter(Boolean);
     throw new FileFormatError('AdapterKeyMismatch', files.weightsFile, `${lead}:\n${parts.join('\n')}`);
   }
@@ -97,10 +98,16 @@ export function checkAdapterTensors(files: AdapterFiles, expected: Map<string, r
   }
 }
 
+/** Why an adapter's tensors for a part of the checkpoint lorakit leaves alone (Gemma 3's vision tower) have no module, when some are. */
+function leftAloneHint(unexpected: string[], keys: CheckpointKeys | undefined): string {
+  const leftAlone = unexpected.filter((k) => keys?.nameOf(`${moduleOfLoraKey(k)}.weight`) === null);
+  return leftAlone.length === 0 ? '' : `  (${leftAlone.length} of them adapt ${keys!.leftAlone}: lorakit loads the language model only, so an adapter on them is not supported; train one on the language model's modules, e.g. target_modules ".*language_model.*\\.(q_proj|v_proj)")`;
+}
+
 /** Copy the file's tensors into the injected adapter, or throw one error listing every key that does not fit. */
 export function loadAdapterTensors(peft: PeftModel, adapter: string, files: AdapterFiles, warn: (message: string) => void): void {
   const expected = adapterStateDict(peft, adapter);
-  checkAdapterTensors(files, new Map([...expected].map(([k, t]) => [k, t.shape])), warn);
+  checkAdapterTensors(files, new Map([...expected].map(([k, t]) => [k, t.shape])), warn, checkpointKeys(peft.config.model_type));
   noGrad(() => {
     // a saved embedding base weight goes into the base layer (so a tied head gets it too), as PEFT's load_state_dict does
     for (const [key, target] of expected) if (files.tensors.has(key)) target.values.set(files.tensors.get(key)!.values);
@@ -117,6 +124,6 @@ export async function readAdapterFiles(dir: string, warn: (message: string) => v
  */
 export async function readAdapterFor(layout: WeightLayout, dir: string, warn: (message: string) => void): Promise<AdapterFiles> {
   const files = await readAdapter(dir, warn);
-  checkAdapterTensors(files, expectedAdapterTensors(layout, files.config), warn);
+  checkAdapterTensors(files, expectedAdapterTensors(layout, files.config), warn, layout.keys);
   return files;
 }

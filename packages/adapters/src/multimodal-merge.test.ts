@@ -8,11 +8,11 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, init, noGrad } from '@lorakit/core';
-import { Checkpoint, SafetensorsFile } from '@lorakit/core/io';
+import { Checkpoint, SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
 import { LoraConfig } from './config.ts';
-import { getPeftModel } from './peft-model.ts';
+import { PeftModel, getPeftModel } from './peft-model.ts';
 import { MODEL_FIXTURES, maxAbs } from './testing.ts';
 
 const GEMMA3 = `${MODEL_FIXTURES}/gemma3`;
@@ -59,4 +59,23 @@ test('lora merge onto gemma3 keeps the checkpoint\'s keys and vision tensors, wi
   t.true(maxAbs(adapted, peft.withAdapterDisabled(() => noGrad(() => peft.call({ inputIds }).logits))) > 1e-3, 'the adapter changes the output');
   const reloaded = await AutoModelForCausalLM.fromPretrained(out, quiet);
   t.true(maxAbs(noGrad(() => reloaded.call({ inputIds }).logits), adapted) <= 1e-4);
+});
+
+test('an adapter on gemma3\'s vision tower (PEFT\'s all-linear there) is refused by loading and merging, saying why', async (t) => {
+  const { dir } = await adaptedGemma3();
+  const file = await SafetensorsFile.open(join(dir, 'adapter', 'adapter_model.safetensors'));
+  const tensors = new Map<string, Tensor>();
+  for (const name of file.names()) tensors.set(name, await file.read(name));
+  await file.close();
+  // PEFT's all-linear on Gemma3ForConditionalGeneration also wraps the vision tower's linears (here: hidden size 16)
+  tensors.set('base_model.model.model.vision_tower.encoder.layers.0.self_attn.q_proj.lora_A.weight', Tensor.zeros([4, 16]));
+  tensors.set('base_model.model.model.vision_tower.encoder.layers.0.self_attn.q_proj.lora_B.weight', Tensor.zeros([16, 4]));
+  await saveSafetensors(join(dir, 'adapter', 'adapter_model.safetensors'), new Map([...tensors].map(([k, v]) => [k, tensorRecord(v, 'F32')])));
+  const hint = /\(2 of them adapt the vision tower and multi-modal projector: lorakit loads the language model only, so an adapter on them is not supported/;
+  const loading = await t.throwsAsync(PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet), join(dir, 'adapter')));
+  t.is(loading?.name, 'AdapterKeyMismatch');
+  t.regex(loading!.message, hint);
+  const merging = await t.throwsAsync(mergeCheckpoint({ model: GEMMA3, adapters: [{ dir: join(dir, 'adapter') }], out: join(dir, 'merged'), ...quiet }));
+  t.is(merging?.name, 'AdapterKeyMismatch');
+  t.regex(merging!.message, hint);
 });
