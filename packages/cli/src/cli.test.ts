@@ -32,6 +32,20 @@ test('inspect lists each targetable Linear name with its count and the adapter s
   t.true(summary.adapter.vllm.compatible);
 });
 
+test('inspect says what sets each family apart, read from its config.json, and what lorakit supports on it', async (t) => {
+  const fixture = (family: string) => `${REPO}packages/models/fixtures/${family}`;
+  const phi3 = JSON.parse((await lora('inspect', fixture('phi3'), '--json')).stdout);
+  t.deepEqual(phi3.architecture, ['fused qkv_proj and gate_up_proj', 'longrope rotary positions (base 10000) on 4 of 8 dims per head', 'sliding window of 8 positions', 'tied embeddings']);
+  t.is(phi3.supports[0], 'LoRA, rsLoRA and DoRA on qkv_proj, o_proj, gate_up_proj, down_proj');
+  const gemma2 = (await lora('inspect', fixture('gemma2'))).stdout;
+  t.regex(gemma2, /gemma2, [\d,]+ parameters\n {2}norms before and after each sublayer; RMSNorm as x·\(1 \+ w\); gated MLP with gelu_pytorch_tanh; default rotary positions \(base 10000\); 1 of 2 layers with a sliding window of 4 positions; attention scores soft-capped at 2; embeddings times 5\.65685; logits soft-capped at 3; tied embeddings\n/);
+  t.regex(gemma2, /lorakit supports on it: LoRA, rsLoRA and DoRA on q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; LoRA on embed_tokens \(not DoRA\); QLoRA/);
+  const smollm3 = JSON.parse((await lora('inspect', fixture('smollm3'), '--json')).stdout);
+  t.true(smollm3.architecture.includes('no rotary positions in layers 1'));
+  const gemma3 = JSON.parse((await lora('inspect', fixture('gemma3_text'), '--json')).stdout);
+  t.deepEqual(gemma3.architecture.filter((f: string) => f.includes('rotary')), ['default rotary positions (base 500) in sliding layers', 'linear rotary positions (base 1000000) in full layers']);
+});
+
 test('inspect lists the tensors holding NaN or Infinity', async (t) => {
   const dir = join(await scratch(), 'model');
   await cp(MODEL, dir, { recursive: true });

@@ -1,7 +1,7 @@
 /** lora inspect <model> [--adapter DIR] [--depth N] [--json]: the module tree, the target names, an adapter's summary. */
 import { findNonFiniteTensors, type Module } from '@lorakit/core';
-import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
-import { AutoModelForCausalLM, type CausalLM } from '@lorakit/models';
+import { Embedding, Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { AutoModelForCausalLM, describeArchitecture, type CausalLM } from '@lorakit/models';
 import { PeftModel, checkAdapterCompatibility } from '@lorakit/adapters';
 
 export interface InspectArgs {
@@ -25,6 +25,18 @@ export function targetNames(model: CausalLM): Array<[string, number]> {
   return [...counts];
 }
 
+/** What lorakit does with this model: the same for every family, on its own layer names. */
+export function supportedFeatures(model: CausalLM, targets: Array<[string, number]>): string[] {
+  const embeddings = model.namedModules().filter(([, m]) => m instanceof Embedding).map(([name]) => name.slice(name.lastIndexOf('.') + 1));
+  return [
+    `LoRA, rsLoRA and DoRA on ${targets.map(([n]) => n).join(', ')}`,
+    `LoRA on ${embeddings.join(', ')} (not DoRA)`,
+    'QLoRA on a 4-bit base (NF4, FP4)',
+    'merging into the weights',
+    'generation with a key/value cache',
+  ];
+}
+
 function tree(model: Module, depth: number): string[] {
   return model.namedModules().filter(([name]) => name !== '' && name.split('.').length <= depth).map(([name, m]) => {
     const own = m.ownTensors().map(([n, t]) => `${n} [${t.shape.join(', ')}]${'requiresGrad' in t && t.requiresGrad ? ' trainable' : ''}`);
@@ -43,6 +55,8 @@ export async function inspect(args: InspectArgs): Promise<void> {
     parameters: root.numParameters(),
     non_finite_tensors: findNonFiniteTensors(model),
     trainable: root.numParameters({ trainableOnly: true }),
+    architecture: describeArchitecture(model.config),
+    supports: supportedFeatures(model, targets),
     targets: Object.fromEntries(targets),
     adapter: args.adapter && root instanceof PeftModel ? {
       dir: args.adapter,
@@ -61,6 +75,8 @@ export async function inspect(args: InspectArgs): Promise<void> {
   }
   const lines = [
     `${args.model}: ${model.config.model_type}, ${summary.parameters.toLocaleString('en-US')} parameters`,
+    ...(summary.architecture.length ? [`  ${summary.architecture.join('; ')}`] : []),
+    `  lorakit supports on it: ${summary.supports.join('; ')}`,
     '',
     ...tree(root, args.depth),
     '',
