@@ -9,8 +9,8 @@
  * supported. Sizes are checked before anything is allocated.
  */
 import { join } from 'node:path';
-import { FileFormatError, quote, readJsonFile, type JsonValue } from '@lorakit/core/io';
-import { LAYER_TYPED, LLAMA_DEFAULTS, defaultLayerTypes, defaultNoRopeLayers, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
+import { FileFormatError, JsonNumber, quote, readJsonFile, stringifyJson, type JsonValue } from '@lorakit/core/io';
+import { LAYER_TYPED, LLAMA_DEFAULTS, SLIDING_IF_ENABLED, defaultLayerTypes, defaultNoRopeLayers, defaultWindowedLayerTypes, type LlamaFamilyConfig, type LlamaFamilyType } from './llama/config.ts';
 import { GPT2_DEFAULTS, type GPT2Config } from './gpt2/config.ts';
 import { GEMMA3_DEFAULTS, TEXT_TOKEN_IDS, type Gemma3Config } from './gemma3/config.ts';
 
@@ -48,9 +48,34 @@ function checkSizes(config: Record<string, unknown>, path: string): void {
   }
 }
 
+/** Each loaded config's file with its numbers as written (JsonNumber), for configJson. */
+const WRITTEN = new WeakMap<object, JsonValue>();
+
+/**
+ * config.json's text for a config, with `changes` on top: a number its file held is written as the file wrote
+ * it, so 3.0 stays 3.0 (transformers 5 refuses 3 for a float field such as final_logit_softcapping).
+ */
+export function configJson(config: object, changes: Record<string, unknown> = {}): string {
+  return stringifyJson(asWritten({ ...config, ...changes }, WRITTEN.get(config)) as JsonValue);
+}
+
+function asWritten(value: unknown, written: JsonValue | undefined): unknown {
+  if (typeof value === 'number') return written instanceof JsonNumber && written.value() === value ? written : value;
+  if (Array.isArray(value)) return value.map((v, i) => asWritten(v, Array.isArray(written) ? written[i] : undefined));
+  if (value === null || typeof value !== 'object' || value instanceof JsonNumber) return value;
+  const fields = written !== null && typeof written === 'object' && !Array.isArray(written) && !(written instanceof JsonNumber) ? written : {};
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, asWritten(v, fields[k])]));
+}
+
 export async function loadConfig(dir: string): Promise<ModelConfig> {
   const path = join(dir, 'config.json');
   const raw = await readJsonFile(path, 'model config');
+  const config = await completeConfig(raw, path);
+  WRITTEN.set(config, await readJsonFile(path, 'model config', { exact: true }));
+  return config;
+}
+
+function completeConfig(raw: Record<string, JsonValue>, path: string): ModelConfig {
   const modelType = raw.model_type;
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
     throw new FileFormatError('UnsupportedArchitecture', path, `model_type ${quote(modelType ?? null)} is not supported; lorakit supports ${SUPPORTED_MODEL_TYPES.join(', ')}`);
@@ -101,10 +126,9 @@ function completeLlama(config: Record<string, unknown>, path: string): LlamaFami
   const activation = c[activationField];
   if (!['silu', 'gelu', 'gelu_pytorch_tanh', 'relu'].includes(activation as string)) fail(`${activationField} ${quote(String(activation))} is not supported (silu, gelu, gelu_pytorch_tanh, relu)`);
   if (!(typeof c.rms_norm_eps === 'number' && c.rms_norm_eps > 0)) fail(`rms_norm_eps must be a positive number`);
-  checkFullAttention(c.model_type, config, fail);
   if (c.model_type === 'smollm3') completeNoRopeLayers(c, fail);
   if (c.model_type === 'granite') checkGraniteScalars(c, fail);
-  if (LAYER_TYPED.includes(c.model_type)) completeLayerTypes(c, config, fail);
+  if (LAYER_TYPED.includes(c.model_type) || SLIDING_IF_ENABLED.includes(c.model_type)) completeLayerTypes(c, config, fail);
   if (c.model_type === 'gemma2' || c.model_type === 'gemma3_text') checkGemmaScalars(c, config, fail);
   if (c.model_type === 'phi3' && c.sliding_window !== null && c.sliding_window !== undefined) checkPositive(c, 'sliding_window', fail);
   return c;
@@ -116,18 +140,26 @@ function checkPositive(c: LlamaFamilyConfig, field: keyof LlamaFamilyConfig, fai
 }
 
 /**
- * gemma2's and gemma3_text's layer_types, one 'sliding_attention' or 'full_attention' per layer; by default
- * every second (gemma2) or sliding_window_pattern-th (gemma3_text, 6) layer full, as transformers derives them.
+ * layer_types, one 'sliding_attention' or 'full_attention' per layer, by default as transformers derives them:
+ * gemma2 every second layer full, gemma3_text every sliding_window_pattern-th (6); qwen2, qwen3 and smollm3
+ * sliding only with use_sliding_window (defaultWindowedLayerTypes).
  */
 function completeLayerTypes(c: LlamaFamilyConfig, config: Record<string, unknown>, fail: (detail: string) => never): void {
-  const pattern = c.model_type === 'gemma2' ? 2 : (config.sliding_window_pattern ?? 6);
-  if (!(typeof pattern === 'number' && Number.isInteger(pattern) && pattern > 0)) fail(`sliding_window_pattern = ${quote(pattern)} must be a positive integer`);
-  c.layer_types ??= defaultLayerTypes(c.num_hidden_layers, pattern as number);
+  if (SLIDING_IF_ENABLED.includes(c.model_type)) {
+    if (typeof c.use_sliding_window !== 'boolean') fail(`use_sliding_window = ${quote(c.use_sliding_window ?? null)} must be true or false`);
+    if (c.model_type !== 'smollm3' && !(Number.isInteger(c.max_window_layers) && c.max_window_layers! >= 0)) fail(`max_window_layers = ${quote(c.max_window_layers ?? null)} must be a non-negative integer`);
+    c.layer_types ??= defaultWindowedLayerTypes(c);
+  } else {
+    const pattern = c.model_type === 'gemma2' ? 2 : (config.sliding_window_pattern ?? 6);
+    if (!(typeof pattern === 'number' && Number.isInteger(pattern) && pattern > 0)) fail(`sliding_window_pattern = ${quote(pattern)} must be a positive integer`);
+    c.layer_types ??= defaultLayerTypes(c.num_hidden_layers, pattern as number);
+  }
   const types: unknown = c.layer_types;
   if (!Array.isArray(types) || types.length !== c.num_hidden_layers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
     fail(`layer_types must list 'sliding_attention' or 'full_attention' for each of the ${c.num_hidden_layers} layers, got ${quote(types)}`);
   }
-  if (c.layer_types!.includes('sliding_attention')) checkPositive(c, 'sliding_window', fail);
+  const slides = c.layer_types!.includes('sliding_attention') && (LAYER_TYPED.includes(c.model_type) || c.use_sliding_window);
+  if (slides && (LAYER_TYPED.includes(c.model_type) || c.sliding_window !== null)) checkPositive(c, 'sliding_window', fail);
 }
 
 /** gemma2/3's attention scale and soft caps; bidirectional attention (an embedding-model option) is refused. */
@@ -138,14 +170,6 @@ function checkGemmaScalars(c: LlamaFamilyConfig, config: Record<string, unknown>
     if (v !== null && v !== undefined && !(typeof v === 'number' && v > 0)) fail(`${field} = ${quote(v)} must be a positive number or null`);
   }
   if (config.use_bidirectional_attention === true) fail(`${c.model_type} with use_bidirectional_attention is not supported (lorakit trains causal language models)`);
-}
-
-/** qwen2, qwen3 and smollm3 slide their window only with use_sliding_window (in layer_types' sliding layers): refused. */
-function checkFullAttention(type: LlamaFamilyType, config: Record<string, unknown>, fail: (detail: string) => never): void {
-  if (type !== 'qwen2' && type !== 'qwen3' && type !== 'smollm3') return;
-  if (config.use_sliding_window === true) fail(`${type} with use_sliding_window is not supported`);
-  const layerTypes = config.layer_types;
-  if (Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) fail(`${type} layer_types other than full_attention are not supported`);
 }
 
 /** smollm3's no_rope_layers: one 0 or 1 per layer, by default from no_rope_layer_interval as transformers derives it. */

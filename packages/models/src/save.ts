@@ -12,6 +12,7 @@ import { Linear, Linear4bit } from '@lorakit/core/nn';
 import { saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
 import { checkpointKeys } from './checkpoint-keys.ts';
+import { configJson } from './config.ts';
 
 export interface SaveModelOptions {
   dtype?: 'F32' | 'BF16' | 'F16';
@@ -46,8 +47,8 @@ export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', m
     records.set(keys.storedOf(name), tensorRecord(tensor, stored));
   }
   const written = await saveShardedSafetensors(dir, records, maxShardSize);
-  const config = { ...model.config, dtype: TORCH_DTYPE[dtype], ...quantizationConfig(model) };
-  await writeFileAtomic(join(dir, 'config.json'), (handle) => writeFile(handle, `${JSON.stringify(config, null, 2)}\n`));
+  const config = configJson(model.config, { dtype: TORCH_DTYPE[dtype], ...quantizationConfig(model) });
+  await writeFileAtomic(join(dir, 'config.json'), (handle) => writeFile(handle, `${config}\n`));
   return [...written, 'config.json'];
 }
 

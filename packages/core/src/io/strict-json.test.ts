@@ -1,6 +1,6 @@
 /** The strict JSON parser's byte order mark check, shared with the JSONL reader (docs/reliability.md rule 3), and writing exact numbers back. */
 import test from 'ava';
-import { bomProblem, parseStrictJson, stringifyJson } from './strict-json.ts';
+import { bomProblem, parseStrictJson, stringifyJson, type JsonValue } from './strict-json.ts';
 
 test('a byte order mark is found in decoded text and in raw bytes', (t) => {
   t.regex(bomProblem('\ufeff{}')!, /^starts with a byte order mark \(BOM\)/);
@@ -31,4 +31,6 @@ test('stringifyJson writes exact numbers as their source text and everything els
   t.is(stringifyJson(exact), '{\n  "cap": 3.0,\n  "eps": 1e-05,\n  "big": 18446744073709551615,\n  "list": [\n    1,\n    2.50,\n    {\n      "a": null\n    }\n  ],\n  "empty": {},\n  "none": [],\n  "s": "x\\n"\n}');
   const plain = parseStrictJson(text.replace('18446744073709551615', '7'));
   t.is(stringifyJson(plain), JSON.stringify(plain, null, 2));
+  const holes = { a: undefined, b: [undefined, 1] } as unknown as JsonValue;
+  t.is(stringifyJson(holes), JSON.stringify(holes, null, 2));
 });

@@ -234,7 +234,10 @@ export function stringifyJson(value: JsonValue, indent = 2, depth = 0): string {
   if (value instanceof JsonNumber) return value.text;
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   const [inner, outer] = [' '.repeat(indent * (depth + 1)), ' '.repeat(indent * depth)];
-  const items = Array.isArray(value) ? value.map((v) => stringifyJson(v, indent, depth + 1)) : Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${stringifyJson(v, indent, depth + 1)}`);
+  // as JSON.stringify: an undefined entry is left out of an object and written null in an array
+  const items = Array.isArray(value)
+    ? value.map((v) => (v === undefined ? 'null' : stringifyJson(v, indent, depth + 1)))
+    : Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => `${JSON.stringify(k)}: ${stringifyJson(v, indent, depth + 1)}`);
   const [open, close] = Array.isArray(value) ? ['[', ']'] : ['{', '}'];
   return items.length === 0 ? `${open}${close}` : `${open}\n${items.map((i) => inner + i).join(',\n')}\n${outer}${close}`;
 }

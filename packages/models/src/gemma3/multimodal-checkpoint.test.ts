@@ -101,7 +101,7 @@ test('a gemma3 checkpoint with a stray or doubly stored tensor is refused, namin
   t.regex((await t.throwsAsync(AutoModelForCausalLM.fromPretrained(missing, quiet)))!.message, /missing \(1\):\n {4}language_model\.model\.norm\.weight/);
 });
 
-test('saving a gemma3 model writes transformers\' keys and a gemma3 config.json, which loads back the same', async (t) => {
+test('saving a gemma3 model writes transformers\' keys and a gemma3 config.json with its numbers as written, which loads back the same', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet);
   const dir = await mkdtemp(join(tmpdir(), 'lorakit-gemma3-saved-'));
   await saveModel(model, dir);
@@ -109,7 +109,9 @@ test('saving a gemma3 model writes transformers\' keys and a gemma3 config.json,
   const input = await Checkpoint.open(GEMMA3);
   t.deepEqual(saved.names().sort(), input.names().filter((n) => n.startsWith('language_model.')).sort());
   await Promise.all([saved.close(), input.close()]);
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+  const text = await readFile(join(dir, 'config.json'), 'utf8');
+  t.regex(text, /"final_logit_softcapping": 3\.0,/); // as the file wrote it: transformers refuses 3 for a float field
+  const config = JSON.parse(text);
   t.is(config.model_type, 'gemma3');
   t.is(config.text_config.model_type, 'gemma3_text');
   t.false('vocab_size' in config);
