@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, init, noGrad } from '@lorakit/core';
 import { Checkpoint, SafetensorsFile, saveSafetensors, tensorRecord } from '@lorakit/core/io';
-import { AutoModelForCausalLM } from '@lorakit/models';
+import { AutoModelForCausalLM, saveModel } from '@lorakit/models';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
 import { LoraConfig } from './config.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
+import { quantizeModel } from './quantize-model.ts';
 import { MODEL_FIXTURES, maxAbs } from './testing.ts';
 
 const GEMMA3 = `${MODEL_FIXTURES}/gemma3`;
@@ -78,4 +79,17 @@ test('an adapter on gemma3\'s vision tower (PEFT\'s all-linear there) is refused
   const merging = await t.throwsAsync(mergeCheckpoint({ model: GEMMA3, adapters: [{ dir: join(dir, 'adapter') }], out: join(dir, 'merged'), ...quiet }));
   t.is(merging?.name, 'AdapterKeyMismatch');
   t.regex(merging!.message, hint);
+});
+
+test('QLoRA on gemma3 trains the language model in memory, and the 4-bit base is not saved', async (t) => {
+  const model = await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet);
+  const quantized = await quantizeModel(model, { blockSize: 16 });
+  t.true(quantized.includes('model.language_model.layers.0.self_attn.q_proj'));
+  const peft = getPeftModel(model, new LoraConfig({ r: 4, loraAlpha: 8, targetModules: ['q_proj', 'v_proj'] }));
+  const inputIds = Tensor.fromArray([[3, 17, 42, 9]], 'int32');
+  const { loss } = peft.call({ inputIds, labels: inputIds });
+  loss!.backward();
+  t.true(peft.loraLayers().every(([, layer]) => layer.lora_B.get('default')!.weight.grad !== null));
+  const error = await t.throwsAsync(saveModel(model, join(await mkdtemp(join(tmpdir(), 'lorakit-gemma3-4bit-')), 'out')));
+  t.regex(error!.message, /a 4-bit gemma3 model is not saved/);
 });

@@ -36,6 +36,9 @@ function quantizationConfig(model: CausalLM): { quantization_config?: Record<str
 }
 
 export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', maxShardSize = 5e9 }: SaveModelOptions = {}): Promise<string[]> {
+  if (model.config.model_type === 'gemma3' && model.modules().some((m) => m instanceof Linear4bit)) {
+    throw new Error('saveModel: a 4-bit gemma3 model is not saved, since lorakit reads gemma3 checkpoints in bf16, f16 or f32 only (QLoRA trains on it in memory: save the adapter)');
+  }
   await mkdir(dir, { recursive: true });
   const aliases = new Set(model.tiedWeights().map(([alias]) => alias));
   const keys = checkpointKeys(model.config.model_type);
