@@ -93,6 +93,8 @@ def attention(family):
     return "eager" if family == "gemma2" else None
 CASES.update(FAMILIES)
 CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items() if name not in MULTIMODAL})
+# qwen3 with use_sliding_window: layers from max_window_layers (1) on slide (window 4), the first stays full.
+CASES["qwen3-sliding"] = Qwen3Config(**LLAMA, head_dim=16, use_sliding_window=True, sliding_window=4, max_window_layers=1)
 
 
 def perturb_norms(model, center):

@@ -41,8 +41,7 @@ refuses('a non-integer layer count', () => withConfig((c) => void (c.num_hidden_
 refuses('a negative vocabulary', () => withConfig((c) => void (c.vocab_size = -1)), 'InvalidConfig', /vocab_size/);
 refuses('heads that do not divide', () => withConfig((c) => void (c.num_key_value_heads = 3)), 'InvalidConfig', /not a multiple of num_key_value_heads 3/);
 refuses('a vocabulary that disagrees with the weights', () => withConfig((c) => void (c.vocab_size = 130)), 'CheckpointMismatch', /model\.embed_tokens\.weight: checkpoint \[128,32\], config\.json gives \[130,32\]/);
-refuses('qwen3 with a sliding window', () => withConfig((c) => ({ ...c, model_type: 'qwen3', use_sliding_window: true })), 'InvalidConfig', /qwen3 with use_sliding_window is not supported/);
-refuses('qwen3 with sliding layers', () => withConfig((c) => ({ ...c, model_type: 'qwen3', layer_types: ['full_attention', 'sliding_attention'] })), 'InvalidConfig', /qwen3 layer_types other than full_attention are not supported/);
+refuses('qwen3 with use_sliding_window that is not a boolean', () => withConfig((c) => ({ ...c, model_type: 'qwen3', use_sliding_window: 'yes' })), 'InvalidConfig', /use_sliding_window = "yes" must be true or false/);
 refuses('smollm3 with a no_rope_layers entry per layer missing', () => withConfig((c) => ({ ...c, model_type: 'smollm3', no_rope_layers: [1] })), 'InvalidConfig', /no_rope_layers must list 0 or 1 for each of the 2 layers, got \[1\]/);
 refuses('granite with logits_scaling 0', () => withConfig((c) => ({ ...c, model_type: 'granite', logits_scaling: 0 })), 'InvalidConfig', /logits_scaling = 0 must be a finite number other than 0/);
 refuses('granite with a multiplier that is not a number', () => withConfig((c) => ({ ...c, model_type: 'granite', residual_multiplier: '0.2' })), 'InvalidConfig', /residual_multiplier = "0\.2" must be a finite number/);

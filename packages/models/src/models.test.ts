@@ -10,7 +10,7 @@ import { AutoModelForCausalLM } from './auto.ts';
 import { generate } from './generation.ts';
 import { FIXTURES, maxMaskedDiff } from './testing.ts';
 
-const CASES = ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'llama-rope-linear-bf16', 'mistral-bf16', 'qwen2-bf16', 'gpt2-bf16', 'qwen3', 'qwen3-bf16', 'smollm3', 'smollm3-bf16', 'granite', 'granite-bf16', 'gemma', 'gemma-bf16', 'gemma2', 'gemma2-bf16', 'gemma3_text', 'gemma3_text-bf16', 'gemma3', 'phi3', 'phi3-bf16', 'olmo2', 'olmo2-bf16'];
+const CASES = ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'llama-rope-linear-bf16', 'mistral-bf16', 'qwen2-bf16', 'gpt2-bf16', 'qwen3', 'qwen3-bf16', 'smollm3', 'smollm3-bf16', 'granite', 'granite-bf16', 'gemma', 'gemma-bf16', 'gemma2', 'gemma2-bf16', 'gemma3_text', 'gemma3_text-bf16', 'gemma3', 'phi3', 'phi3-bf16', 'olmo2', 'olmo2-bf16', 'qwen3-sliding'];
 
 for (const name of CASES) {
   test(`${name} matches transformers: logits, loss and greedy generation`, async (t) => {

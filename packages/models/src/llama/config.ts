@@ -72,8 +72,12 @@ export interface LlamaFamilyConfig {
   /** gemma2: c·tanh(x/c) on the attention scores and on the logits. */
   attn_logit_softcapping?: number | null;
   final_logit_softcapping?: number | null;
-  /** gemma2, gemma3_text: 'sliding_attention' or 'full_attention' per layer. */
+  /** gemma2, gemma3_text (and qwen2, qwen3, smollm3 with use_sliding_window): 'sliding_attention' or 'full_attention' per layer. */
   layer_types?: string[];
+  /** qwen2, qwen3, smollm3: whether sliding_window applies (to the layers layer_types makes sliding). */
+  use_sliding_window?: boolean;
+  /** qwen2, qwen3: by default, layers from this one on slide. */
+  max_window_layers?: number;
   /** gemma2, gemma3_text: the MLP's activation (gemma and the others read hidden_act). */
   hidden_activation?: string;
   /** gemma3_text (older configs): rope base of the sliding layers. */
@@ -141,9 +145,9 @@ const common = { hidden_act: 'silu', rms_norm_eps: 1e-6, tie_word_embeddings: fa
 export const LLAMA_DEFAULTS = {
   llama: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048 },
   mistral: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 8, max_position_embeddings: 131072, sliding_window: 4096 },
-  qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768 },
-  qwen3: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768 },
-  smollm3: { ...common, vocab_size: 128256, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 32768, tie_word_embeddings: true, rope_theta: 2_000_000, no_rope_layer_interval: 4 },
+  qwen2: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 32768, use_sliding_window: false, sliding_window: 4096, max_window_layers: 28 },
+  qwen3: { ...common, vocab_size: 151936, hidden_size: 4096, intermediate_size: 22016, num_hidden_layers: 32, num_attention_heads: 32, num_key_value_heads: 32, head_dim: 128, max_position_embeddings: 32768, use_sliding_window: false, sliding_window: 4096, max_window_layers: 28 },
+  smollm3: { ...common, vocab_size: 128256, hidden_size: 2048, intermediate_size: 11008, num_hidden_layers: 36, num_attention_heads: 16, num_key_value_heads: 4, max_position_embeddings: 32768, tie_word_embeddings: true, rope_theta: 2_000_000, no_rope_layer_interval: 4, use_sliding_window: false, sliding_window: null },
   granite: { ...common, vocab_size: 32000, hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32, max_position_embeddings: 2048, embedding_multiplier: 1, residual_multiplier: 1, attention_multiplier: 1, logits_scaling: 1 },
   gemma: { ...common, hidden_act: 'gelu_pytorch_tanh', vocab_size: 256000, hidden_size: 3072, intermediate_size: 24576, num_hidden_layers: 28, num_attention_heads: 16, num_key_value_heads: 16, head_dim: 256, max_position_embeddings: 8192, tie_word_embeddings: true },
   gemma2: { ...common, hidden_activation: 'gelu_pytorch_tanh', vocab_size: 256000, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256, max_position_embeddings: 8192, tie_word_embeddings: true, query_pre_attn_scalar: 256, sliding_window: 4096, final_logit_softcapping: 30, attn_logit_softcapping: 50 },
@@ -165,9 +169,24 @@ export function defaultLayerTypes(layers: number, pattern: number): string[] {
 /** The families whose layers differ by layer_types (sliding or full attention). */
 export const LAYER_TYPED: readonly LlamaFamilyType[] = ['gemma2', 'gemma3_text'];
 
+/** The families whose layer_types slide only with use_sliding_window (by default from max_window_layers or NoPE layers). */
+export const SLIDING_IF_ENABLED: readonly LlamaFamilyType[] = ['qwen2', 'qwen3', 'smollm3'];
+
 function slidingWindow(c: LlamaFamilyConfig, layer: number): number | null {
-  if (LAYER_TYPED.includes(c.model_type)) return c.layer_types![layer] === 'sliding_attention' ? c.sliding_window! : null;
+  const sliding = c.layer_types?.[layer] === 'sliding_attention';
+  if (LAYER_TYPED.includes(c.model_type)) return sliding ? c.sliding_window! : null;
+  if (SLIDING_IF_ENABLED.includes(c.model_type)) return sliding && c.use_sliding_window ? (c.sliding_window ?? null) : null;
   return c.model_type === 'mistral' || c.model_type === 'phi3' ? (c.sliding_window ?? null) : null;
+}
+
+/**
+ * qwen2's, qwen3's and smollm3's default layer_types: with use_sliding_window and a window, sliding from layer
+ * max_window_layers on (qwen2, qwen3) or in the NoPE layers (smollm3); full everywhere otherwise.
+ */
+export function defaultWindowedLayerTypes(c: LlamaFamilyConfig): string[] {
+  const windowed = c.use_sliding_window === true && c.sliding_window !== null && c.sliding_window !== undefined;
+  const slides = (i: number) => windowed && (c.model_type === 'smollm3' ? c.no_rope_layers![i] === 0 : i >= c.max_window_layers!);
+  return Array.from({ length: c.num_hidden_layers }, (_, i) => (slides(i) ? 'sliding_attention' : 'full_attention'));
 }
 
 function ropeOf(c: LlamaFamilyConfig, layer: number): string | null {

@@ -42,9 +42,9 @@ test('llama layers have no q/k norms', async (t) => {
 });
 
 test('smollm3 without no_rope_layers leaves out rotary positions in every no_rope_layer_interval-th layer, as transformers derives it', async (t) => {
-  const config = await configOf('smollm3', { num_hidden_layers: 8 }, ['no_rope_layers', 'no_rope_layer_interval']);
+  const config = await configOf('smollm3', { num_hidden_layers: 8 }, ['no_rope_layers', 'no_rope_layer_interval', 'layer_types']);
   t.deepEqual(config.no_rope_layers, [1, 1, 1, 0, 1, 1, 1, 0]);
-  const every3 = await configOf('smollm3', { num_hidden_layers: 6, no_rope_layer_interval: 3 }, ['no_rope_layers']);
+  const every3 = await configOf('smollm3', { num_hidden_layers: 6, no_rope_layer_interval: 3 }, ['no_rope_layers', 'layer_types']);
   t.deepEqual(Array.from({ length: 6 }, (_, i) => layerConfig(every3, i).rope), ['default', 'default', null, 'default', 'default', null]);
 });
 
@@ -155,4 +155,22 @@ test('phi3 generation past original_max_position_embeddings runs the whole seque
     const full = noGrad(() => model.call({ inputIds: Tensor.fromArray([prefix], 'int32') })).logits.values.slice(-128);
     t.true(logits.every((v, i) => Math.abs(v - full[i]) < 1e-5), `step ${step} (sequence of ${prefix.length})`);
   });
+});
+
+test('qwen3 with use_sliding_window slides from max_window_layers on, as transformers derives layer_types', async (t) => {
+  const config = await configOf('qwen3', { num_hidden_layers: 4, use_sliding_window: true, sliding_window: 4, max_window_layers: 2 }, ['layer_types']);
+  t.deepEqual(config.layer_types, ['full_attention', 'full_attention', 'sliding_attention', 'sliding_attention']);
+  t.deepEqual([1, 2].map((i) => layerConfig(config, i).sliding_window), [null, 4]);
+  const off = await configOf('qwen3', { num_hidden_layers: 4, use_sliding_window: false, sliding_window: 4, max_window_layers: 2 }, ['layer_types']);
+  t.deepEqual([0, 1, 2, 3].map((i) => layerConfig(off, i).sliding_window), [null, null, null, null]);
+});
+
+test('qwen3 layer_types slide only with use_sliding_window, as in transformers: without it the window changes nothing', async (t) => {
+  t.true((await logitsMatch('qwen3-sliding', {})) <= 1e-4);
+  t.true((await logitsMatch('qwen3-sliding', { use_sliding_window: false })) > 1e-3);
+});
+
+test('smollm3 with use_sliding_window slides in its NoPE layers', async (t) => {
+  const config = await configOf('smollm3', { num_hidden_layers: 4, no_rope_layers: [1, 0, 1, 0], use_sliding_window: true, sliding_window: 8 }, ['layer_types']);
+  t.deepEqual([0, 1, 2, 3].map((i) => layerConfig(config, i).sliding_window), [null, 8, null, 8]);
 });
