@@ -39,6 +39,18 @@ test('an adapter on gemma3 names the language model\'s modules as transformers d
   t.is(names.length, 2 * 7 * 2); // 2 layers x 7 linears x (A, B); the tied lm_head is never "all-linear"
 });
 
+test('an adapter on gemma3 saves the adapted modules\' names as target_modules, which PEFT would match in the vision tower too', async (t) => {
+  for (const targetModules of [['q_proj', 'v_proj'], '.*\\.(q_proj|v_proj)']) {
+    const peft = getPeftModel(await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet), new LoraConfig({ r: 4, targetModules }));
+    const dir = await mkdtemp(join(tmpdir(), 'lorakit-gemma3-'));
+    await peft.savePretrained(dir);
+    const saved = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8')).target_modules;
+    t.deepEqual(saved, [0, 1].flatMap((i) => ['q_proj', 'v_proj'].map((p) => `model.language_model.layers.${i}.self_attn.${p}`)));
+    const reloaded = await PeftModel.fromPretrained(await AutoModelForCausalLM.fromPretrained(GEMMA3, quiet), dir);
+    t.is(reloaded.loraLayers().length, 4);
+  }
+});
+
 test('lora merge onto gemma3 keeps the checkpoint\'s keys and vision tensors, with the adapted logits', async (t) => {
   const { peft, dir } = await adaptedGemma3();
   const out = join(dir, 'merged');

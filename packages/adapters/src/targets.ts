@@ -15,7 +15,7 @@
  */
 import type { Module } from '@lorakit/core';
 import { Embedding, Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
-import type { CausalLM } from '@lorakit/models';
+import { checkpointKeys, type CausalLM } from '@lorakit/models';
 import { quote } from '@lorakit/core/io';
 import type { LoraConfig, TargetModules } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
@@ -84,7 +84,7 @@ function candidates(model: CausalLM): Array<[string, Module]> {
 export interface TargetSelection {
   /** Module names that get the adapter, in model order. */
   names: string[];
-  /** target_modules as it should be saved ("all-linear" expanded). */
+  /** target_modules as it should be saved ("all-linear" expanded; on a model read in part, the adapted modules' names). */
   targetModules: string[] | string;
   /** List entries that matched no module (PEFT ignores them silently). */
   unmatchedEntries: string[];
@@ -109,7 +109,10 @@ export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelect
   }
   if (names.length === 0) throw nothingMatched(model, config, targets);
   const unmatchedEntries = Array.isArray(targets) && config.targetModules !== 'all-linear' ? targets.filter((e) => !names.some((n) => n === e || n.endsWith(`.${e}`))) : [];
-  return { names, targetModules: targets, unmatchedEntries };
+  // a model that leaves part of its checkpoint alone (gemma3's vision tower): PEFT on the whole model would match
+  // these target names or this regex there too, so the saved target_modules list the adapted modules themselves
+  const partial = checkpointKeys(model.config.model_type).leftAlone !== null;
+  return { names, targetModules: partial ? names : targets, unmatchedEntries };
 }
 
 /** Why no module matched: layers_to_transform when the targets match without it, else the targets; each with what the model has. */
