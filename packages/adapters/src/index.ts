@@ -5,7 +5,6 @@ export { loraLinear } from './lora-kernel.ts';
 export { LoraLinear, type AdapterSettings } from './lora-linear.ts';
 export { LoraEmbedding } from './lora-embedding.ts';
 export { isLoraLayer, type LoraLayer } from './lora-layers.ts';
-export { ParameterDict } from './parameter-dict.ts';
 export { DoraMagnitude } from './dora.ts';
 export { ModulesToSaveWrapper } from './modules-to-save.ts';
 export { PeftModel, LoraModel, getPeftModel, type AdapterReport, type FromPretrainedOptions } from './peft-model.ts';

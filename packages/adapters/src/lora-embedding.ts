@@ -36,12 +36,11 @@
  *   refused by peft-format.ts).
  */
 import { Module, Parameter, Tensor, init, noGrad } from '@lorakit/core';
-import { Dropout, Identity, ModuleDict, type Embedding } from '@lorakit/core/nn';
+import { Dropout, Identity, ModuleDict, ParameterDict, type Embedding } from '@lorakit/core/nn';
 import { embedding, matmul } from '@lorakit/core/ops';
 import type { LowRankDelta } from '@lorakit/core/wasm';
 import { transpose2d } from './base-layer.ts';
 import { addLowRank, lowRank } from './merge-rows.ts';
-import { ParameterDict } from './parameter-dict.ts';
 import type { AdapterSettings } from './lora-linear.ts';
 
 export class LoraEmbedding extends Module {

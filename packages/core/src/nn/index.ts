@@ -6,4 +6,5 @@ export { RMSNorm, LayerNorm } from './norm.ts';
 export { SiLU, ReLU, GELU, Dropout, Identity } from './activation.ts';
 export { Sequential } from './sequential.ts';
 export { ModuleDict } from './module-dict.ts';
+export { ParameterDict } from './parameter-dict.ts';
 export { Linear4bit, type Quantization4bit } from './linear-4bit.ts';

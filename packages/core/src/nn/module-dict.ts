@@ -11,11 +11,10 @@
  * the tree sees them through namedChildren().
  */
 import { Module } from '../module.ts';
+import { KeyedDict } from './keyed-dict.ts';
 
-const ENTRIES = Symbol('module dict entries');
-
-export class ModuleDict<M extends Module = Module> extends Module {
-  [ENTRIES] = new Map<string, M>();
+export class ModuleDict<M extends Module = Module> extends KeyedDict<M> {
+  protected readonly entryKind = 'Module';
 
   /** From an object's own keys, or from [key, module] pairs (a Map) when a key is `__proto__`. */
   constructor(entries: Record<string, M> | Iterable<readonly [string, M]> = {}) {
@@ -24,57 +23,20 @@ export class ModuleDict<M extends Module = Module> extends Module {
     for (const [key, module] of pairs) this.set(key, module);
   }
 
-  set(key: string, module: M): void {
-    if (typeof key !== 'string' || key === '' || key.includes('.')) throw new Error(`ModuleDict: key "${String(key)}" must be non-empty and without dots`);
-    if (!(module instanceof Module)) throw new Error(`ModuleDict: the value for "${key}" is not a Module`);
-    this[ENTRIES].set(key, module);
+  protected accepts(value: unknown): value is M {
+    return value instanceof Module;
   }
 
-  get(key: string): M | undefined {
-    return this[ENTRIES].get(key);
-  }
-
-  has(key: string): boolean {
-    return this[ENTRIES].has(key);
-  }
-
-  /** Remove an entry; true if there was one. */
-  delete(key: string): boolean {
-    return this[ENTRIES].delete(key);
-  }
-
-  keys(): string[] {
-    return [...this[ENTRIES].keys()];
-  }
-
-  values(): M[] {
-    return [...this[ENTRIES].values()];
-  }
-
-  entries(): Array<[string, M]> {
-    return [...this[ENTRIES]];
-  }
-
-  get size(): number {
-    return this[ENTRIES].size;
+  protected copyEntry(module: M, copies: Map<object, object>): M {
+    return (copies.get(module) as M | undefined) ?? module.clone(copies);
   }
 
   /** Properties first (a subclass may add some), then the entries in insertion order. */
   override namedChildren(): Array<[string, Module]> {
-    return [...super.namedChildren(), ...this[ENTRIES]];
+    return [...super.namedChildren(), ...this.entries()];
   }
 
   protected override setChild(name: string, module: Module): void {
     this.set(name, module as M);
-  }
-
-  override clone(copies = new Map<object, object>()): this {
-    const copy = super.clone(copies); // shares the Map for a moment; the copy gets its own below
-    copy[ENTRIES] = new Map([...this[ENTRIES]].map(([key, module]) => [key, (copies.get(module) as M | undefined) ?? module.clone(copies)]));
-    return copy;
-  }
-
-  forward(): never {
-    throw new Error('ModuleDict has no forward; call one of its modules');
   }
 }
