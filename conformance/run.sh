@@ -35,6 +35,8 @@ for dtype in f32 bf16; do
   node packages/cli/bin/lora.mjs merge examples/models/tiny-code-llama --adapter packages/adapters/peft-fixtures/codellama_qv_r8/adapter \
     --dtype "$dtype" --out "$out/lorakit-merged/merged-$dtype" > /dev/null
 done
+node packages/cli/bin/lora.mjs merge packages/models/fixtures/gemma3 --adapter packages/adapters/fixtures/gemma3-language-model-qv/adapter \
+  --out "$out/lorakit-merged/merged-gemma3" > /dev/null
 check check_lorakit_adapters.py lorakit-adapters peft-check.log
 check check_lorakit_quantized.py lorakit-quantized bnb-check.log
 check check_lorakit_merged.py lorakit-merged merged-check.log
