@@ -7,8 +7,10 @@ weights:
   input_ids, attention_mask [2, 12] (row 1 left-padded by 3), logits [2, 12, V],
   loss (labels = input_ids with padding at -100), greedy [1, 5 + 20]
 The families after the first four (qwen3, ...) get their norm weights drawn
-around 1 (RMSNorm starts at ones), so that every norm's weight matters.
-and tiny-code-llama's loss on the inputs of make_peft_fixtures.py's io.safetensors
+around their start (1, or 0 for gemma's x·(1 + w)), so that every norm's weight
+matters. gemma2 runs with transformers' eager attention (the only path that caps
+its scores); phi3's greedy reference is generated without a cache (see longrope).
+Also tiny-code-llama's loss on the inputs of make_peft_fixtures.py's io.safetensors
 (tiny-code-llama-loss.safetensors).
 
     conformance/.venv/bin/python conformance/make_model_fixtures.py [OUTPUT_ROOT]
@@ -85,16 +87,16 @@ FAMILIES["gemma3"] = Gemma3Config(text_config=FAMILIES["gemma3_text"].to_dict(),
                                                      num_attention_heads=2, image_size=28, patch_size=14))
 MULTIMODAL = {"gemma3": Gemma3ForConditionalGeneration}
 GEMMA = {"gemma", "gemma2", "gemma3_text", "gemma3"}
+CASES.update(FAMILIES)
+CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items() if name not in MULTIMODAL})
+# qwen3 with use_sliding_window: layers from max_window_layers (1) on slide (window 4), the first stays full.
+CASES["qwen3-sliding"] = Qwen3Config(**LLAMA, head_dim=16, use_sliding_window=True, sliding_window=4, max_window_layers=1)
 
 
 def attention(family):
     """transformers' attention implementation for a family: eager for gemma2, whose attention soft cap the
     default sdpa path leaves out (its logits then differ from the eager, capped ones by 0.9 here)."""
     return "eager" if family == "gemma2" else None
-CASES.update(FAMILIES)
-CASES.update({f"{name}-bf16": config for name, config in FAMILIES.items() if name not in MULTIMODAL})
-# qwen3 with use_sliding_window: layers from max_window_layers (1) on slide (window 4), the first stays full.
-CASES["qwen3-sliding"] = Qwen3Config(**LLAMA, head_dim=16, use_sliding_window=True, sliding_window=4, max_window_layers=1)
 
 
 def perturb_norms(model, center):
