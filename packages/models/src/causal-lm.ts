@@ -6,9 +6,14 @@
  *   inputIds [B, T] int; attentionMask [B, P+T] (1 = token, 0 = padding);
  *   positions 0..T-1 (after any cache) unless given; labels shifted inside,
  *   -100 ignored, mean over the rest.
+ *
+ * Training asks for the loss alone with logitsToKeep 0: the head and the
+ * cross-entropy then run fused, chunked over the vocabulary (core's
+ * linearCrossEntropy), and the [B, T, V] logits are never made.
  */
 import { Module, Tensor, checkpoint } from '@lorakit/core';
-import { attentionBias, crossEntropy, formatShape, slice, tanh } from '@lorakit/core/ops';
+import { Linear } from '@lorakit/core/nn';
+import { attentionBias, crossEntropy, formatShape, linearCrossEntropy, slice, tanh } from '@lorakit/core/ops';
 import type { ModelConfig } from './config.ts';
 import type { LayerCache } from './llama/attention.ts';
 
@@ -19,7 +24,7 @@ export interface CausalLMInputs {
   labels?: Tensor | null;
   /** Keys and values of earlier positions; extended in place. */
   cache?: KVCache | null;
-  /** Compute logits for the last N positions only (generation needs 1). */
+  /** Compute logits for the last N positions only (generation needs 1; 0 with labels: the loss alone). */
   logitsToKeep?: number;
 }
 
@@ -78,7 +83,15 @@ export interface HeadOptions {
  * soft-capped as the family does, and the loss when labels are given.
  */
 export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden: Tensor, { logitsToKeep, labels }: CausalLMInputs, { divisor = 1, softcap = null }: HeadOptions = {}): CausalLMOutput {
-  const t = hidden.shape[1]; // hidden [B, T, C]
+  const [b, t, c] = hidden.shape; // hidden [B, T, C]
+  if (logitsToKeep === 0 && labels && lmHead instanceof Linear && lmHead.bias === null) {
+    const loss = linearCrossEntropy(hidden.reshape([b * t, c]), lmHead.weight, shiftedLabels(labels, b, t), { divisor, softcap });
+    return { logits: Tensor.zeros([b, 0, lmHead.outFeatures]), loss };
+  }
+  if (logitsToKeep === 0 && labels) { // a wrapped head (LoRA on lm_head, modules_to_save): the loss from every logit, none kept
+    const full = headOutput(lmHead, hidden, { inputIds: labels, labels }, { divisor, softcap });
+    return { logits: slice(full.logits, 1, t, t), loss: full.loss };
+  }
   const kept = logitsToKeep !== undefined && logitsToKeep < t ? slice(hidden, 1, t - logitsToKeep, t) : hidden;
   const head = lmHead.call(kept); // [B, T', V]
   const divided = divisor === 1 ? head : head.div(divisor);
@@ -93,13 +106,18 @@ export function headOutput(lmHead: Module & { call(x: Tensor): Tensor }, hidden:
  */
 export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, t, v] = logits.shape;
+  return crossEntropy(logits.reshape([b * t, v]), shiftedLabels(labels, b, t));
+}
+
+/** labels [B, T] -> [B·T], each row moved one to the left and ended with -100. */
+function shiftedLabels(labels: Tensor, b: number, t: number): Tensor {
   if (labels.ndim !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
-    throw new Error(`labels ${formatShape(labels.shape)} do not match logits ${formatShape(logits.shape)}`);
+    throw new Error(`labels ${formatShape(labels.shape)} do not match the ${b} × ${t} positions of the input`);
   }
   const ids = Int32Array.from(labels.data as ArrayLike<number | bigint>, Number);
   const shifted = new Int32Array(b * t).fill(-100);
   for (let r = 0; r < b; r++) shifted.set(ids.subarray(r * t + 1, (r + 1) * t), r * t);
-  return crossEntropy(logits.reshape([b * t, v]), new Tensor(shifted, [b * t]));
+  return new Tensor(shifted, [b * t]);
 }
 
 /** Per-row positions: given, or past..past+T-1 shared by every row. */

@@ -23,6 +23,9 @@ for (const name of CASES) {
     const out = noGrad(() => model.call({ inputIds, attentionMask, labels }));
     t.true(maxMaskedDiff(out.logits, logits, attentionMask) <= 1e-4, `logits differ by ${maxMaskedDiff(out.logits, logits, attentionMask)}`);
     t.true(Math.abs(out.loss!.item() - loss.item()) <= 1e-5, `loss ${out.loss!.item()} vs ${loss.item()}`);
+    const lossAlone = noGrad(() => model.call({ inputIds, attentionMask, labels, logitsToKeep: 0 })); // the head fused with the loss
+    t.true(Math.abs(lossAlone.loss!.item() - loss.item()) <= 1e-5, `loss alone ${lossAlone.loss!.item()} vs ${loss.item()}`);
+    t.is(lossAlone.logits.shape[1], 0);
     const prompt = inputIds.toArray().slice(0, 5);
     t.deepEqual(generate(model, [prompt], { maxNewTokens: 20 })[0], greedy.toArray());
   });

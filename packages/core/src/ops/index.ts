@@ -8,6 +8,7 @@ export { reshape, expand, permute, transpose, slice, concat, split } from './lay
 export { matmul, type MatmulOptions } from './matmul.ts';
 export { softmax, logSoftmax } from './softmax.ts';
 export { crossEntropy, type CrossEntropyOptions } from './loss.ts';
+export { linearCrossEntropy, type LinearCrossEntropyOptions } from './linear-cross-entropy.ts';
 export { embedding } from './embedding.ts';
 export { dropout } from './dropout.ts';
 export { swiglu } from './swiglu.ts';

@@ -206,7 +206,7 @@ export class Trainer {
     for (let k = 0; k < accumulation; k++) {
       if (this.#interrupts > 1) throw new TrainingAborted();
       const [position, batch] = batches.next().value as [DataPosition, Batch];
-      const { loss: l } = this.model.call({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels });
+      const { loss: l } = this.model.call({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, logitsToKeep: 0 });
       (accumulation === 1 ? l! : l!.div(accumulation)).backward();
       loss += l!.item() / accumulation;
       tokens += batch.tokens;
@@ -233,7 +233,7 @@ export class Trainer {
     noGrad(() => {
       for (let b = 0; b < schedule.batchesPerEpoch; b++) {
         const batch = schedule.batch({ epoch: 0, batch: b });
-        const { loss } = this.model.call({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels });
+        const { loss } = this.model.call({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, labels: batch.labels, logitsToKeep: 0 });
         total += loss!.item() * batch.tokens;
         tokens += batch.tokens;
       }
