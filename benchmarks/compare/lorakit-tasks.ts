@@ -38,7 +38,7 @@ async function trainStep(dir: string, qlora: boolean, steps: number, gradientChe
   const inputIds = new Tensor(tokenIds(model.config.vocab_size, batch * sequence, 13), [batch, sequence]);
   peft.train();
   const step = () => {
-    const { loss } = peft.call({ inputIds, labels: inputIds });
+    const { loss } = peft.call({ inputIds, labels: inputIds, logitsToKeep: 0 }); // the loss alone, as Trainer asks for it
     loss!.backward();
     optimizer.step();
     optimizer.zeroGrad();
