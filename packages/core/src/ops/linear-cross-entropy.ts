@@ -22,6 +22,7 @@ import { GraphBuilder } from '../native/graph.ts';
 import { nativeKernel } from '../native/session.ts';
 import { slice } from './layout.ts';
 import { add } from './binary.ts';
+import { targetIds } from './loss.ts';
 
 type Float = 'float32' | 'float64';
 
@@ -95,16 +96,6 @@ function backwardGraph(dtype: Float, capped: boolean, weightTrains: boolean): Ui
 
 const CHUNK_BYTES = 64 * 2 ** 20;
 
-function targetIds(targets: Tensor, rows: number, classes: number, ignoreIndex: number): Int32Array {
-  if (targets.isFloat) throw new Error(`linearCrossEntropy: targets must be int32 or int64, got ${targets.dtype}`);
-  if (targets.numel !== rows) throw new Error(`linearCrossEntropy: ${rows} hidden rows but targets of shape ${formatShape(targets.shape)}`);
-  const ids = Int32Array.from(targets.data as ArrayLike<number | bigint>, Number);
-  for (const id of ids) {
-    if (id !== ignoreIndex && (id < 0 || id >= classes)) throw new Error(`linearCrossEntropy: target ${id} is outside [0, ${classes})`);
-  }
-  return ids;
-}
-
 export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tensor, options: LinearCrossEntropyOptions = {}): Tensor {
   const { ignoreIndex = -100, divisor = 1, softcap = null } = options;
   if (hidden.ndim !== 2 || weight.ndim !== 2 || hidden.shape[1] !== weight.shape[1] || hidden.dtype !== weight.dtype) {
@@ -112,7 +103,7 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   }
   const [rows, classes] = [hidden.shape[0], weight.shape[0]];
   const dtype = hidden.dtype as Float;
-  const ids = targetIds(targets, rows, classes, ignoreIndex);
+  const ids = targetIds(targets, rows, classes, ignoreIndex, 'linearCrossEntropy');
   const counted = ids.reduce((n, id) => n + (id === ignoreIndex ? 0 : 1), 0);
   const chunk = options.chunkRows ?? Math.max(1, Math.floor(CHUNK_BYTES / (classes * (dtype === 'float32' ? 4 : 8))));
   const capped = softcap !== null;

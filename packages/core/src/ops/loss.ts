@@ -16,12 +16,13 @@ export interface CrossEntropyOptions {
   ignoreIndex?: number;
 }
 
-function targetIds(targets: Tensor, rows: number, classes: number, ignoreIndex: number): Int32Array {
-  if (targets.isFloat) throw new Error(`crossEntropy: targets must be int32 or int64, got ${targets.dtype}`);
-  if (targets.numel !== rows) throw new Error(`crossEntropy: ${rows} logit rows but targets of shape ${formatShape(targets.shape)}`);
+/** The targets as class ids, checked: one per row, each a class or the ignore index. */
+export function targetIds(targets: Tensor, rows: number, classes: number, ignoreIndex: number, op = 'crossEntropy'): Int32Array {
+  if (targets.isFloat) throw new Error(`${op}: targets must be int32 or int64, got ${targets.dtype}`);
+  if (targets.numel !== rows) throw new Error(`${op}: ${rows} rows but targets of shape ${formatShape(targets.shape)}`);
   const ids = Int32Array.from(targets.data as ArrayLike<number | bigint>, Number);
   for (const id of ids) {
-    if (id !== ignoreIndex && (id < 0 || id >= classes)) throw new Error(`crossEntropy: target ${id} is outside [0, ${classes})`);
+    if (id !== ignoreIndex && (id < 0 || id >= classes)) throw new Error(`${op}: target ${id} is outside [0, ${classes})`);
   }
   return ids;
 }
