@@ -9,6 +9,10 @@
  * promise; calling the binding directly keeps forward() synchronous.
  * Sessions do not spin their threads (docs/engine.md section 4: spinning collapses
  * throughput when several sessions alternate). Inputs are passed zero-copy.
+ *
+ * Sessions run on the execution providers `setExecutionProviders` names (or
+ * LORAKIT_EXECUTION_PROVIDERS, comma-separated), the CPU by default. A provider
+ * that cannot start (no GPU adapter for WebGPU) is said once and left out.
  */
 import { availableParallelism } from 'node:os';
 import { Tensor as OrtTensor } from 'onnxruntime-node';
@@ -28,16 +32,61 @@ export function nativeThreads(): number {
 
 let initialized = false;
 
+function initialize(): void {
+  if (initialized) return;
+  initOrt();
+  initialized = true;
+}
+
+/** onnxruntime's names of the providers this build of onnxruntime-node has ('cpu', 'webgpu', ...). */
+export function availableExecutionProviders(): string[] {
+  initialize();
+  return binding.listSupportedBackends().map((b) => b.name);
+}
+
+let executionProviders: readonly string[] = (process.env.LORAKIT_EXECUTION_PROVIDERS ?? 'cpu').split(',').map((p) => p.trim()).filter(Boolean);
+/** Providers that failed to start a session, left out of every later one. */
+const unavailable = new Set<string>();
+
+/**
+ * The execution providers sessions ask for, in order of preference; onnxruntime places each node on the first
+ * that has a kernel for it, the CPU last. Sessions already made are disposed, so every kernel runs on the new list.
+ */
+export function setExecutionProviders(names: readonly string[]): void {
+  const known = availableExecutionProviders();
+  const unknown = names.filter((n) => !known.includes(n));
+  if (names.length === 0 || unknown.length > 0) throw new Error(`setExecutionProviders: ${unknown.length ? `${unknown.join(', ')} not in this build of onnxruntime-node` : 'no provider given'}; it has ${known.join(', ')}`);
+  executionProviders = [...names];
+  unavailable.clear();
+  for (const kernel of kernels.values()) kernel.dispose();
+  kernels.clear();
+}
+
+export function getExecutionProviders(): string[] {
+  return executionProviders.filter((p) => !unavailable.has(p));
+}
+
 // NOTE: float64 graphs (gradient checks) run with only the basic rewrites:
 // onnxruntime's extended fusions (QuickGelu, FusedMatMul) have float32 kernels only.
 function createSession(bytes: Uint8Array, key: string, dtype: ElemType): BindingSession {
-  if (!initialized) {
-    initOrt();
-    initialized = true;
+  initialize();
+  const providers = getExecutionProviders();
+  try {
+    return loadSession(bytes, key, dtype, providers.length > 0 ? providers : ['cpu']);
+  } catch (error) {
+    const accelerators = providers.filter((p) => p !== 'cpu');
+    if (accelerators.length === 0) throw error;
+    for (const p of accelerators) unavailable.add(p);
+    process.emitWarning(`lorakit: the ${accelerators.join(', ')} execution provider could not start (${(error as Error).message.split('\n')[0]}); running on the CPU`);
+    return createSession(bytes, key, dtype);
   }
+}
+
+function loadSession(bytes: Uint8Array, key: string, dtype: ElemType, executionProviders: string[]): BindingSession {
   const session = new binding.InferenceSession();
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const options = {
+    executionProviders,
     intraOpNumThreads: nativeThreads(),
     interOpNumThreads: 1,
     graphOptimizationLevel: dtype === 'float64' ? ('basic' as const) : ('all' as const),
@@ -63,6 +112,10 @@ export class NativeKernel {
     this.#session = createSession(bytes, key, dtype);
     this.#inputNames = this.#session.inputMetadata.map((m) => m.name);
     this.#outputNames = this.#session.outputMetadata.map((m) => m.name);
+  }
+
+  dispose(): void {
+    this.#session.dispose();
   }
 
   /** Run on tensors given in the graph's input order; returns outputs in order. */
