@@ -16,21 +16,13 @@ import { LoraEmbedding } from './lora-embedding.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
 import { expectedAdapterTensors } from './adapter-layout.ts';
 import { mergeCheckpoint } from './merge-checkpoint.ts';
-import { ADAPTER_FIXTURES, MODEL_FIXTURES, maxAbs } from './testing.ts';
+import { ADAPTER_FIXTURES, MODEL_FIXTURES, maxAbs, readAll } from './testing.ts';
 
 const LLAMA = `${MODEL_FIXTURES}/llama`;
 const TIED = `${MODEL_FIXTURES}/llama-bf16-tied`;
 const EMBEDDING_QV = `${ADAPTER_FIXTURES}/embedding-qv`;
 const TIED_CASE = `${ADAPTER_FIXTURES}/tied-embedding-regex-rslora`;
 const tmp = () => mkdtemp(join(tmpdir(), 'lorakit-embedding-'));
-
-async function readAll(path: string): Promise<Map<string, Tensor>> {
-  const file = await SafetensorsFile.open(path);
-  const tensors = new Map<string, Tensor>();
-  for (const name of file.names()) tensors.set(name, await file.read(name));
-  await file.close();
-  return tensors;
-}
 
 function embeddingOf(peft: PeftModel): LoraEmbedding {
   return peft.model.getSubmodule('model.embed_tokens') as LoraEmbedding;

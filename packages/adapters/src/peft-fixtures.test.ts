@@ -8,23 +8,14 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, noGrad } from '@lorakit/core';
-import { SafetensorsFile } from '@lorakit/core/io';
 import { AutoModelForCausalLM } from '@lorakit/models';
 import { maxMaskedDiff } from '@lorakit/core/testing';
 import { LoraConfig } from './config.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
-import { PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs, relativeError } from './testing.ts';
+import { PEFT_FIXTURES, TINY_CODE_LLAMA, maxAbs, relativeError, readAll } from './testing.ts';
 
 const QV = `${PEFT_FIXTURES}/codellama_qv_r8`;
 const TRAJECTORY = `${PEFT_FIXTURES}/codellama_train_trajectory`;
-
-async function readAll(path: string): Promise<Map<string, Tensor>> {
-  const file = await SafetensorsFile.open(path);
-  const tensors = new Map<string, Tensor>();
-  for (const name of file.names()) tensors.set(name, await file.read(name));
-  await file.close();
-  return tensors;
-}
 
 const io = await readAll(`${QV}/io.safetensors`);
 const inputIds = io.get('input_ids')!;

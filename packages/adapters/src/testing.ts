@@ -41,3 +41,12 @@ export async function copyAdapter(edit: { config?: (c: Record<string, unknown>) 
   }
   return dir;
 }
+
+/** Every tensor of a safetensors file, by name. */
+export async function readAll(path: string): Promise<Map<string, Tensor>> {
+  const file = await SafetensorsFile.open(path);
+  const tensors = new Map<string, Tensor>();
+  for (const name of file.names()) tensors.set(name, await file.read(name));
+  await file.close();
+  return tensors;
+}
