@@ -34,6 +34,20 @@ for (const [divisor, softcap, chunkRows] of [[1, null, 3], [2.5, null, 7], [1, 0
   });
 }
 
+for (const [divisor, softcap] of [[1, null], [2.5, 0.8]] as const) {
+  test(`with a frozen weight the gradient made in the forward equals the composed ops' for any upstream gradient (divisor ${divisor}, softcap ${softcap})`, (t) => {
+    const [hidden, weight] = [randn(7, 5).mul(2), randn(8, 5)];
+    const gradient = (f: (h: Tensor) => Tensor) => {
+      const h = hidden.clone().requiresGrad_();
+      f(h).mul(-3).backward();
+      return h.grad!.toArray();
+    };
+    const fused = gradient((h) => linearCrossEntropy(h, weight, targets, { divisor, softcap, chunkRows: 3 }));
+    const reference = gradient((h) => composed(h, weight, divisor, softcap));
+    t.true(fused.every((g, i) => Math.abs(g - reference[i]) < 1e-12));
+  });
+}
+
 test('a frozen weight gets no gradient and costs no weight-gradient matmul; float32 agrees with float64', (t) => {
   const [hidden, weight] = [randn(7, 5).to('float32').requiresGrad_(), randn(8, 5).to('float32')];
   linearCrossEntropy(hidden, weight, targets).backward();

@@ -235,7 +235,7 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const training = isGradEnabled() && [q, k, v].some((t) => t.requiresGrad);
   const probabilityBytes = q.shape[0] * heads * q.shape[1] * (pastKey.shape[2] + q.shape[1]) * (dtype === 'float32' ? 4 : 8);
   const keep: Keep = !training ? 'nothing' : probabilityBytes <= KEEP_PROBABILITIES_BYTES ? 'probabilities' : 'recompute';
-  const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep));
+  const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep), { arena: true });
   const grouped = groupedBias(bias, heads / kvHeads);
   const visible = options.unseenRows === 'uniform' ? everyRow(grouped) : visibleRows(grouped);
   const [out, kh, vh, qh, og, probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale, softcap]);
@@ -245,7 +245,7 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   }
   let grads: Tensor[] | null = null;
   const gradsFor = (dOut: Tensor) => {
-    const backward = nativeKernel(`rotary_attention_backward:${key}:${keep}`, dtype, () => backwardGraph(dtype, dims, keep));
+    const backward = nativeKernel(`rotary_attention_backward:${key}:${keep}`, dtype, () => backwardGraph(dtype, dims, keep), { arena: true });
     const newFrom = new Tensor(BigInt64Array.of(BigInt(pastKey.shape[2])), [1]);
     return (grads ??= backward.run([dOut, qh, kh, vh, og, grouped, visible, cos, sin, scale, softcap, newFrom, ...(keep === 'probabilities' ? [probs] : [])]));
   };

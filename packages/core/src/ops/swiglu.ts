@@ -39,6 +39,6 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const dtype = gate.dtype as Float;
   const [out] = nativeKernel(`swiglu_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([gate, up]);
   let grads: Tensor[] | null = null;
-  const gradsFor = (g: Tensor) => (grads ??= nativeKernel(`swiglu_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([g, gate, up]));
+  const gradsFor = (g: Tensor) => (grads ??= nativeKernel(`swiglu_backward:${dtype}`, dtype, () => backwardGraph(dtype), { arena: true }).run([g, gate, up]));
   return record('swiglu', out, [gate, up], (g) => [() => gradsFor(g)[0], () => gradsFor(g)[1]]);
 }
