@@ -33,8 +33,7 @@ function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
   let y = base.forwardNodes(g, x, weights);
   if (bias !== null) y = g.node('Add', [y, bias]);
   const h = g.node('MatMul', [xl, g.node('Transpose', [a], { perm: [1, 0] })]); // [N, r]
-  const lora = g.node('Mul', [g.node('MatMul', [h, g.node('Transpose', [b], { perm: [1, 0] })]), s]);
-  g.output(g.node('Add', [y, lora]));
+  g.output(g.node('Gemm', [h, g.node('Mul', [b, s]), y], { transB: 1 })); // y + h·(s·B)ᵀ, accumulated by the GEMM: no [N, out] pass for the scale or the sum
   g.output(h);
   return g.build();
 }
@@ -45,13 +44,12 @@ function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const xl = g.input('xl');
   const weights = base.backwardInputs().map((w, i) => g.input(`w${i}`, w.dtype as 'float32' | 'float64'));
   const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
-  const gr = g.node('Mul', [g.node('MatMul', [dy, b]), s]); // [N, r]
-  const dxl = g.node('MatMul', [gr, a]);
+  const gr = g.node('MatMul', [dy, g.node('Mul', [b, s])]); // [N, r]
   const dxBase = base.inputGradNodes(g, dy, weights);
-  if (v.shared) g.output(g.node('Add', [dxBase, dxl]));
+  if (v.shared) g.output(g.node('Gemm', [gr, a, dxBase])); // dxBase + gr·A, accumulated by the GEMM
   else {
     g.output(dxBase);
-    g.output(dxl);
+    g.output(g.node('MatMul', [gr, a]));
   }
   g.output(g.node('MatMul', [g.node('Transpose', [gr], { perm: [1, 0] }), xl])); // dA [r, in]
   g.output(g.node('Mul', [g.node('MatMul', [g.node('Transpose', [dy], { perm: [1, 0] }), h]), s])); // dB [out, r]
