@@ -1,33 +1,38 @@
 /**
- * This machine's fp32 peak from lscpu: cores × 2 FMA pipes × SIMD lanes × 2 FLOP × clock.
- * Lanes are 16 with AVX-512, 8 with AVX2.
+ * This machine as the benchmarks report it: the CPU model as /proc/cpuinfo
+ * names it, its cores, and its fp32 peak measured by a loop of fused
+ * multiply-adds (fma-peak.c, compiled here with -march=native) on one thread
+ * and on every core, not derived from a nominal clock.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 
 export interface Machine {
   model: string;
   cores: number;
-  ghz: number;
-  lanes: number;
+  /** Measured fp32 GFLOP/s of one thread, and of one thread on each core. */
+  peakGflopsOneThread: number;
   peakGflops: number;
 }
 
+const SOURCE = 'benchmarks/fma-peak.c';
+const BINARY = 'benchmarks/out/fma-peak';
+
 export function describeMachine(): Machine {
-  const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
-  const field = (name: string) => lscpu.match(new RegExp(`^${name}:\\s*(.+)$`, 'm'))?.[1].trim();
-  const threadsPerCore = Number(field('Thread\\(s\\) per core') ?? 1);
-  const cores = Number(field('CPU\\(s\\)') ?? cpus().length) / threadsPerCore;
-  const mhz = Number(field('CPU max MHz') ?? cpuinfoMhz() ?? cpus()[0].speed);
-  const flags = field('Flags') ?? '';
-  const lanes = /\bavx512f\b/.test(flags) ? 16 : /\bavx2\b/.test(flags) ? 8 : 4;
-  const ghz = mhz / 1000;
-  return { model: field('Model name') ?? 'unknown', cores, ghz, lanes, peakGflops: cores * 2 * lanes * 2 * ghz };
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1].trim() ?? 'unknown';
+  const cores = new Set([...cpuinfo.matchAll(/^physical id\s*:\s*(\d+)[\s\S]*?^core id\s*:\s*(\d+)/gm)].map((m) => `${m[1]}:${m[2]}`)).size || Number(execFileSync('nproc', { encoding: 'utf8' }));
+  return { model, cores, peakGflopsOneThread: measuredPeak(1), peakGflops: measuredPeak(cores) };
 }
 
-function cpuinfoMhz(): number | undefined {
-  const text = readFileSync('/proc/cpuinfo', 'utf8');
-  const mhz = text.match(/^cpu MHz\s*:\s*([\d.]+)/m)?.[1];
-  return mhz === undefined ? undefined : Number(mhz);
+function measuredPeak(threads: number): number {
+  if (!existsSync(BINARY)) {
+    mkdirSync('benchmarks/out', { recursive: true });
+    try {
+      execFileSync('gcc', ['-O3', '-march=native', '-pthread', SOURCE, '-o', BINARY], { stdio: 'pipe' });
+    } catch (error) {
+      throw new Error(`benchmarks: measuring the fp32 peak needs gcc (apt-get install gcc) to build ${SOURCE}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  return Number(execFileSync(BINARY, [String(threads)], { encoding: 'utf8' }).split(' ')[1]);
 }

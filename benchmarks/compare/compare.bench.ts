@@ -4,7 +4,7 @@
  * Writes benchmarks/RESULTS.md (medians, the ratio lorakit / PyTorch, and
  * lorakit's fraction of the machine's limit) and benchmarks/results.png.
  *
- *   npm run bench:compare [-- --reps 5] [-- --only merge]
+ *   npm run bench:compare [-- --reps 5] [-- --only 'merge|step, SmolLM2']   (tasks whose name contains one of the parts)
  *   npm run bench:compare -- --report benchmarks/out/compare-raw.json   (the report again, from a run's figures)
  *
  * PyTorch runs float32 on 2 threads from the conformance suite's virtual
@@ -27,13 +27,16 @@ const only = process.argv.includes('--only') ? argument('--only') : undefined;
 const report = process.argv.includes('--report') ? argument('--report') : undefined;
 
 type Figures = Record<string, number>;
-type Side = 'lorakit' | 'pytorch';
+/** pytorch-bf16: PyTorch's training step under torch.autocast(bfloat16), what a user gets with one flag. */
+type Side = 'lorakit' | 'pytorch' | 'pytorch-bf16';
+const SIDES: Side[] = ['lorakit', 'pytorch', 'pytorch-bf16'];
 
 /** One task: the command line of each side, and how each round's limit is measured. */
 interface Task {
   name: string;
   lorakit: string[];
   pytorch: string[];
+  pytorchBf16?: string[];
   /** Runs before each round's pair (a merge's output folder must not exist). */
   before?: () => void;
   /** Seconds the machine needs at best, measured or computed for this round. */
@@ -57,12 +60,41 @@ interface Row {
  * writing out what the other left in the page cache.
  */
 function run(side: Side, args: string[]): Figures {
+  const machineBefore = quietMachine();
   const [command, prefix] = side === 'lorakit' ? [process.execPath, ['--import=tsx', '--expose-gc', 'benchmarks/compare/lorakit-tasks.ts']] : [PYTHON, ['benchmarks/compare/torch_tasks.py']];
   execFileSync('sync');
   const result = spawnSync('/usr/bin/time', ['-f', 'maxrss_kb=%M', command, ...prefix, ...args], { encoding: 'utf8', maxBuffer: 1 << 26, env: { ...process.env, TRANSFORMERS_VERBOSITY: 'error', TQDM_DISABLE: '1' } });
   if (result.status !== 0) throw new Error(`${side} ${args.join(' ')} failed:\n${result.stderr.slice(-2000)}`);
   const peakRssBytes = Number(/maxrss_kb=(\d+)/.exec(result.stderr)![1]) * 1024;
-  return { ...JSON.parse(result.stdout.trim().split('\n').at(-1)!), peakRssBytes };
+  return { ...JSON.parse(result.stdout.trim().split('\n').at(-1)!), peakRssBytes, ...machineBefore };
+}
+
+/** The share of every core's time spent outside idle over `ms`, from /proc/stat. */
+function busyShare(ms: number): number {
+  const sample = () => readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number); // user nice system idle iowait ...
+  const before = sample();
+  execFileSync('sleep', [String(ms / 1000)]);
+  const delta = sample().map((v, i) => v - before[i]);
+  const total = delta.reduce((a, b) => a + b, 0);
+  return total === 0 ? 0 : 1 - (delta[3] + delta[4]) / total;
+}
+
+/** Above this share of the CPU busy with other work just before a run, the run does not count. */
+const BUSY = 0.1;
+
+/**
+ * Waits (up to a minute) until nothing else keeps the CPU busy, and returns what it saw: the 1-minute load
+ * average (which still counts the previous task for a while) and the busy share over the last 2 s, which this
+ * idle driver does not add to. A run that started on a busy machine is recorded as such, and refused below.
+ */
+function quietMachine(): Figures {
+  let busy = busyShare(2000);
+  for (let waited = 0; busy >= BUSY && waited < 60; waited += 10) {
+    process.stderr.write(`the machine is busy (${(100 * busy).toFixed(0)}% of the CPU): waiting\n`);
+    execFileSync('sleep', ['8']);
+    busy = busyShare(2000);
+  }
+  return { loadAverageBefore: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]), busyBefore: busy };
 }
 
 function ensurePython(): void {
@@ -81,7 +113,7 @@ interface Measured {
   commit: string;
   reps: number;
   bandwidth: number;
-  results: Record<string, { lorakit: Figures[]; pytorch: Figures[]; limit: Figures[] }>;
+  results: Record<string, Record<Side | 'limit', Figures[]>>;
 }
 const previous: Measured | undefined = report === undefined ? undefined : JSON.parse(readFileSync(report, 'utf8'));
 
@@ -116,7 +148,7 @@ for (const [name, { dir, batch, sequence, newTokens }] of Object.entries(models)
   for (const qlora of [false, true]) {
     const task = `${qlora ? 'QLoRA' : 'LoRA'} step, ${name}`;
     const args = ['train-step', dir, ...shape, ...(qlora ? ['--qlora'] : [])];
-    tasks.push({ name: task, lorakit: args, pytorch: args, limit: stepLimit });
+    tasks.push({ name: task, lorakit: args, pytorch: args, pytorchBf16: [...args, '--bf16'], limit: stepLimit });
     rows.push({ task, label: `${task} (r=16, all linear, ${batch}x${sequence})`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
   }
   const inference = `inference, ${name}`;
@@ -143,17 +175,18 @@ rows.push({ task: quantize, label: 'NF4 + double quantization, 1.1B linear weigh
 
 function measure(): Measured {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  const selected = tasks.filter((t) => only === undefined || t.name.includes(only));
-  const results = Object.fromEntries(selected.map((t) => [t.name, { lorakit: [] as Figures[], pytorch: [] as Figures[], limit: [] as Figures[] }]));
+  const selected = tasks.filter((t) => only === undefined || only.split('|').some((part) => t.name.includes(part)));
+  const results: Measured['results'] = Object.fromEntries(selected.map((t) => [t.name, { lorakit: [], pytorch: [], 'pytorch-bf16': [], limit: [] }]));
   for (let round = 0; round < reps; round++) {
     for (const task of selected) {
-      const order: Side[] = round % 2 === 0 ? ['lorakit', 'pytorch'] : ['pytorch', 'lorakit'];
+      const sides = SIDES.filter((side) => side !== 'pytorch-bf16' || task.pytorchBf16 !== undefined);
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
       const r = results[task.name];
       task.before?.();
       execFileSync('sync');
       if (task.limit) r.limit.push(task.limit());
       for (const side of order) {
-        r[side].push(run(side, side === 'lorakit' ? task.lorakit : task.pytorch));
+        r[side].push(run(side, { lorakit: task.lorakit, pytorch: task.pytorch, 'pytorch-bf16': task.pytorchBf16! }[side]));
         task.before?.();
         process.stderr.write(`round ${round + 1}/${reps}: ${task.name}, ${side} done\n`);
       }
@@ -167,6 +200,11 @@ function measure(): Measured {
 const measured = previous ?? measure();
 writeFileSync(`${OUT}/compare-raw.json`, JSON.stringify(measured));
 const results = new Map(Object.entries(measured.results));
+const busyRuns = [...results].flatMap(([task, r]) => SIDES.flatMap((side) => (r[side] ?? []).filter((f) => f.busyBefore >= BUSY).map((f) => `${task} (${side}: ${(100 * f.busyBefore).toFixed(0)}% busy, load ${f.loadAverageBefore})`)));
+if (busyRuns.length > 0) {
+  console.error(`Not publishing: ${busyRuns.length} run(s) started while other work kept the CPU busy: ${busyRuns.join('; ')}. The figures are in ${OUT}/compare-raw.json; run again on a quiet machine.`);
+  process.exit(1);
+}
 
 // The report: medians per side, lorakit / PyTorch, and lorakit's fraction of the limit (limit / lorakit time).
 const MiB = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
@@ -174,8 +212,9 @@ const show = (row: Row, seconds: number) => (row.unit === 'seconds' ? `${seconds
 const table = rows.filter((row) => results.has(row.task)).map((row) => {
   const r = results.get(row.task)!;
   const [lorakit, pytorch] = [median(r.lorakit.map(row.seconds)), median(r.pytorch.map(row.seconds))];
+  const bf16 = r['pytorch-bf16']?.length ? median(r['pytorch-bf16'].map(row.seconds)) : undefined;
   const limit = row.limitSeconds && r.limit.length ? median(r.limit.map(row.limitSeconds)) : undefined;
-  return { label: row.label, lorakit, pytorch, ratio: lorakit / pytorch, ofLimit: limit === undefined ? undefined : limit / lorakit, limit, show: (s: number) => show(row, s),
+  return { label: row.label, lorakit, pytorch, ratio: lorakit / pytorch, bf16, ofLimit: limit === undefined ? undefined : limit / lorakit, limit, show: (s: number) => show(row, s),
     rss: [median(r.lorakit.map((f) => f.peakRssBytes)), median(r.pytorch.map((f) => f.peakRssBytes))] };
 });
 
@@ -187,17 +226,20 @@ const lines = [
   '# lorakit against PyTorch + PEFT, side by side',
   '',
   `Written by \`npm run bench:compare\` on ${measured.date} (lorakit ${measured.commit}). Each task runs in its own process;`,
-  `the two sides alternate, ${measured.reps} rounds; figures are medians. PyTorch computes in float32 on 2 threads, as lorakit does.`,
-  '"lorakit / PyTorch" is the ratio of times (below 1: lorakit is faster). "of the limit" is the time this machine needs',
-  'at best (fp32 peak for arithmetic, measured memory or disk speed for bytes) divided by lorakit\'s time.',
+  `the sides alternate, ${measured.reps} rounds; figures are medians (a training step: the median of 5 timed steps after a warm-up,`,
+  'in each process). PyTorch computes in float32 on 2 threads, as lorakit does; "PyTorch bf16" is its training step under',
+  'torch.autocast(bfloat16), what a user gets with one flag. "lorakit / PyTorch" is the ratio of times to float32 PyTorch',
+  '(below 1: lorakit is faster). "of the limit" is the time this machine needs at best (the measured fp32 peak for',
+  'arithmetic, counting causal attention as half its square; measured memory or disk speed for bytes) divided by lorakit\'s.',
+  `No run started while other work used ${100 * BUSY}% or more of the CPU (sampled over 2 s before each run).`,
   '',
-  `Machine: ${machine.model}, ${machine.cores} cores (${cpus().length} threads), fp32 peak ${machine.peakGflops.toFixed(0)} GFLOP/s, memory ${(bandwidth / 1e9).toFixed(1)} GB/s`,
+  `Machine: ${machine.model}, ${machine.cores} cores (${cpus().length} threads), fp32 peak ${machine.peakGflops.toFixed(0)} GFLOP/s measured (${machine.peakGflopsOneThread.toFixed(0)} on one thread), memory ${(bandwidth / 1e9).toFixed(1)} GB/s`,
   `(copy, read + write), ${(totalmem() / 2 ** 30).toFixed(0)} GiB. Node ${process.version}, onnxruntime-node ${ortVersion}; torch ${pythonVersions.torch}, transformers`,
   `${pythonVersions.transformers}, peft ${pythonVersions.peft}, bitsandbytes ${pythonVersions.bitsandbytes}.`,
   '',
-  '| task | lorakit | PyTorch + PEFT | lorakit / PyTorch | lorakit of the limit (limit) | peak RSS lorakit / PyTorch |',
-  '|---|---|---|---|---|---|',
-  ...table.map((t) => `| ${t.label} | ${t.show(t.lorakit)} | ${t.show(t.pytorch)} | ${t.ratio.toFixed(2)} | ${t.ofLimit === undefined ? '-' : `${(100 * t.ofLimit).toFixed(0)}% (${t.show(t.limit!)})`} | ${MiB(t.rss[0])} / ${MiB(t.rss[1])} |`),
+  '| task | lorakit | PyTorch + PEFT | lorakit / PyTorch | PyTorch bf16 (lorakit / it) | lorakit of the limit (limit) | peak RSS lorakit / PyTorch |',
+  '|---|---|---|---|---|---|---|',
+  ...table.map((t) => `| ${t.label} | ${t.show(t.lorakit)} | ${t.show(t.pytorch)} | ${t.ratio.toFixed(2)} | ${t.bf16 === undefined ? '-' : `${t.show(t.bf16)} (${(t.lorakit / t.bf16).toFixed(2)})`} | ${t.ofLimit === undefined ? '-' : `${(100 * t.ofLimit).toFixed(0)}% (${t.show(t.limit!)})`} | ${MiB(t.rss[0])} / ${MiB(t.rss[1])} |`),
   '',
   ...(results.has('inference, Qwen3-0.6B shapes')
     ? ['The Qwen3-0.6B rows (model_type qwen3: 28 layers with q/k norms, head_dim 128, a tied 151936-token vocabulary; 0.60B',

@@ -2,12 +2,14 @@
  * What this machine could do at best, for each benchmark row: arithmetic at
  * the fp32 peak (machine.ts) or bytes at the measured memory and disk speeds.
  *
- * FLOP per token of a llama-family model with LoRA r on its 7 projections
- * (docs/engine.md section 5: SmolLM2-135M gives 314 forward + 359 backward MFLOP):
- *   forward  = 2·linear + 4·S·(heads·head_dim)·layers + lora
- *   backward = 2·linear + 8·S·(heads·head_dim)·layers + 2·lora    (no weight gradients for the frozen base)
+ * FLOP per token of a llama-family model with LoRA r on its 7 projections:
+ *   forward  = 2·linear + 2·S·(heads·head_dim)·layers + lora
+ *   backward = 2·linear + 4·S·(heads·head_dim)·layers + 2·lora    (no weight gradients for the frozen base)
  * with linear = the projections' and the head's weights, S the sequence
- * length, lora = 2·r·(in + out) summed over the adapted layers.
+ * length, lora = 2·r·(in + out) summed over the adapted layers. The attention
+ * is causal: a query at position t meets t + 1 keys, S/2 on average, so its
+ * two matmuls (q·kᵀ and p·v) count half of the 4·S·(heads·head_dim) a full
+ * square would.
  */
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
@@ -25,7 +27,7 @@ export function flopsPerToken(c: LlamaFamilyConfig, sequence: number, r: number)
   const projections: Array<[number, number]> = [[d, q], [d, kv], [d, kv], [q, d], [d, i], [d, i], [i, d]];
   const linear = c.num_hidden_layers * projections.reduce((n, [a, b]) => n + a * b, 0) + d * c.vocab_size;
   const lora = c.num_hidden_layers * projections.reduce((n, [a, b]) => n + 2 * r * (a + b), 0);
-  const attention = 4 * sequence * q * c.num_hidden_layers;
+  const attention = 2 * sequence * q * c.num_hidden_layers; // causal: half the square
   return { forward: 2 * linear + attention + lora, backward: 2 * linear + 2 * attention + 2 * lora };
 }
 

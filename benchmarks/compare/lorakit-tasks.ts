@@ -25,7 +25,7 @@ const option = (name: string) => {
 const [batch, sequence] = (option('--tokens') ?? '4x512').split('x').map(Number);
 const newTokens = Number(option('--new-tokens') ?? 64);
 
-/** LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (1). */
+/** LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (5). */
 async function trainStep(dir: string, qlora: boolean, steps: number, gradientCheckpointing: boolean) {
   manualSeed(0);
   const model = await AutoModelForCausalLM.fromPretrained(dir);
@@ -93,7 +93,7 @@ async function quantize(dir: string, threads: number | undefined) {
 
 const [task, ...args] = process.argv.slice(2);
 const tasks: Record<string, () => Promise<object>> = {
-  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 1), args.includes('--gradient-checkpointing')),
+  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 5), args.includes('--gradient-checkpointing')),
   inference: () => inference(args[0]),
   merge: () => merge(args[0], args[1], args[2]),
   quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),
