@@ -3,7 +3,7 @@ import { Tensor } from '../tensor.ts';
 import { Generator } from '../random.ts';
 import { gradcheck } from '../testing/gradcheck.ts';
 import { maxAbsDiff } from '../testing/assert.ts';
-import { rotaryAttention } from './rotary-attention.ts';
+import { causalBlocks, rotaryAttention } from './rotary-attention.ts';
 import { attentionBias, repeatKv, scaledDotProductAttention } from './attention.ts';
 import { applyRotary, rotaryTables } from './rope.ts';
 import { concat, slice } from './layout.ts';
@@ -165,4 +165,57 @@ test('a softcap bounds every score: huge queries attend like c·tanh(s/c), not l
   const capped = rotaryAttention(q, k, v, { ...dims, cos, sin, bias, softcap: 0.5 }).out;
   t.true(maxAbsDiff(capped.values, composed(q, k, v, bias, cos, sin, 4, 0.5).values) < 1e-12);
   t.true(maxAbsDiff(capped.values, rotaryAttention(q, k, v, { ...dims, cos, sin, bias }).out.values) > 0.1);
+});
+
+/** Outputs and q, k, v gradients of one attention call (sum of the output as the loss). */
+function outputsAndGradients(options: Parameters<typeof rotaryAttention>[3], q: Tensor, k: Tensor, v: Tensor) {
+  const leaves = [q, k, v].map((x) => x.clone().requiresGrad_());
+  const { out } = rotaryAttention(leaves[0], leaves[1], leaves[2], options);
+  out.mul(out).sum().backward();
+  return [out.toArray(), ...leaves.map((x) => x.grad!.toArray())];
+}
+
+for (const [label, extra] of [
+  ['a causal mask', {}],
+  ['left padding and a sliding window of 3', { paddingMask: new Tensor(Int32Array.of(0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1), [2, 7]), slidingWindow: 3 }],
+] as const) {
+  for (const softcap of [null, 0.7]) {
+    test(`causal query blocks give the whole square's outputs and gradients (${label}, softcap ${softcap}, 2 of 4 dims turned)`, (t) => {
+      const bias = attentionBias({ batch: 2, queryLength: 7, keyLength: 7, causal: true, dtype: 'float64', ...extra });
+      const { cos: c, sin: s } = rotaryTables([0, 1, 2, 3, 4, 5, 6], Float64Array.from([0.9]));
+      const options = { ...dims, bias, softcap, rotaryDim: 2, cos: new Tensor(Float64Array.from(c), [1, 1, 7, 2]), sin: new Tensor(Float64Array.from(s), [1, 1, 7, 2]) };
+      const [q, k, v] = [randn(2, 7, 16), randn(2, 7, 8), randn(2, 7, 8)].map((x) => x.mul(2));
+      const whole = outputsAndGradients({ ...options, queryBlocks: 1 }, q, k, v);
+      for (const queryBlocks of [2, 3, 7]) {
+        t.is(causalBlocks(7, 0, { ...options, queryBlocks }).length, queryBlocks);
+        const blocked = outputsAndGradients({ ...options, queryBlocks }, q, k, v);
+        blocked.forEach((values, i) => t.true(maxAbsDiff(Float64Array.from(values), Float64Array.from(whole[i])) < 1e-12, `${queryBlocks} blocks, output ${i}`));
+      }
+      const { maxError, worst } = gradcheck((q, k, v) => rotaryAttention(q, k, v, { ...options, queryBlocks: 3 }).out, [q, k, v]);
+      t.true(maxError < 1e-6, worst);
+    });
+  }
+}
+
+test('queries are split in causal blocks of 64 positions or more, at most 8, only for a causal mask and no cache', (t) => {
+  const options = (length: number, extra = {}) => ({ ...dims, cos: Tensor.zeros([1]), sin: Tensor.zeros([1]), bias: attentionBias({ batch: 2, queryLength: length, keyLength: length, causal: true, ...extra }) });
+  t.deepEqual(causalBlocks(256, 0, options(256)).map((b) => [b.from, b.to, b.keys]), [[0, 64, 64], [64, 128, 128], [128, 192, 192], [192, 256, 256]]);
+  t.is(causalBlocks(300, 0, options(300, { paddingMask: Tensor.ones([2, 300], 'int32'), slidingWindow: 64 })).length, 4);
+  t.is(causalBlocks(127, 0, options(127)).length, 1);
+  t.is(causalBlocks(512, 16, options(512)).length, 1); // with a cache
+  t.is(causalBlocks(4096, 0, options(4096)).length, 8);
+  t.is(causalBlocks(512, 0, { ...options(512), unseenRows: 'uniform' }).length, 1);
+  t.is(causalBlocks(512, 0, { ...options(512), bias: attentionBias({ batch: 1, queryLength: 512, keyLength: 512, causal: false }) }).length, 1);
+});
+
+test('a mask that lets a query see later keys is computed as the whole square, blocks or not', (t) => {
+  const causal = attentionBias({ batch: 1, queryLength: 6, keyLength: 6, causal: true, dtype: 'float64' });
+  const bias = causal.clone();
+  bias.values[1 * 6 + 4] = 0; // query 1 sees key 4
+  const options = { ...dims, ...tables([0, 1, 2, 3, 4, 5]), bias };
+  const [q, k, v] = [randn(1, 6, 16), randn(1, 6, 8), randn(1, 6, 8)];
+  const whole = outputsAndGradients({ ...options, queryBlocks: 1 }, q, k, v);
+  outputsAndGradients({ ...options, queryBlocks: 3 }, q, k, v).forEach((values, i) => t.true(maxAbsDiff(Float64Array.from(values), Float64Array.from(whole[i])) < 1e-12));
+  const blockedCausal = outputsAndGradients({ ...options, bias: causal, queryBlocks: 3 }, q, k, v);
+  t.true(maxAbsDiff(Float64Array.from(blockedCausal[0]), Float64Array.from(whole[0])) > 1e-3); // the seen key changes query 1's output
 });
