@@ -3,13 +3,13 @@
  * model (or a checkpoint), each native kernel's time and calls summed by kind, and what is left outside them
  * (JavaScript, the optimizer, the autograd tape).
  *
- *   npm run bench:profile [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama]
+ *   npm run bench:profile [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora]
  */
 import { Tensor, manualSeed } from '@lorakit/core';
 import { NativeKernel } from '@lorakit/core/native';
 import { AdamW } from '@lorakit/core/optim';
 import { AutoModelForCausalLM, modelForConfig } from '@lorakit/models';
-import { LoraConfig, getPeftModel } from '@lorakit/adapters';
+import { LoraConfig, getPeftModel, quantizeModel } from '@lorakit/adapters';
 import { SMOLLM2_SHAPES } from './checkpoints.ts';
 
 const option = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -19,7 +19,9 @@ const checkpoint = option('--model', '');
 
 manualSeed(0);
 const model = checkpoint ? await AutoModelForCausalLM.fromPretrained(checkpoint) : modelForConfig({ ...SMOLLM2_SHAPES, num_hidden_layers: layers });
-const name = checkpoint || `SmolLM2-135M shapes with ${layers} layers`;
+const qlora = process.argv.includes('--qlora');
+if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : ''}`;
 const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
 const optimizer = new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
 const inputIds = new Tensor(Int32Array.from({ length: batch * sequence }, (_, i) => (i * 7919 + 13) % model.config.vocab_size), [batch, sequence]);
@@ -55,7 +57,7 @@ const cpu = process.cpuUsage();
 const { forward, total } = step();
 const { user, system } = process.cpuUsage(cpu);
 const native = [...kernels.values()].reduce((n, k) => n + k.ms, 0);
-console.log(`one LoRA step, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
+console.log(`one ${qlora ? 'QLoRA' : 'LoRA'} step, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
 console.log(`CPU ${(user / 1e6).toFixed(1)} s user, ${(system / 1e6).toFixed(1)} s system\n`);
 console.log('| kernel | ms | calls | share |\n|---|---|---|---|');
 for (const [kind, { ms, calls }] of [...kernels].sort((a, b) => b[1].ms - a[1].ms)) console.log(`| ${kind} | ${ms.toFixed(0)} | ${calls} | ${((100 * ms) / total).toFixed(0)}% |`);

@@ -7,7 +7,7 @@
  */
 import { Tensor, type Module, type Parameter } from '@lorakit/core';
 import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
-import { bnb4Node, type GraphBuilder } from '@lorakit/core/native';
+import { bnb4Node, dequantizeNodes, type GraphBuilder } from '@lorakit/core/native';
 
 export interface LinearBase {
   readonly module: Module;
@@ -72,7 +72,7 @@ class Conv1DView implements LinearBase {
   setDenseWeight(weight: Tensor) { this.module.weight.values.set(transpose2d(weight).values); }
 }
 
-/** A 4-bit base (QLoRA): MatMulBnb4 forward; the input gradient on the weight dequantized at backward time. */
+/** A 4-bit base (QLoRA): MatMulBnb4 forward; the input gradient on the weight dequantized inside its graph. */
 class Linear4bitView implements LinearBase {
   readonly weightParameter = null;
   constructor(readonly module: Linear4bit) {}
@@ -81,9 +81,9 @@ class Linear4bitView implements LinearBase {
   get outFeatures() { return this.module.outFeatures; }
   get bias() { return this.module.bias; }
   kernelInputs() { return this.module.kernelInputs(); }
-  backwardInputs() { return [this.module.denseWeight()]; }
+  backwardInputs() { return this.module.kernelInputs(); }
   forwardNodes(g: GraphBuilder, x: string, [packed, absmax]: string[]) { return bnb4Node(g, x, packed, absmax, this.inFeatures, this.outFeatures, this.module.quantization); }
-  inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, w]); }
+  inputGradNodes(g: GraphBuilder, dy: string, [packed, absmax]: string[]) { return g.node('MatMul', [dy, dequantizeNodes(g, packed, absmax, this.inFeatures, this.outFeatures, this.module.quantization)]); }
   denseWeight() { return this.module.denseWeight(); }
   setDenseWeight(weight: Tensor) { this.module.setDenseWeight(weight); }
 }

@@ -85,6 +85,13 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A constant float32 tensor baked into the graph (a codebook). */
+  float32Constant(values: ArrayLike<number>, dims: readonly number[] = [values.length]): string {
+    const name = `const_${this.#counter++}`;
+    this.#initializers.push({ name, dataType: elemTypes.float32, dims: [...dims], floatData: Array.from(values) });
+    return name;
+  }
+
   output(name: string, type: ElemType = this.dtype): void {
     this.#outputs.push(valueInfo(name, type));
   }

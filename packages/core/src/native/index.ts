@@ -2,5 +2,5 @@
 // ONNX graphs written in code, and worker threads for work split across cores.
 export { nativeKernel, nativeThreads, NativeKernel, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
 export { GraphBuilder, ONNX_OPSET, type ElemType } from './graph.ts';
-export { bnb4Node } from '../nn/linear-4bit.ts';
+export { bnb4Node, dequantizeNodes } from '../nn/linear-4bit.ts';
 export { typeScriptWorker } from '../worker-thread.ts';

@@ -3,7 +3,9 @@ import test from 'ava';
 import { Tensor } from '../tensor.ts';
 import { Generator } from '../random.ts';
 import { matmul } from '../ops/matmul.ts';
-import { Linear4bit } from './linear-4bit.ts';
+import { dequantizeNodes, Linear4bit } from './linear-4bit.ts';
+import { GraphBuilder } from '../native/graph.ts';
+import { nativeKernel } from '../native/session.ts';
 import { relativeErrorOf } from '../testing/assert.ts';
 
 const rng = new Generator(9);
@@ -39,3 +41,17 @@ test('the state dict carries bitsandbytes\' keys', (t) => {
   t.deepEqual(state.shape, [4, 64]);
   t.is(state.nested_blocksize, 256);
 });
+
+for (const [quantType, blockSize, doubleQuant, out, inFeatures] of [['nf4', 64, true, 96, 160], ['fp4', 64, false, 5, 40], ['nf4', 128, false, 3, 100]] as const) {
+  test(`the backward's graph dequantizes ${quantType} codes in blocks of ${blockSize} (${out}x${inFeatures}) to dequantize4bit's very bits`, (t) => {
+    const layer = Linear4bit.fromWeight(Tensor.randn([out, inFeatures], { generator: rng }), null, { quantType, blockSize, doubleQuant });
+    const kernel = nativeKernel(`dequantize-test:${quantType}:${blockSize}:${out}:${inFeatures}`, 'float32', () => {
+      const g = new GraphBuilder('dequantize', 'float32');
+      g.output(dequantizeNodes(g, g.input('w', 'uint8'), g.input('absmax'), inFeatures, out, layer.quantization));
+      return g.build();
+    });
+    const [native] = kernel.run(layer.kernelInputs());
+    t.deepEqual(native.shape, [out, inFeatures]);
+    t.deepEqual(Array.from(native.values), Array.from(layer.denseWeight().values));
+  });
+}

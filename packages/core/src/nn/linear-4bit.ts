@@ -5,9 +5,11 @@
  * the float weight.
  *
  *   y  = x · dequant(W)ᵀ + b          MatMulBnb4(x, W, absmax)
- *   dx = dy · dequant(W)               a MatMul on the weight dequantized for that call
+ *   dx = dy · dequant(W)               a MatMul on the weight dequantized inside the graph
  * NOTE: onnxruntime 1.30's MatMulBnb4 with transB = 0 fails its shape check or
- * crashes on the CPU, so the input gradient dequantizes (transiently, one layer at a time).
+ * crashes on the CPU, so the input gradient's graph dequantizes the codes itself
+ * (dequantizeNodes: each byte's two codebook values looked up, times each block's absmax, the same
+ * float32 products as dequantize4bit), transiently, one layer at a time.
  *
  * Memory: 0.5 byte per weight, plus 1 byte per block with double
  * quantization (4 bytes without); the float absmax is rebuilt per call.
@@ -19,7 +21,6 @@ import { Module } from '../module.ts';
 import { Buffer, Parameter } from '../parameter.ts';
 import { Tensor } from '../tensor.ts';
 import { record } from '../autograd.ts';
-import { matmul } from '../ops/matmul.ts';
 import { GraphBuilder } from '../native/graph.ts';
 import { nativeKernel } from '../native/session.ts';
 import { formatShape } from '../shape.ts';
@@ -38,6 +39,31 @@ export interface Quantization4bit {
 export function bnb4Node(g: GraphBuilder, x: string, packed: string, absmax: string, inFeatures: number, outFeatures: number, q: Quantization4bit): string {
   const attributes = { K: inFeatures, N: outFeatures, block_size: q.blockSize, quant_type: q.quantType === 'nf4' ? 1 : 0 };
   return g.node('MatMulBnb4', [x, packed, absmax], attributes, 'com.microsoft');
+}
+
+/**
+ * dequant(W) [out, in] from the packed codes [n/2] uint8 (two per byte, the high nibble first) and the float absmax
+ * [blocks]: code[nibble]·absmax[i / blockSize], as dequantize4bit computes it.
+ */
+export function dequantizeNodes(g: GraphBuilder, packed: string, absmax: string, inFeatures: number, outFeatures: number, q: Quantization4bit): string {
+  const n = inFeatures * outFeatures;
+  const blocks = Math.ceil(n / q.blockSize);
+  const code = codebook(q.quantType);
+  const pairs = g.float32Constant(Array.from({ length: 256 }, (_, byte) => [code[byte >> 4], code[byte & 0x0f]]).flat(), [256, 2]); // a byte's two values
+  const looked = g.node('Gather', [pairs, g.node('Cast', [packed], { to: 6 })]); // [n/2, 2]
+  let values = g.node('Reshape', [looked, g.int64Constant([-1])]); // [n]
+  if (blocks * q.blockSize !== n) values = g.node('Pad', [values, g.int64Constant([0, blocks * q.blockSize - n])]); // the last block is partial
+  const scaled = g.node('Mul', [g.node('Reshape', [values, g.int64Constant([blocks, q.blockSize])]), g.node('Unsqueeze', [absmax, g.int64Constant([1])])]);
+  const flat = g.node('Slice', [g.node('Reshape', [scaled, g.int64Constant([-1])]), g.int64Constant([0]), g.int64Constant([n])]);
+  return g.node('Reshape', [flat, g.int64Constant([outFeatures, inFeatures])]);
+}
+
+/** dx [N, in] = dy [N, out] · dequant(W) */
+function inputGradientGraph(inFeatures: number, outFeatures: number, q: Quantization4bit): Uint8Array {
+  const g = new GraphBuilder('linear4bit_input_gradient', 'float32');
+  const dy = g.input('dy');
+  g.output(g.node('MatMul', [dy, dequantizeNodes(g, g.input('w', 'uint8'), g.input('absmax'), inFeatures, outFeatures, q)]));
+  return g.build();
 }
 
 function bnb4Graph(inFeatures: number, outFeatures: number, q: Quantization4bit): Uint8Array {
@@ -115,9 +141,10 @@ export class Linear4bit extends Module {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`Linear4bit(${this.inFeatures}, ${this.outFeatures}): input ${formatShape(x.shape)} does not end in ${this.inFeatures}`);
     const flat = x.reshape([-1, this.inFeatures]); // [N, in]
     const q = this.quantization;
-    const key = `matmul_bnb4:${this.inFeatures}:${this.outFeatures}:${q.quantType}:${q.blockSize}`;
-    const [y] = nativeKernel(key, 'float32', () => bnb4Graph(this.inFeatures, this.outFeatures, q)).run([flat, ...this.kernelInputs()]); // [N, out]
-    const out = record('linear4bit', y, [flat], (dy) => [() => matmul(dy, this.denseWeight())]);
+    const shape = `${this.inFeatures}:${this.outFeatures}:${q.quantType}:${q.blockSize}`;
+    const [y] = nativeKernel(`matmul_bnb4:${shape}`, 'float32', () => bnb4Graph(this.inFeatures, this.outFeatures, q)).run([flat, ...this.kernelInputs()]); // [N, out]
+    const inputGradient = (dy: Tensor) => nativeKernel(`linear4bit_input_gradient:${shape}`, 'float32', () => inputGradientGraph(this.inFeatures, this.outFeatures, q)).run([dy, ...this.kernelInputs()])[0];
+    const out = record('linear4bit', y, [flat], (dy) => [() => inputGradient(dy)]);
     const withBias = this.bias === null ? out : out.add(this.bias);
     return withBias.reshape([...x.shape.slice(0, -1), this.outFeatures]);
   }
