@@ -1,11 +1,12 @@
 /**
  * Where a training step's time goes: one LoRA step (r=16, all linear, AdamW) on a random SmolLM2-135M-shaped
  * model (or a checkpoint), each native kernel's time and calls summed by kind, and what is left outside them
- * (JavaScript, the optimizer, the autograd tape).
+ * (JavaScript, the optimizer, the autograd tape). With --forward: one forward of the model without gradients,
+ * the logits of every position computed, as bench:compare's forward rows.
  *
- *   npm run bench:profile [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora]
+ *   npm run bench:profile [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora] [-- --forward]
  */
-import { Tensor, manualSeed } from '@lorakit/core';
+import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { NativeKernel } from '@lorakit/core/native';
 import { AdamW } from '@lorakit/core/optim';
 import { AutoModelForCausalLM, modelForConfig } from '@lorakit/models';
@@ -22,10 +23,11 @@ const model = checkpoint ? await AutoModelForCausalLM.fromPretrained(checkpoint)
 const qlora = process.argv.includes('--qlora');
 if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
 const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : ''}`;
-const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
-const optimizer = new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
+const forwardOnly = process.argv.includes('--forward');
+const peft = forwardOnly ? null : getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
+const optimizer = peft === null ? null : new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
 const inputIds = new Tensor(Int32Array.from({ length: batch * sequence }, (_, i) => (i * 7919 + 13) % model.config.vocab_size), [batch, sequence]);
-peft.train();
+peft?.train();
 
 /** Milliseconds and calls per kernel kind (the key up to its first colon). */
 const kernels = new Map<string, { ms: number; calls: number }>();
@@ -43,6 +45,10 @@ NativeKernel.prototype.run = function (inputs) {
 
 function step(): { forward: number; total: number } {
   const start = performance.now();
+  if (peft === null || optimizer === null) {
+    noGrad(() => model.call({ inputIds }));
+    return { forward: performance.now() - start, total: performance.now() - start };
+  }
   const { loss } = peft.call({ inputIds, labels: inputIds, logitsToKeep: 0 });
   const forward = performance.now() - start;
   loss!.backward();
@@ -57,7 +63,7 @@ const cpu = process.cpuUsage();
 const { forward, total } = step();
 const { user, system } = process.cpuUsage(cpu);
 const native = [...kernels.values()].reduce((n, k) => n + k.ms, 0);
-console.log(`one ${qlora ? 'QLoRA' : 'LoRA'} step, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
+console.log(`one ${forwardOnly ? 'forward' : qlora ? 'QLoRA step' : 'LoRA step'}, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
 console.log(`CPU ${(user / 1e6).toFixed(1)} s user, ${(system / 1e6).toFixed(1)} s system\n`);
 console.log('| kernel | ms | calls | share |\n|---|---|---|---|');
 for (const [kind, { ms, calls }] of [...kernels].sort((a, b) => b[1].ms - a[1].ms)) console.log(`| ${kind} | ${ms.toFixed(0)} | ${calls} | ${((100 * ms) / total).toFixed(0)}% |`);

@@ -30,6 +30,11 @@ export interface LinearBase {
   setDenseWeight(weight: Tensor): void;
   /** The stored weight when it is a plain trainable Parameter (Linear, Conv1D). */
   readonly weightParameter: Parameter | null;
+  /**
+   * The weight inputs with s·B·A added, in their stored layout (sB [out, r], A [r, in]), for bases stored
+   * densely; absent for a 4-bit base.
+   */
+  withLowRankNodes?(g: GraphBuilder, inputs: string[], sB: string, a: string): string[];
 }
 
 /** A [rows, cols] float32 matrix as [cols, rows], copied. */
@@ -52,6 +57,7 @@ class LinearView implements LinearBase {
   backwardInputs() { return [this.module.weight]; }
   forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, g.node('Transpose', [w], { perm: [1, 0] })]); }
   inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, w]); }
+  withLowRankNodes(g: GraphBuilder, [w]: string[], sB: string, a: string) { return [g.node('Gemm', [sB, a, w])]; }
   denseWeight() { return this.module.weight; }
   setDenseWeight(weight: Tensor) { this.module.weight.values.set(weight.values); }
 }
@@ -68,6 +74,7 @@ class Conv1DView implements LinearBase {
   backwardInputs() { return [this.module.weight]; }
   forwardNodes(g: GraphBuilder, x: string, [w]: string[]) { return g.node('MatMul', [x, w]); }
   inputGradNodes(g: GraphBuilder, dy: string, [w]: string[]) { return g.node('MatMul', [dy, g.node('Transpose', [w], { perm: [1, 0] })]); }
+  withLowRankNodes(g: GraphBuilder, [w]: string[], sB: string, a: string) { return [g.node('Gemm', [a, sB, w], { transA: 1, transB: 1 })]; } // W [in, out] + (s·B·A)ᵀ
   denseWeight() { return transpose2d(this.module.weight); }
   setDenseWeight(weight: Tensor) { this.module.weight.values.set(transpose2d(weight).values); }
 }

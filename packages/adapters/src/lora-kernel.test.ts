@@ -33,6 +33,14 @@ for (const [name, make] of [['Linear with bias', () => linearBase(true)], ['Line
   });
 }
 
+for (const [name, make] of [['Linear with bias', () => linearBase(true)], ['GPT-2 Conv1D', conv1dBase]] as const) {
+  test(`fused LoRA on a ${name} with one row (a decoding step: the low-rank product kept apart from the weight): gradients match finite differences`, (t) => {
+    const base = make();
+    const { maxError, worst } = gradcheck((x, a, b) => loraLinear(x, x, base, a, b, 0.7), [randn(1, 5), randn(2, 5), randn(3, 2)]);
+    t.true(maxError < 1e-6, worst);
+  });
+}
+
 test('fused LoRA with a separate (dropped-out) LoRA input: both input gradients match finite differences', (t) => {
   const base = linearBase(true);
   const mask = Tensor.fromArray([[1, 0, 2, 2, 0], [2, 2, 0, 1, 1], [0, 1, 1, 1, 2], [1, 1, 1, 0, 0]], 'float64');
@@ -40,14 +48,16 @@ test('fused LoRA with a separate (dropped-out) LoRA input: both input gradients 
   t.true(maxError < 1e-6, worst);
 });
 
-test('fused LoRA equals base(x) + s·(x·Aᵀ)·Bᵀ computed with separate ops', (t) => {
-  const base = linearBase(true);
-  const [x, a, b] = [randn(6, 5), randn(2, 5), randn(3, 2)];
-  const fused = loraLinear(x, x, base, a, b, 2).toArray();
-  const layer = base.module as Linear;
-  const reference = matmul(x, layer.weight, { transposeB: true }).add(layer.bias!).add(matmul(matmul(x, a, { transposeB: true }), b, { transposeB: true }).mul(2)).toArray();
-  t.true(fused.every((v, i) => Math.abs(v - reference[i]) < 1e-12));
-});
+for (const rows of [1, 6]) {
+  test(`fused LoRA equals base(x) + s·(x·Aᵀ)·Bᵀ computed with separate ops (${rows} rows: the low-rank term ${rows === 1 ? 'apart' : 'in the weight'})`, (t) => {
+    const base = linearBase(true);
+    const [x, a, b] = [randn(rows, 5), randn(2, 5), randn(3, 2)];
+    const fused = loraLinear(x, x, base, a, b, 2).toArray();
+    const layer = base.module as Linear;
+    const reference = matmul(x, layer.weight, { transposeB: true }).add(layer.bias!).add(matmul(matmul(x, a, { transposeB: true }), b, { transposeB: true }).mul(2)).toArray();
+    t.true(fused.every((v, i) => Math.abs(v - reference[i]) < 1e-12));
+  });
+}
 
 test('a trainable base bias gets its gradient through the fused kernel', (t) => {
   const layer = new Linear(5, 3);

@@ -7,7 +7,10 @@
  * Backward, with h = xl·Aᵀ kept from the forward and g = s·(dy·B):
  *   dx  = base'ᵀ(dy)  (+ g·A when xl is x)
  *   dxl = g·A;   dA = gᵀ·xl;   dB = s·dyᵀ·h
- * The frozen base weight gets no gradient, so no [out, in] product is ever formed.
+ * The frozen base weight gets no gradient, so no [out, in] product is ever formed
+ * in N rows. With many rows and xl = x, the low-rank term goes into the weight
+ * instead, W' = W + s·B·A (2·out·in·r flops rather than 2·N·r·(in + out), and no
+ * skinny products): y = x·W'ᵀ + b, dx = dy·W'; the same sums in another order.
  */
 import { Tensor } from '@lorakit/core';
 import { formatShape, matmul, record, sum } from '@lorakit/core/ops';
@@ -19,6 +22,8 @@ interface Variant {
   dtype: 'float32' | 'float64';
   /** The LoRA input is x itself (no dropout): one input, one input gradient. */
   shared: boolean;
+  /** W' = W + s·B·A formed in the graph (shared input, a dense base, many rows). */
+  merged: boolean;
   bias: boolean;
   weights: number;
 }
@@ -30,10 +35,11 @@ function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32' | 'float64'));
   const bias = v.bias ? g.input('bias') : null;
   const [a, b, s] = ['a', 'b', 's'].map((n) => g.input(n));
-  let y = base.forwardNodes(g, x, weights);
-  if (bias !== null) y = g.node('Add', [y, bias]);
+  const sB = g.node('Mul', [b, s]); // [out, r]
   const h = g.node('MatMul', [xl, g.node('Transpose', [a], { perm: [1, 0] })]); // [N, r]
-  g.output(g.node('Gemm', [h, g.node('Mul', [b, s]), y], { transB: 1 })); // y + h·(s·B)ᵀ, accumulated by the GEMM: no [N, out] pass for the scale or the sum
+  let y = base.forwardNodes(g, x, v.merged ? base.withLowRankNodes!(g, weights, sB, a) : weights);
+  if (bias !== null) y = g.node('Add', [y, bias]);
+  g.output(v.merged ? y : g.node('Gemm', [h, sB, y], { transB: 1 })); // y + h·(s·B)ᵀ, accumulated by the GEMM: no [N, out] pass for the scale or the sum
   g.output(h);
   return g.build();
 }
@@ -44,11 +50,12 @@ function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const xl = g.input('xl');
   const weights = base.backwardInputs().map((w, i) => g.input(`w${i}`, w.dtype as 'float32' | 'float64'));
   const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
-  const gr = g.node('MatMul', [dy, g.node('Mul', [b, s])]); // [N, r]
-  const dxBase = base.inputGradNodes(g, dy, weights);
-  if (v.shared) g.output(g.node('Gemm', [gr, a, dxBase])); // dxBase + gr·A, accumulated by the GEMM
+  const sB = g.node('Mul', [b, s]); // [out, r]
+  const gr = g.node('MatMul', [dy, sB]); // [N, r]
+  if (v.merged) g.output(base.inputGradNodes(g, dy, base.withLowRankNodes!(g, weights, sB, a)));
+  else if (v.shared) g.output(g.node('Gemm', [gr, a, base.inputGradNodes(g, dy, weights)])); // dxBase + gr·A, accumulated by the GEMM
   else {
-    g.output(dxBase);
+    g.output(base.inputGradNodes(g, dy, weights));
     g.output(g.node('MatMul', [gr, a]));
   }
   g.output(g.node('MatMul', [g.node('Transpose', [gr], { perm: [1, 0] }), xl])); // dA [r, in]
@@ -64,8 +71,10 @@ export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b
   const weights = base.kernelInputs();
   const bias = base.bias;
   const dtype = x.dtype as Variant['dtype'];
-  const v: Variant = { kind: base.kernelKind, dtype, shared: xl === x, bias: bias !== null, weights: weights.length };
-  const key = `lora:${v.kind}:${dtype}:${v.shared}:${v.bias}:${v.weights}`;
+  const shared = xl === x;
+  const merged = shared && base.withLowRankNodes !== undefined && n * (base.inFeatures + base.outFeatures) >= base.inFeatures * base.outFeatures;
+  const v: Variant = { kind: base.kernelKind, dtype, shared, merged, bias: bias !== null, weights: weights.length };
+  const key = `lora:${v.kind}:${dtype}:${v.shared}:${v.merged}:${v.bias}:${v.weights}`;
   const s = Tensor.scalar(scaling, dtype);
   const forwardInputs = [x, ...(v.shared ? [] : [xl]), ...weights, ...(bias ? [bias] : []), a, b, s];
   const [y, h] = nativeKernel(`${key}:forward`, dtype, () => forwardGraph(base, v)).run(forwardInputs);
