@@ -26,17 +26,19 @@ function forwardGraph(dtype: Float): Uint8Array {
   return g.build();
 }
 
-function backwardGraph(dtype: Float): Uint8Array {
+/** dx, and dw when the weight trains (a frozen norm, as under LoRA, skips the column sum). */
+function backwardGraph(dtype: Float, weightGrad: boolean): Uint8Array {
   const g = new GraphBuilder('rms_norm_backward', dtype);
   const [grad, x, w, inverse, size] = ['grad', 'x', 'w', 'inverse', 'size'].map((n) => g.input(n));
-  const rowsShape = g.input('rows_shape', 'int64'); // [-1, C]
   const gw = g.node('Mul', [grad, w]);
   const dot = g.node('ReduceSum', [g.node('Mul', [gw, x]), g.int64Constant([-1])], { keepdims: 1 });
   const cubed = g.node('Mul', [g.node('Mul', [inverse, inverse]), inverse]);
   const k = g.node('Div', [g.node('Mul', [cubed, dot]), size]);
   g.output(g.node('Sub', [g.node('Mul', [gw, inverse]), g.node('Mul', [x, k])]));
-  const rows = g.node('Reshape', [g.node('Mul', [grad, g.node('Mul', [x, inverse])]), rowsShape]);
-  g.output(g.node('ReduceSum', [rows, g.int64Constant([0])], { keepdims: 0 }));
+  if (weightGrad) {
+    const rows = g.node('Reshape', [g.node('Mul', [grad, g.node('Mul', [x, inverse])]), g.input('rows_shape', 'int64')]); // [-1, C]
+    g.output(g.node('ReduceSum', [rows, g.int64Constant([0])], { keepdims: 0 }));
+  }
   return g.build();
 }
 
@@ -48,10 +50,13 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number): Tensor {
   const dtype = x.dtype as Float;
   const w = weight ?? Tensor.ones([size], dtype);
   const [y, inverse] = nativeKernel(`rms_norm_forward:${dtype}`, dtype, () => forwardGraph(dtype)).run([x, w, Tensor.scalar(eps, dtype)]);
+  const weightGrad = weight?.requiresGrad ?? false;
   let grads: Tensor[] | null = null;
   const gradsFor = (g: Tensor) =>
-    (grads ??= nativeKernel(`rms_norm_backward:${dtype}`, dtype, () => backwardGraph(dtype)).run([g, x, w, inverse, Tensor.scalar(size, dtype), Tensor.fromArray([-1, size], 'int64')]));
-  return record('rmsNorm', y, weight === null ? [x] : [x, weight], (g) => [() => gradsFor(g)[0], () => gradsFor(g)[1]]);
+    (grads ??= nativeKernel(`rms_norm_backward:${dtype}:${weightGrad}`, dtype, () => backwardGraph(dtype, weightGrad)).run([
+      g, x, w, inverse, Tensor.scalar(size, dtype), ...(weightGrad ? [Tensor.fromArray([-1, size], 'int64')] : []),
+    ]));
+  return record('rmsNorm', y, weight === null ? [x] : [x, weight], (g) => [() => gradsFor(g)[0], weightGrad ? () => gradsFor(g)[1] : null]);
 }
 
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps: number): Tensor {
