@@ -7,8 +7,8 @@
  * Backward, with h = xl·Aᵀ kept from the forward and g = s·(dy·B):
  *   dx  = base'ᵀ(dy)  (+ g·A when xl is x)
  *   dxl = g·A;   dA = gᵀ·xl;   dB = s·dyᵀ·h
- * The frozen base weight gets no gradient, so no [out, in] product is ever formed
- * in N rows. With many rows and xl = x, the low-rank term goes into the weight
+ * The frozen base weight gets no gradient, so no [out, in] weight gradient is ever
+ * formed. With many rows and xl = x, the low-rank term goes into the weight
  * instead, W' = W + s·B·A (2·out·in·r flops rather than 2·N·r·(in + out), and no
  * skinny products): y = x·W'ᵀ + b, dx = dy·W'; the same sums in another order.
  */
