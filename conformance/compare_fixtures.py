@@ -14,6 +14,10 @@ another at float-rounding level, so floats are compared elementwise as
     integer and bool tensors (token ids, masks, labels, greedy tokens, packed
     4-bit codes) exactly;
     float32 and float64 (weights, logits, losses, gradients): abs 1e-5, rel 1e-4;
+    parameters after AdamW steps (tensors named adamw.*): abs 1e-4, the tolerance
+    lorakit's trajectory tests hold to: Adam divides each step by sqrt(v), so a
+    near-zero gradient's rounding difference becomes a step of up to lr (measured:
+    1.9e-5 on a bias of GPT-2's fixture between an AVX2 and an AVX-512 CPU);
     bfloat16: abs 1e-5, rel 2^-7 (one unit in the last place);
     float16: abs 1e-5, rel 2^-10 (one unit in the last place).
   JSON: the same structure, keys, strings, booleans, nulls and integers exactly;
@@ -33,6 +37,7 @@ from report import report
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FOLDERS = ["packages/models/fixtures", "packages/adapters/fixtures", "packages/adapters/peft-fixtures", "packages/core/fixtures/bnb"]
 ABS = 1e-5
+ADAM_ABS = 1e-4
 REL = {torch.float32: 1e-4, torch.float64: 1e-4, torch.bfloat16: 2.0 ** -7, torch.float16: 2.0 ** -10}
 
 
@@ -49,11 +54,12 @@ def compare_tensor(name, new, old):
         wrong = (new != old).sum().item()
         return (f"{name}: {wrong} of {old.numel()} values differ" if wrong else None), 0.0
     new, old, rel = new.double(), old.double(), REL[new.dtype]
+    atol = ADAM_ABS if name.startswith("adamw.") else ABS
     diff = (new - old).abs().nan_to_num(nan=0.0)
-    outside = ~torch.isclose(new, old, rtol=rel, atol=ABS, equal_nan=True)
+    outside = ~torch.isclose(new, old, rtol=rel, atol=atol, equal_nan=True)
     worst = diff.max().item() if diff.numel() else 0.0
     if outside.any():
-        return f"{name}: {outside.sum().item()} of {old.numel()} values beyond abs {ABS:g} + rel {rel:g} (max abs diff {worst:.2e})", worst
+        return f"{name}: {outside.sum().item()} of {old.numel()} values beyond abs {atol:g} + rel {rel:g} (max abs diff {worst:.2e})", worst
     return None, worst
 
 
