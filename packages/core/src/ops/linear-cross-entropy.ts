@@ -144,22 +144,23 @@ export function linearCrossEntropy(hidden: Tensor, weight: Tensor, targets: Tens
   const forward = nativeKernel(`linear_cross_entropy_forward:${dtype}:${capped}:${gradientNow}`, dtype, () => forwardGraph(dtype, capped, gradientNow), { arena: true });
   const rowScale = (c: Chunk, perRow: number) => new Tensor(Float64Array.from(c.counted, (k) => k * perRow), [c.counted.length]).to(dtype);
   let total = 0;
-  const unitGradients = chunks.map((c) => {
+  /** Per chunk, dhidden for an upstream gradient of 1 (only when gradientNow). */
+  const unitGradients: Tensor[] = [];
+  for (const c of chunks) {
     const [rowLoss, dHidden] = forward.run([c.hidden, weight, c.targets, rowScale(c, 1), ...scalars, ...(gradientNow ? [rowScale(c, 1 / counted)] : [])]);
     for (const v of rowLoss.values) total += v;
-    return dHidden;
-  });
+    if (gradientNow) unitGradients.push(dHidden);
+  }
   // NOTE: like PyTorch, a batch whose targets are all ignored gives NaN (0/0).
   const out = Tensor.scalar(total / counted, dtype);
   let grads: { hidden: Tensor; weight: Tensor | null } | null = null;
   const gradsFor = (g: Tensor) => {
     if (grads !== null) return grads;
+    const upstream = g.item();
+    const backward = () => nativeKernel(`linear_cross_entropy_backward:${dtype}:${capped}:${weightTrains}`, dtype, () => backwardGraph(dtype, capped, weightTrains), { arena: true });
     const parts = gradientNow
-      ? unitGradients.map((dh) => [g.item() === 1 ? dh : dh.mul(g.item())])
-      : chunks.map((c) => {
-          const backward = nativeKernel(`linear_cross_entropy_backward:${dtype}:${capped}:${weightTrains}`, dtype, () => backwardGraph(dtype, capped, weightTrains), { arena: true });
-          return backward.run([c.hidden, weight, c.targets, rowScale(c, g.item() / counted), ...scalars]);
-        });
+      ? unitGradients.map((dh) => [upstream === 1 ? dh : dh.mul(upstream)])
+      : chunks.map((c) => backward().run([c.hidden, weight, c.targets, rowScale(c, upstream / counted), ...scalars]));
     const dHidden = Tensor.zeros(hidden.shape, dtype);
     parts.forEach(([dh], i) => dHidden.values.set(dh.values, i * chunk * hidden.shape[1]));
     return (grads = { hidden: dHidden, weight: weightTrains ? parts.map(([, dw]) => dw).reduce((a, b) => add(a, b)) : null });

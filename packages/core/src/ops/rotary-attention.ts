@@ -104,11 +104,9 @@ class AttentionGraph extends GraphBuilder {
 
   /** [B, Hkv, G·T, X] -> [B, Hkv, G, T, X]: rows by group head and position (X the last size, or null: x's own) */
   byPosition(x: string, last: number | null): string {
-    const groups = this.int64Constant([this.dims.heads / this.dims.kvHeads, -1]);
-    if (last !== null) return this.node('Reshape', [x, this.node('Concat', [this.int64Constant([0, 0]), groups, this.int64Constant([last])], { axis: 0 })]);
-    const shape = this.node('Shape', [x]);
-    const lastSize = this.node('Slice', [shape, this.int64Constant([3]), this.int64Constant([4])]);
-    return this.node('Reshape', [x, this.node('Concat', [this.int64Constant([0, 0]), groups, lastSize], { axis: 0 })]);
+    const groups = this.int64Constant([0, 0, this.dims.heads / this.dims.kvHeads, -1]);
+    const lastSize = last !== null ? this.int64Constant([last]) : this.node('Slice', [this.node('Shape', [x]), this.int64Constant([3]), this.int64Constant([4])]);
+    return this.node('Reshape', [x, this.node('Concat', [groups, lastSize], { axis: 0 })]);
   }
 
   /** x's entries [from, to) on `axis` (from and to: int64 [1] inputs or constants) */
