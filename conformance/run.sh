@@ -5,7 +5,8 @@
 #    over the committed ones), and compare_fixtures.py checks them against the committed set within the
 #    tolerances its docstring states, one verdict per file.
 # 2. PEFT, transformers and bitsandbytes load what lorakit writes: adapters (library, `lora add`,
-#    `lora train`), 4-bit models (library, `lora quantize`) and `lora merge` output.
+#    `lora train`), 4-bit models (library, `lora quantize`) and `lora merge` output; bitsandbytes' LLM.int8
+#    codes and logits against quantizeModel8bit's.
 # Ends with "conformance: N passed, N failed", which .ci/run reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ node packages/cli/bin/lora.mjs merge packages/models/fixtures/gemma3 --adapter p
   --out "$out/lorakit-merged/merged-gemma3" > /dev/null
 check check_lorakit_adapters.py lorakit-adapters peft-check.log
 check check_lorakit_quantized.py lorakit-quantized bnb-check.log
+check check_lorakit_int8.py lorakit-quantized-int8 int8-check.log
 check check_lorakit_merged.py lorakit-merged merged-check.log
 
 cat "$out"/*-check.log | awk '/^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 } END { printf "conformance: %d passed, %d failed\n", p, f }'

@@ -2,12 +2,12 @@
  * What a LoRA layer needs from the layer it wraps, whatever its storage:
  * the pieces of the fused native graph (y = base(x) and dx = base'ᵀ(dy)), and
  * the dense weight [out, in] for merging and DoRA. Linear and GPT-2's Conv1D
- * are seen through this view; a 4-bit base implements it directly, so QLoRA
- * is LoRA with another base.
+ * are seen through this view; 4-bit and 8-bit bases implement it directly, so QLoRA
+ * (and LoRA over LLM.int8) is LoRA with another base.
  */
 import { Tensor, type Module, type Parameter } from '@lorakit/core';
-import { Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
-import { bnb4Node, dequantizeNodes, type GraphBuilder } from '@lorakit/core/native';
+import { Linear, Linear4bit, Linear8bit, Conv1D } from '@lorakit/core/nn';
+import { bnb4Node, dequantizeNodes, int8InputGradNodes, int8MatMulNodes, type GraphBuilder } from '@lorakit/core/native';
 
 export interface LinearBase {
   readonly module: Module;
@@ -95,10 +95,27 @@ class Linear4bitView implements LinearBase {
   setDenseWeight(weight: Tensor) { this.module.setDenseWeight(weight); }
 }
 
+/** An 8-bit base (LLM.int8): int8 products on DynamicQuantizeMatMul both ways, outlier feature columns in float. */
+class Linear8bitView implements LinearBase {
+  readonly weightParameter = null;
+  constructor(readonly module: Linear8bit) {}
+  get kernelKind() { return `int8-${this.module.threshold}`; }
+  get inFeatures() { return this.module.inFeatures; }
+  get outFeatures() { return this.module.outFeatures; }
+  get bias() { return this.module.bias; }
+  kernelInputs() { return this.module.kernelInputs(); }
+  backwardInputs() { return this.module.kernelInputs(); }
+  forwardNodes(g: GraphBuilder, x: string, [codes, scales]: string[]) { return int8MatMulNodes(g, x, codes, scales, this.module.threshold); }
+  inputGradNodes(g: GraphBuilder, dy: string, [codes, scales]: string[]) { return int8InputGradNodes(g, dy, codes, scales); }
+  denseWeight() { return this.module.denseWeight(); }
+  setDenseWeight(weight: Tensor) { this.module.setDenseWeight(weight); }
+}
+
 /** The base view of a layer, or an error naming what cannot be wrapped. */
 export function baseOf(layer: Module): LinearBase {
   if (layer instanceof Linear) return new LinearView(layer);
   if (layer instanceof Conv1D) return new Conv1DView(layer);
   if (layer instanceof Linear4bit) return new Linear4bitView(layer);
-  throw new Error(`LoRA cannot wrap a ${layer.constructor.name}; it applies to Linear, Conv1D and 4-bit linear layers`);
+  if (layer instanceof Linear8bit) return new Linear8bitView(layer);
+  throw new Error(`LoRA cannot wrap a ${layer.constructor.name}; it applies to Linear, Conv1D and 4-bit and 8-bit linear layers`);
 }

@@ -13,5 +13,5 @@ export { configToJson, configFromJson, writeAdapter, savedKey, normalizeSavedKey
 export { markOnlyAdapterTrainable, trainableSummary } from './trainable.ts';
 export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, type CompatibilityReport, type CompatibilityProblem } from './compatibility.ts';
 export { addWeightedAdapter, type Combination } from './weighted.ts';
-export { quantizeModel, type QuantizeOptions } from './quantize-model.ts';
+export { quantizeModel, quantizeModel8bit, type QuantizeOptions, type Quantize8bitOptions } from './quantize-model.ts';
 export { mergeCheckpoint, type MergeOptions, type MergeResult } from './merge-checkpoint.ts';

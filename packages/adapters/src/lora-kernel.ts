@@ -14,7 +14,7 @@
  */
 import { Tensor } from '@lorakit/core';
 import { formatShape, matmul, record, sum } from '@lorakit/core/ops';
-import { GraphBuilder, nativeKernel } from '@lorakit/core/native';
+import { GraphBuilder, nativeKernel, type ElemType } from '@lorakit/core/native';
 import type { LinearBase } from './base-layer.ts';
 
 interface Variant {
@@ -32,7 +32,7 @@ function forwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const g = new GraphBuilder(`lora_forward_${v.kind}`, v.dtype);
   const x = g.input('x');
   const xl = v.shared ? x : g.input('xl');
-  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as 'float32' | 'float64'));
+  const weights = Array.from({ length: v.weights }, (_, i) => g.input(`w${i}`, base.kernelInputs()[i].dtype as ElemType));
   const bias = v.bias ? g.input('bias') : null;
   const [a, b, s] = ['a', 'b', 's'].map((n) => g.input(n));
   const sB = g.node('Mul', [b, s]); // [out, r]
@@ -48,7 +48,7 @@ function backwardGraph(base: LinearBase, v: Variant): Uint8Array {
   const g = new GraphBuilder(`lora_backward_${v.kind}`, v.dtype);
   const dy = g.input('dy');
   const xl = g.input('xl');
-  const weights = base.backwardInputs().map((w, i) => g.input(`w${i}`, w.dtype as 'float32' | 'float64'));
+  const weights = base.backwardInputs().map((w, i) => g.input(`w${i}`, w.dtype as ElemType));
   const [a, b, h, s] = ['a', 'b', 'h', 's'].map((n) => g.input(n));
   const sB = g.node('Mul', [b, s]); // [out, r]
   const gr = g.node('MatMul', [dy, sB]); // [N, r]

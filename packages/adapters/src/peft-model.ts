@@ -9,7 +9,7 @@
  * so in-memory keys read base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight.
  */
 import { Module, noGrad, type Parameter } from '@lorakit/core';
-import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { Linear, Linear4bit, Linear8bit } from '@lorakit/core/nn';
 import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { LoraLinear } from './lora-linear.ts';
@@ -272,10 +272,10 @@ export class PeftModel extends Module {
   }
 }
 
-/** Replace every Linear4bit (wrapped or not) by a float Linear with its dequantized weight. */
+/** Replace every Linear4bit and Linear8bit (wrapped or not) by a float Linear with its dequantized weight. */
 function dequantizeLayers(model: CausalLM): void {
   for (const [name, module] of model.namedModules()) {
-    if (!(module instanceof Linear4bit)) continue;
+    if (!(module instanceof Linear4bit || module instanceof Linear8bit)) continue;
     const dense = new Linear(module.inFeatures, module.outFeatures, { bias: module.bias !== null });
     dense.weight.values.set(module.denseWeight().values);
     if (module.bias && dense.bias) dense.bias.values.set(module.bias.values);

@@ -5,9 +5,12 @@
  *
  *   await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
  *   const peft = getPeftModel(model, new LoraConfig({ targetModules: ['q_proj', 'v_proj'] }));
+ *
+ * quantizeModel8bit: the same with LLM.int8's Linear8bit (transformers' `load_in_8bit`), a base that computes
+ * in int8, for speed.
  */
-import { noGrad } from '@lorakit/core';
-import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { noGrad, type Module } from '@lorakit/core';
+import { Linear, Linear4bit, Linear8bit, LLM_INT8_THRESHOLD } from '@lorakit/core/nn';
 import { quantizeParallel, type QuantType } from '@lorakit/core/quantization';
 import { quote } from '@lorakit/core/io';
 import type { CausalLM } from '@lorakit/models';
@@ -26,8 +29,7 @@ export interface QuantizeOptions {
 export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockSize = 64, doubleQuant = true, skipModules, threads }: QuantizeOptions = {}): Promise<string[]> {
   if (!(Number.isInteger(Math.log2(blockSize)) && blockSize >= 16 && blockSize <= 4096)) throw new Error(`quantizeModel: blockSize must be a power of two from 16 to 4096, got ${blockSize}`);
   if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${quote(quantType)}`);
-  const skip = skipModules ?? [model.outputEmbeddingsName()];
-  const targets = model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
+  const targets = quantizedLinears(model, skipModules);
   const linears = targets.map(([, m]) => m as Linear);
   const quantized = await quantizeParallel(linears.map((l) => l.weight.values as Float32Array), quantType, blockSize, doubleQuant, threads);
   noGrad(() => {
@@ -35,6 +37,31 @@ export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockS
       const linear = linears[i];
       model.setSubmodule(name, Linear4bit.fromQuantized(linear.inFeatures, linear.outFeatures, { quantType, blockSize, doubleQuant }, quantized[i], linear.bias));
     });
+  });
+  return targets.map(([name]) => name);
+}
+
+/** The model's Linear layers but those named in skipModules (default: the output head), by name. */
+function quantizedLinears(model: CausalLM, skipModules: string[] | undefined): Array<[string, Module]> {
+  const skip = skipModules ?? [model.outputEmbeddingsName()];
+  return model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
+}
+
+export interface Quantize8bitOptions {
+  /** Input columns with any |x| at or above this are multiplied in float (bitsandbytes' llm_int8_threshold, 6); 0: none. */
+  threshold?: number;
+  skipModules?: string[];
+}
+
+/** Returns the names of the layers it quantized. */
+export function quantizeModel8bit(model: CausalLM, { threshold = LLM_INT8_THRESHOLD, skipModules }: Quantize8bitOptions = {}): string[] {
+  if (!(Number.isFinite(threshold) && threshold >= 0)) throw new Error(`quantizeModel8bit: threshold must be a number >= 0, got ${quote(threshold)}`);
+  const targets = quantizedLinears(model, skipModules);
+  noGrad(() => {
+    for (const [name, m] of targets) {
+      const linear = m as Linear;
+      model.setSubmodule(name, Linear8bit.fromWeight(linear.weight, linear.bias, { threshold }));
+    }
   });
   return targets.map(([name]) => name);
 }

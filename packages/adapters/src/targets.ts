@@ -14,7 +14,7 @@
  * Unlike PEFT, a list entry that matched nothing is reported by name.
  */
 import type { Module } from '@lorakit/core';
-import { Embedding, Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { Embedding, Linear, Linear4bit, Linear8bit, Conv1D } from '@lorakit/core/nn';
 import { checkpointKeys, type CausalLM } from '@lorakit/models';
 import { quote } from '@lorakit/core/io';
 import type { LoraConfig, TargetModules } from './config.ts';
@@ -22,11 +22,11 @@ import { LoraLinear } from './lora-linear.ts';
 import { LoraEmbedding } from './lora-embedding.ts';
 import { isLoraLayer } from './lora-layers.ts';
 
-export type Targetable = Linear | Conv1D | Linear4bit | LoraLinear | Embedding | LoraEmbedding;
+export type Targetable = Linear | Conv1D | Linear4bit | Linear8bit | LoraLinear | Embedding | LoraEmbedding;
 
 /** A linear layer (what "all-linear" takes), wrapped or not. */
 export function isLinearLayer(m: Module): boolean {
-  return m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof LoraLinear;
+  return m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof Linear8bit || m instanceof LoraLinear;
 }
 
 export function isEmbeddingLayer(m: Module): m is Embedding | LoraEmbedding {
@@ -99,7 +99,7 @@ export function selectTargets(model: CausalLM, config: LoraConfig): TargetSelect
   for (const [name, module] of candidates(model)) {
     if (!targetMatches(config, name, targets)) continue;
     if (!isTargetable(module)) {
-      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear, Conv1D, Linear4bit and Embedding layers (did you mean one of its projections?)`);
+      throw new Error(`target module ${name} is a ${module.constructor.name}; LoRA applies to Linear, Conv1D, Linear4bit, Linear8bit and Embedding layers (did you mean one of its projections?)`);
     }
     if (config.useDora && isEmbeddingLayer(module)) {
       const message = `target module ${name} is an Embedding: use_dora on embedding layers is not supported by lorakit; leave ${name} out of target_modules, or do without use_dora`;

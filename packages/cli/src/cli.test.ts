@@ -238,6 +238,16 @@ test('train --qlora trains on an NF4 base; an existing run folder needs --resume
   await fails(t, lora(...args), /--out .* already exists and is not empty/);
 });
 
+test('train --load-in-8bit trains on an LLM.int8 base; it does not go with --qlora', async (t) => {
+  const out = join(await scratch(), 'run');
+  const args = ['train', MODEL, '--target', 'q_proj,v_proj', '--data', `${DATA}/train.jsonl`, '--max-steps', '2', '--batch-size', '4', '--max-length', '64', '--out', out, '--json'];
+  await fails(t, lora(...args, '--load-in-8bit', '--qlora'), /--qlora \(4-bit\) and --load-in-8bit each quantize the base: give one/);
+  const { code, stdout, stderr } = await lora(...args, '--load-in-8bit');
+  t.is(code, 0, stderr);
+  t.is(JSON.parse(stdout).steps, 2);
+  t.is(JSON.parse((await lora('inspect', MODEL, '--adapter', join(out, 'adapter'), '--json')).stdout).adapter.adapter_parameters, 43008);
+});
+
 test('Ctrl-C during train saves a checkpoint, exits 0, and --resume finishes the run', async (t) => {
   const out = join(await scratch(), 'run');
   const args = [BIN, 'train', MODEL, '--target', 'q_proj', '--data', `${DATA}/train.jsonl`, '--max-steps', '40', '--batch-size', '4',

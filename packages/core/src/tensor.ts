@@ -6,7 +6,7 @@
  *   x.mul(x).sum().backward();                      // x.grad = 2x
  *
  * float32 is the compute dtype; float64 exists for gradient checks; int32 and
- * int64 hold token ids; uint8 holds packed 4-bit weights. Tensors are immutable by convention: ops return new
+ * int64 hold token ids; uint8 holds packed 4-bit weights, int8 LLM.int8's weights. Tensors are immutable by convention: ops return new
  * tensors, and only in-place helpers (`init.*`, optimizers) write `data`.
  */
 import { backward, type GradFn } from './autograd.ts';
@@ -19,18 +19,19 @@ import * as layout from './ops/layout.ts';
 import { matmul } from './ops/matmul.ts';
 
 export type FloatDType = 'float32' | 'float64';
-export type DType = FloatDType | 'int32' | 'int64' | 'uint8';
+export type DType = FloatDType | 'int32' | 'int64' | 'uint8' | 'int8';
 export type FloatArray = Float32Array | Float64Array;
-export type Storage = FloatArray | Int32Array | BigInt64Array | Uint8Array;
+export type Storage = FloatArray | Int32Array | BigInt64Array | Uint8Array | Int8Array;
 type NestedNumbers = number | NestedNumbers[];
 
-const arrayTypes = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array } as const;
+const arrayTypes = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array, int8: Int8Array } as const;
 
 export function dtypeOf(data: Storage): DType {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Float64Array) return 'float64';
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Int8Array) return 'int8';
   return 'int64';
 }
 

@@ -8,7 +8,7 @@
  */
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Linear, Linear4bit } from '@lorakit/core/nn';
+import { Linear, Linear4bit, Linear8bit } from '@lorakit/core/nn';
 import { saveShardedSafetensors, tensorRecord, writeFileAtomic, type SafetensorsDtype, type TensorRecord } from '@lorakit/core/io';
 import type { CausalLM } from './causal-lm.ts';
 import { checkpointKeys } from './checkpoint-keys.ts';
@@ -38,6 +38,9 @@ function quantizationConfig(model: CausalLM): { quantization_config?: Record<str
 export async function saveModel(model: CausalLM, dir: string, { dtype = 'F32', maxShardSize = 5e9 }: SaveModelOptions = {}): Promise<string[]> {
   if (model.config.model_type === 'gemma3' && model.modules().some((m) => m instanceof Linear4bit)) {
     throw new Error('saveModel: a 4-bit gemma3 model is not saved, since lorakit reads gemma3 checkpoints in bf16, f16 or f32 only (QLoRA trains on it in memory: save the adapter)');
+  }
+  if (model.modules().some((m) => m instanceof Linear8bit)) {
+    throw new Error('saveModel: a model with an 8-bit base (quantizeModel8bit) is not saved, since lorakit does not read 8-bit checkpoints back: save the adapter, or merge with { dequantize: true } first');
   }
   await mkdir(dir, { recursive: true });
   const aliases = new Set(model.tiedWeights().map(([alias]) => alias));

@@ -1,6 +1,6 @@
 /** lora inspect <model> [--adapter DIR] [--depth N] [--json]: the module tree, the target names, an adapter's summary. */
 import { findNonFiniteTensors, type Module } from '@lorakit/core';
-import { Embedding, Linear, Linear4bit, Conv1D } from '@lorakit/core/nn';
+import { Embedding, Linear, Linear4bit, Linear8bit, Conv1D } from '@lorakit/core/nn';
 import { AutoModelForCausalLM, describeArchitecture, type CausalLM } from '@lorakit/models';
 import { PeftModel, checkAdapterCompatibility } from '@lorakit/adapters';
 
@@ -11,7 +11,7 @@ export interface InspectArgs {
   json: boolean;
 }
 
-const isLinear = (m: Module) => m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit;
+const isLinear = (m: Module) => m instanceof Linear || m instanceof Conv1D || m instanceof Linear4bit || m instanceof Linear8bit;
 
 /** Linear names that can be targets, with how many modules each matches. */
 export function targetNames(model: CausalLM): Array<[string, number]> {

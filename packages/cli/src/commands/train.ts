@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, type CausalLM, type ProgressMode } from '@lorakit/models';
-import { PeftModel, quantizeModel } from '@lorakit/adapters';
+import { PeftModel, quantizeModel, quantizeModel8bit } from '@lorakit/adapters';
 import { UsageError } from '../errors.ts';
 import { writeFolderAtomically } from '@lorakit/core/io';
 import { checkOutFlag } from '../output.ts';
@@ -18,6 +18,7 @@ export interface TrainArgs extends Partial<LoraFlags> {
   data: string;
   eval?: string;
   qlora: boolean;
+  loadIn8bit: boolean;
   out: string;
   resume: boolean;
   epochs: number;
@@ -48,6 +49,7 @@ async function existingFile(flag: string, path: string): Promise<void> {
 
 async function trainableModel(args: TrainArgs, model: CausalLM): Promise<PeftModel> {
   if (args.qlora) await quantizeModel(model);
+  if (args.loadIn8bit) quantizeModel8bit(model);
   if (args.adapter !== undefined) return PeftModel.fromPretrained(model, args.adapter, { isTrainable: true, onWarning: (m) => process.stderr.write(`warning: ${m}\n`) });
   if (args.target === undefined) throw new UsageError('lora train needs --adapter DIR (from lora add) or --target q_proj,v_proj');
   return addLora(model, args.model, args as LoraFlags);
@@ -55,6 +57,7 @@ async function trainableModel(args: TrainArgs, model: CausalLM): Promise<PeftMod
 
 export async function train(args: TrainArgs): Promise<void> {
   if (args.adapter !== undefined && args.target !== undefined) throw new UsageError('give --adapter or --target, not both');
+  if (args.qlora && args.loadIn8bit) throw new UsageError('--qlora (4-bit) and --load-in-8bit each quantize the base: give one');
   if (args.adapter !== undefined && (args.layers !== undefined || args.exclude !== undefined)) {
     throw new UsageError(`${args.layers !== undefined ? '--layers' : '--exclude'} goes with --target; an --adapter keeps the layers and modules it was made with`);
   }

@@ -14,7 +14,7 @@ import type { onnx as Onnx } from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
-export type ElemType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8';
+export type ElemType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8';
 type Attribute = number | readonly number[] | string;
 
 const elemTypes: Record<ElemType, number> = {
@@ -23,6 +23,7 @@ const elemTypes: Record<ElemType, number> = {
   int32: onnx.TensorProto.DataType.INT32,
   int64: onnx.TensorProto.DataType.INT64,
   uint8: onnx.TensorProto.DataType.UINT8,
+  int8: onnx.TensorProto.DataType.INT8,
 };
 
 export const ONNX_OPSET = 15;

@@ -3,4 +3,5 @@
 export { nativeKernel, nativeThreads, NativeKernel, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
 export { GraphBuilder, ONNX_OPSET, type ElemType } from './graph.ts';
 export { bnb4Node, dequantizeNodes } from '../nn/linear-4bit.ts';
+export { int8MatMulNodes, int8InputGradNodes } from '../nn/linear-8bit.ts';
 export { typeScriptWorker } from '../worker-thread.ts';

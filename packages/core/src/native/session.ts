@@ -22,7 +22,7 @@ import type { ElemType } from './graph.ts';
 
 type BindingSession = InstanceType<typeof binding.InferenceSession>;
 
-const ortTypes = { float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8' } as const;
+const ortTypes = { float32: 'float32', float64: 'float64', int32: 'int32', int64: 'int64', uint8: 'uint8', int8: 'int8' } as const;
 
 /** Intra-op threads: LORAKIT_THREADS, else every core. */
 export function nativeThreads(): number {

@@ -8,3 +8,4 @@ export { Sequential } from './sequential.ts';
 export { ModuleDict } from './module-dict.ts';
 export { ParameterDict } from './parameter-dict.ts';
 export { Linear4bit, type Quantization4bit } from './linear-4bit.ts';
+export { Linear8bit, LLM_INT8_THRESHOLD } from './linear-8bit.ts';
