@@ -4,13 +4,13 @@
  * (JavaScript, the optimizer, the autograd tape). With --forward: one forward of the model without gradients,
  * the logits of every position computed, as bench:compare's forward rows.
  *
- *   npm run bench:profile [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora] [-- --forward]
+ *   npm run bench:profile [-- --steps 1] [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora | --int8] [-- --forward]
  */
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { NativeKernel } from '@lorakit/core/native';
 import { AdamW } from '@lorakit/core/optim';
 import { AutoModelForCausalLM, modelForConfig } from '@lorakit/models';
-import { LoraConfig, getPeftModel, quantizeModel } from '@lorakit/adapters';
+import { LoraConfig, getPeftModel, quantizeModel, quantizeModel8bit } from '@lorakit/adapters';
 import { SMOLLM2_SHAPES } from './checkpoints.ts';
 
 const option = (name: string, fallback: string) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : fallback);
@@ -22,7 +22,9 @@ manualSeed(0);
 const model = checkpoint ? await AutoModelForCausalLM.fromPretrained(checkpoint) : modelForConfig({ ...SMOLLM2_SHAPES, num_hidden_layers: layers });
 const qlora = process.argv.includes('--qlora');
 if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
-const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : ''}`;
+const int8 = process.argv.includes('--int8');
+if (int8) quantizeModel8bit(model);
+const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : int8 ? ', LLM.int8 base' : ''}`;
 const forwardOnly = process.argv.includes('--forward');
 const peft = forwardOnly ? null : getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
 const optimizer = peft === null ? null : new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
@@ -59,11 +61,15 @@ function step(): { forward: number; total: number } {
 
 step(); // sessions are made here
 kernels.clear();
+const steps = Number(option('--steps', '1'));
 const cpu = process.cpuUsage();
-const { forward, total } = step();
-const { user, system } = process.cpuUsage(cpu);
+const timings = Array.from({ length: steps }, step).sort((a, b) => a.total - b.total);
+const { user: userSum, system: systemSum } = process.cpuUsage(cpu);
+const [user, system] = [userSum / steps, systemSum / steps];
+const { forward, total } = timings[Math.floor(steps / 2)]; // the median step; kernel times are means
+for (const entry of kernels.values()) [entry.ms, entry.calls] = [entry.ms / steps, entry.calls / steps];
 const native = [...kernels.values()].reduce((n, k) => n + k.ms, 0);
-console.log(`one ${forwardOnly ? 'forward' : qlora ? 'QLoRA step' : 'LoRA step'}, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
+console.log(`${steps === 1 ? 'one' : `the median of ${steps}`} ${forwardOnly ? 'forward' : qlora ? 'QLoRA step' : 'LoRA step'}, ${name}, ${batch}x${sequence} tokens: ${(total / 1000).toFixed(2)} s (forward ${(forward / 1000).toFixed(2)} s);`);
 console.log(`CPU ${(user / 1e6).toFixed(1)} s user, ${(system / 1e6).toFixed(1)} s system\n`);
 console.log('| kernel | ms | calls | share |\n|---|---|---|---|');
 for (const [kind, { ms, calls }] of [...kernels].sort((a, b) => b[1].ms - a[1].ms)) console.log(`| ${kind} | ${ms.toFixed(0)} | ${calls} | ${((100 * ms) / total).toFixed(0)}% |`);

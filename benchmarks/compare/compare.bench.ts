@@ -145,11 +145,15 @@ for (const [name, { dir, batch, sequence, newTokens }] of Object.entries(models)
   const shape = ['--tokens', `${batch}x${sequence}`, '--new-tokens', String(newTokens)];
   const flops = flopsPerToken(configOf(dir), sequence, 16);
   const stepLimit = () => ({ seconds: ((flops.forward + flops.backward) * tokens) / peak });
-  for (const qlora of [false, true]) {
-    const task = `${qlora ? 'QLoRA' : 'LoRA'} step, ${name}`;
-    const args = ['train-step', dir, ...shape, ...(qlora ? ['--qlora'] : [])];
-    tasks.push({ name: task, lorakit: args, pytorch: args, pytorchBf16: [...args, '--bf16'], limit: stepLimit });
-    rows.push({ task, label: `${task} (r=16, all linear, ${batch}x${sequence})`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
+  for (const base of ['float32', 'qlora', 'int8'] as const) {
+    // The 8-bit base: PyTorch's side is bitsandbytes' LLM.int8 (load_in_8bit); its bf16 column the float base under
+    // autocast, the fastest step PyTorch offers here, which the 8-bit base is meant to approach.
+    const task = { float32: `LoRA step, ${name}`, qlora: `QLoRA step, ${name}`, int8: `LoRA step on an 8-bit base, ${name}` }[base];
+    const args = ['train-step', dir, ...shape, ...{ float32: [], qlora: ['--qlora'], int8: ['--int8'] }[base]];
+    const bf16 = base === 'int8' ? ['train-step', dir, ...shape, '--bf16'] : [...args, '--bf16'];
+    tasks.push({ name: task, lorakit: args, pytorch: args, pytorchBf16: bf16, limit: stepLimit });
+    const detail = base === 'int8' ? '; PyTorch: bitsandbytes load_in_8bit; bf16: the float base' : '';
+    rows.push({ task, label: `${task} (r=16, all linear, ${batch}x${sequence}${detail})`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
   }
   const inference = `inference, ${name}`;
   const forwardFlops = flopsPerToken(configOf(dir), sequence, 0).forward * tokens;

@@ -3,7 +3,7 @@
  * its own), printing one JSON line with the same fields as the PyTorch side
  * (torch_tasks.py).
  *
- *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora] [--gradient-checkpointing] [--steps N] [--tokens 4x512]
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora | --int8] [--gradient-checkpointing] [--steps N] [--tokens 4x512]
  *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--tokens 4x512] [--new-tokens 64]
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
@@ -12,7 +12,7 @@ import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { Linear4bit } from '@lorakit/core/nn';
 import { AdamW } from '@lorakit/core/optim';
 import { AutoModelForCausalLM, generate } from '@lorakit/models';
-import { LoraConfig, getPeftModel, mergeCheckpoint, quantizeModel } from '@lorakit/adapters';
+import { LoraConfig, getPeftModel, mergeCheckpoint, quantizeModel, quantizeModel8bit } from '@lorakit/adapters';
 import { median } from '../stats.ts';
 
 const peakRssBytes = () => process.resourceUsage().maxRSS * 1024;
@@ -25,11 +25,15 @@ const option = (name: string) => {
 const [batch, sequence] = (option('--tokens') ?? '4x512').split('x').map(Number);
 const newTokens = Number(option('--new-tokens') ?? 64);
 
-/** LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (5). */
-async function trainStep(dir: string, qlora: boolean, steps: number, gradientCheckpointing: boolean) {
+/**
+ * LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (5).
+ * The base in float32, NF4 (qlora) or LLM.int8 (int8).
+ */
+async function trainStep(dir: string, base: 'float32' | 'qlora' | 'int8', steps: number, gradientCheckpointing: boolean) {
   manualSeed(0);
   const model = await AutoModelForCausalLM.fromPretrained(dir);
-  if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  if (base === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  if (base === 'int8') quantizeModel8bit(model);
   model.enableGradientCheckpointing(gradientCheckpointing);
   global.gc?.();
   const loadedRssBytes = process.memoryUsage().rss;
@@ -93,7 +97,7 @@ async function quantize(dir: string, threads: number | undefined) {
 
 const [task, ...args] = process.argv.slice(2);
 const tasks: Record<string, () => Promise<object>> = {
-  'train-step': () => trainStep(args[0], args.includes('--qlora'), Number(option('--steps') ?? 5), args.includes('--gradient-checkpointing')),
+  'train-step': () => trainStep(args[0], args.includes('--qlora') ? 'qlora' : args.includes('--int8') ? 'int8' : 'float32', Number(option('--steps') ?? 5), args.includes('--gradient-checkpointing')),
   inference: () => inference(args[0]),
   merge: () => merge(args[0], args[1], args[2]),
   quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),

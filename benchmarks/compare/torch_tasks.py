@@ -2,7 +2,7 @@
 per process, float32 compute on 2 threads, printing one JSON line, the same
 fields as the lorakit side (benchmarks/compare/lorakit-tasks.ts).
 
-    python benchmarks/compare/torch_tasks.py train-step <model> [--qlora] [--bf16] [--steps N] [--tokens 4x512]
+    python benchmarks/compare/torch_tasks.py train-step <model> [--qlora | --int8] [--bf16] [--steps N] [--tokens 4x512]
     python benchmarks/compare/torch_tasks.py inference <model> [--tokens 4x512] [--new-tokens 64]
     python benchmarks/compare/torch_tasks.py merge <model> <adapter> <out>
     python benchmarks/compare/torch_tasks.py quantize <model>
@@ -26,11 +26,15 @@ def token_ids(vocab, count, offset=0):
     return torch.tensor([(i * 7919 + offset) % vocab for i in range(count)], dtype=torch.long)
 
 
-def load(model_dir, qlora=False, compute_dtype=torch.float32):
+def load(model_dir, qlora=False, compute_dtype=torch.float32, int8=False):
+    """The model in float32, or its linear layers (but the head) in bitsandbytes' NF4 (qlora) or LLM.int8 (int8)."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-    if not qlora:
+    if not (qlora or int8):
         return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
+    if int8:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    else:
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
     return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, quantization_config=config, device_map="cpu")
 
 
@@ -43,13 +47,13 @@ BATCH, SEQUENCE = (int(n) for n in option("--tokens", "4x512").split("x"))
 NEW_TOKENS = int(option("--new-tokens", "64"))
 
 
-def train_step(model_dir, qlora=False, steps=5, bf16=False):
+def train_step(model_dir, qlora=False, steps=5, bf16=False, int8=False):
     """LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of `steps`.
     With bf16, the forward runs under torch.autocast's bfloat16 (and QLoRA computes in bfloat16): what a user
     gets with one flag (Trainer's bf16=True) on a CPU with AVX512-BF16."""
     import contextlib
     from peft import LoraConfig, get_peft_model
-    model = get_peft_model(load(model_dir, qlora, torch.bfloat16 if bf16 else torch.float32), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
+    model = get_peft_model(load(model_dir, qlora, torch.bfloat16 if bf16 else torch.float32, int8), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"))
     autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     ids = token_ids(model.config.vocab_size, BATCH * SEQUENCE, 13).reshape(BATCH, SEQUENCE)
@@ -117,7 +121,7 @@ def quantize(model_dir):
 if __name__ == "__main__":
     task, *args = sys.argv[1:]
     if task == "train-step":
-        result = train_step(args[0], qlora="--qlora" in args, steps=int(option("--steps", "5")), bf16="--bf16" in args)
+        result = train_step(args[0], qlora="--qlora" in args, steps=int(option("--steps", "5")), bf16="--bf16" in args, int8="--int8" in args)
     elif task == "inference":
         result = inference(args[0])
     elif task == "merge":

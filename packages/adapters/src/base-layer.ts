@@ -28,6 +28,11 @@ export interface LinearBase {
   denseWeight(): Tensor;
   /** Replace the weight with a dense [out, in] one (merge and unmerge). */
   setDenseWeight(weight: Tensor): void;
+  /**
+   * The base's graph pieces make several large intermediates (the 8-bit base's scaled copies of x): the kernel
+   * keeps its memory in onnxruntime's arena (docs/engine.md section 4).
+   */
+  readonly arena?: boolean;
   /** The stored weight when it is a plain trainable Parameter (Linear, Conv1D). */
   readonly weightParameter: Parameter | null;
   /**
@@ -98,6 +103,7 @@ class Linear4bitView implements LinearBase {
 /** An 8-bit base (LLM.int8): int8 products on DynamicQuantizeMatMul both ways, outlier feature columns in float. */
 class Linear8bitView implements LinearBase {
   readonly weightParameter = null;
+  readonly arena = true;
   constructor(readonly module: Linear8bit) {}
   get kernelKind() { return `int8-${this.module.threshold}`; }
   get inFeatures() { return this.module.inFeatures; }

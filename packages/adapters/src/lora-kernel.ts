@@ -77,11 +77,12 @@ export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b
   const key = `lora:${v.kind}:${dtype}:${v.shared}:${v.merged}:${v.bias}:${v.weights}`;
   const s = Tensor.scalar(scaling, dtype);
   const forwardInputs = [x, ...(v.shared ? [] : [xl]), ...weights, ...(bias ? [bias] : []), a, b, s];
-  const [y, h] = nativeKernel(`${key}:forward`, dtype, () => forwardGraph(base, v)).run(forwardInputs);
+  const arena = { arena: base.arena ?? false };
+  const [y, h] = nativeKernel(`${key}:forward`, dtype, () => forwardGraph(base, v), arena).run(forwardInputs);
   if (y.shape[0] !== n || y.shape[1] !== base.outFeatures) throw new Error(`loraLinear: native result ${formatShape(y.shape)}`);
 
   let grads: Tensor[] | null = null;
-  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, dtype, () => backwardGraph(base, v)).run([dy, xl, ...base.backwardInputs(), a, b, h, s]));
+  const gradsFor = (dy: Tensor) => (grads ??= nativeKernel(`${key}:backward`, dtype, () => backwardGraph(base, v), arena).run([dy, xl, ...base.backwardInputs(), a, b, h, s]));
   const next = v.shared ? 1 : 2; // index of dA among the outputs
   const inputs = v.shared ? [x, a, b] : [x, xl, a, b];
   const thunks = (dy: Tensor) => (v.shared ? [() => gradsFor(dy)[0]] : [() => gradsFor(dy)[0], () => gradsFor(dy)[1]]).concat([() => gradsFor(dy)[next], () => gradsFor(dy)[next + 1]]);

@@ -58,6 +58,9 @@ export function int8InputGradNodes(g: GraphBuilder, dy: string, codes: string, s
   return vectorwiseNodes(g, g.node('Mul', [dy, scales]), codes, g.scalar(1));
 }
 
+/** The graphs make several copies of x as large as x: kept in onnxruntime's arena (without, 3x slower at SmolLM2's shapes). */
+const ARENA = { arena: true };
+
 function forwardGraph(threshold: number): Uint8Array {
   const g = new GraphBuilder('linear8bit_forward', 'float32');
   g.output(int8MatMulNodes(g, g.input('x'), g.input('codes', 'int8'), g.input('scales'), threshold));
@@ -119,8 +122,8 @@ export class Linear8bit extends Module {
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`Linear8bit(${this.inFeatures}, ${this.outFeatures}): input ${formatShape(x.shape)} does not end in ${this.inFeatures}`);
     const flat = x.reshape([-1, this.inFeatures]); // [N, in]
-    const [y] = nativeKernel(`linear8bit_forward:${this.threshold}`, 'float32', () => forwardGraph(this.threshold)).run([flat, ...this.kernelInputs()]); // [N, out]
-    const inputGradient = (dy: Tensor) => nativeKernel('linear8bit_input_gradient', 'float32', inputGradientGraph).run([dy, ...this.kernelInputs()])[0];
+    const [y] = nativeKernel(`linear8bit_forward:${this.threshold}`, 'float32', () => forwardGraph(this.threshold), ARENA).run([flat, ...this.kernelInputs()]); // [N, out]
+    const inputGradient = (dy: Tensor) => nativeKernel('linear8bit_input_gradient', 'float32', inputGradientGraph, ARENA).run([dy, ...this.kernelInputs()])[0];
     const out = record('linear8bit', y, [flat], (dy) => [() => inputGradient(dy)]);
     const withBias = this.bias === null ? out : out.add(this.bias);
     return withBias.reshape([...x.shape.slice(0, -1), this.outFeatures]);
