@@ -1,5 +1,6 @@
 /** Random checkpoints with the shapes of real models, written once into benchmarks/out/. */
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Tensor, manualSeed } from '@lorakit/core';
 import { mul } from '@lorakit/core/ops';
 import { AutoModelForCausalLM, modelForConfig, saveModel, type LlamaFamilyConfig } from '@lorakit/models';
@@ -70,4 +71,27 @@ export async function randomAdapter(dir: string, c: LlamaFamilyConfig, r: number
   const config = new LoraConfig({ r, loraAlpha: 2 * r, targetModules: 'all-linear', taskType: 'CAUSAL_LM' });
   await writeAdapter(dir, configToJson(config, Object.keys(shapes).map((m) => m.split('.')[1])), tensors);
   return dir;
+}
+
+const TINY_CODE_LLAMA = 'examples/models/tiny-code-llama';
+
+/**
+ * `model`'s weights (linked) with tiny-code-llama's tokenizer beside them, in `dir`, for `lora train` and
+ * transformers' Trainer: its ids (below 4096) fit every benchmark model's vocabulary.
+ */
+export function withTokenizer(model: string, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  for (const file of ['config.json', 'model.safetensors']) if (!existsSync(`${dir}/${file}`)) symlinkSync(resolve(model, file), `${dir}/${file}`);
+  for (const file of ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json']) if (!existsSync(`${dir}/${file}`)) copyFileSync(`${TINY_CODE_LLAMA}/${file}`, `${dir}/${file}`);
+  return dir;
+}
+
+/** A JSONL of `lines` long {"text"} records (the house-style examples, each line starting at another one): thousands of tokens each. */
+export function longTexts(path: string, lines = 32): string {
+  if (existsSync(path)) return path;
+  const examples = readFileSync('examples/data/house-style/train.jsonl', 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { prompt: string; completion: string });
+  const texts = examples.map((e) => e.prompt + e.completion);
+  const records = Array.from({ length: lines }, (_, i) => JSON.stringify({ text: [...texts.slice(i), ...texts.slice(0, i)].join('\n') }));
+  writeFileSync(path, `${records.join('\n')}\n`);
+  return path;
 }

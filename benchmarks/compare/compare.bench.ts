@@ -16,7 +16,7 @@ import { cpus, totalmem } from 'node:os';
 import type { LlamaFamilyConfig } from '@lorakit/models';
 import { describeMachine } from '../machine.ts';
 import { median } from '../stats.ts';
-import { QWEN3_0_6B_SHAPES, randomAdapter, randomCheckpoint, SMOLLM2_SHAPES, TINYLLAMA_SHAPES } from '../checkpoints.ts';
+import { longTexts, QWEN3_0_6B_SHAPES, randomAdapter, randomCheckpoint, SMOLLM2_SHAPES, TINYLLAMA_SHAPES, withTokenizer } from '../checkpoints.ts';
 import { diskLimit, flopsPerToken, memoryBandwidth } from './limits.ts';
 
 const OUT = 'benchmarks/out';
@@ -171,6 +171,14 @@ for (const [name, model, adapter] of [['135M', smol, adapters.smol], ['1.1B', la
     limit: () => ({ seconds: diskLimit(`${model}/model.safetensors`, `${OUT}/dd.bin`) }),
   });
   rows.push({ task, label: `merge r=16 into ${name} bf16, load to saved`, seconds: (f) => f.seconds, limitSeconds: (l) => l.seconds, unit: 'seconds' });
+}
+// `lora train` end to end against transformers' Trainer, both float32, on the same long texts cut at 512 tokens.
+const texts = longTexts(`${OUT}/long-house-style.jsonl`);
+for (const [name, dir] of [['tiny-code-llama', tiny], ['SmolLM2-135M shapes', withTokenizer(smol, `${OUT}/smollm2-135m-random-with-tokenizer`)]] as const) {
+  const task = `lora train end to end, ${name}`;
+  const args = ['train-cli', dir, texts, '--tokens', '4x512', '--steps', '6'];
+  tasks.push({ name: task, lorakit: args, pytorch: args });
+  rows.push({ task, label: `${task} (6 steps of 4x512, logging, clipping, linear schedule, dropout 0.05; PyTorch: transformers' Trainer)`, seconds: (f) => 2048 / f.tokensPerSecond, unit: 'tokens/s', tokens: 2048 });
 }
 const quantize = 'NF4 quantization, 1.1B';
 const linearWeights = TINYLLAMA_SHAPES.num_hidden_layers * (2048 * 2048 * 2 + 2048 * 256 * 2 + 3 * 2048 * 5632);

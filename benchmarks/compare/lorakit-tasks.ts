@@ -4,10 +4,15 @@
  * (torch_tasks.py).
  *
  *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora | --int8] [--gradient-checkpointing] [--steps N] [--tokens 4x512]
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-cli <model> <data.jsonl> [--steps 6] [--tokens 4x512]
  *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--tokens 4x512] [--new-tokens 64]
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { Linear4bit } from '@lorakit/core/nn';
 import { AdamW } from '@lorakit/core/optim';
@@ -57,6 +62,22 @@ async function trainStep(dir: string, base: 'float32' | 'qlora' | 'int8', steps:
   return { seconds: median(times), loadedRssBytes, peakRssBytes: peakRssBytes(), trainable: peft.numParameters({ trainableOnly: true }) };
 }
 
+/**
+ * `lora train` itself, in its own process, as a user runs it: LoRA r=16 (alpha 32, dropout 0.05) on every linear
+ * layer, the JSONL's texts cut at --tokens' S tokens, batches of B, `steps` steps on a linear schedule, clipping at
+ * norm 1, a log line every step; tokens/s over the training loop's time as the command reports it.
+ */
+async function trainCli(dir: string, data: string, steps: number) {
+  const out = await mkdtemp(join(tmpdir(), 'lorakit-bench-train-'));
+  const start = performance.now();
+  const flags = ['--target', 'all-linear', '--r', '16', '--alpha', '32', '--dropout', '0.05', '--data', data, '--max-length', String(sequence), '--batch-size', String(batch),
+    '--max-steps', String(steps), '--lr', '2e-4', '--scheduler', 'linear', '--max-grad-norm', '1', '--logging-steps', '1', '--progress', 'none', '--out', join(out, 'run'), '--json'];
+  const summary = JSON.parse(execFileSync(process.execPath, ['packages/cli/bin/lora.mjs', 'train', dir, ...flags], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }));
+  const wallSeconds = (performance.now() - start) / 1000;
+  await rm(out, { recursive: true, force: true });
+  return { tokensPerSecond: (steps * batch * sequence) / summary.seconds, wallSeconds, peakRssBytes: summary.peak_rss_mib * 2 ** 20 };
+}
+
 /** Forward tokens/s at --tokens (4x512; median of 2 after a warm-up) and greedy tokens/s (16-token prompt + --new-tokens, 64). */
 async function inference(dir: string) {
   const model = await AutoModelForCausalLM.fromPretrained(dir);
@@ -98,6 +119,7 @@ async function quantize(dir: string, threads: number | undefined) {
 const [task, ...args] = process.argv.slice(2);
 const tasks: Record<string, () => Promise<object>> = {
   'train-step': () => trainStep(args[0], args.includes('--qlora') ? 'qlora' : args.includes('--int8') ? 'int8' : 'float32', Number(option('--steps') ?? 5), args.includes('--gradient-checkpointing')),
+  'train-cli': () => trainCli(args[0], args[1], Number(option('--steps') ?? 6)),
   inference: () => inference(args[0]),
   merge: () => merge(args[0], args[1], args[2]),
   quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),

@@ -3,6 +3,7 @@ per process, float32 compute on 2 threads, printing one JSON line, the same
 fields as the lorakit side (benchmarks/compare/lorakit-tasks.ts).
 
     python benchmarks/compare/torch_tasks.py train-step <model> [--qlora | --int8] [--bf16] [--steps N] [--tokens 4x512]
+    python benchmarks/compare/torch_tasks.py train-cli <model> <data.jsonl> [--steps 6] [--tokens 4x512]
     python benchmarks/compare/torch_tasks.py inference <model> [--tokens 4x512] [--new-tokens 64]
     python benchmarks/compare/torch_tasks.py merge <model> <adapter> <out>
     python benchmarks/compare/torch_tasks.py quantize <model>
@@ -96,6 +97,28 @@ def inference(model_dir):
     return {"forwardTokensPerSecond": BATCH * SEQUENCE / statistics.median(forwards), "greedyTokensPerSecond": NEW_TOKENS / generation, "peakRssBytes": peak_rss_bytes()}
 
 
+def train_cli(model_dir, data, steps):
+    """transformers' Trainer in float32, as `lora train` runs: LoRA r=16 (alpha 32, dropout 0.05) on every linear layer,
+    the JSONL's texts cut at --tokens' S tokens, batches of B, `steps` AdamW steps on a linear schedule, gradients clipped
+    at norm 1, a log line every step; tokens/s over the loop's time as Trainer reports it (train_runtime)."""
+    import json
+    import tempfile
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    start = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    with open(data) as lines:
+        examples = [{"input_ids": tokenizer(json.loads(line)["text"], truncation=True, max_length=SEQUENCE)["input_ids"]} for line in lines]
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32), LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear"))
+    with tempfile.TemporaryDirectory() as out:
+        arguments = TrainingArguments(output_dir=out, per_device_train_batch_size=BATCH, max_steps=steps, learning_rate=2e-4, lr_scheduler_type="linear",
+                                      max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, dataloader_num_workers=0, disable_tqdm=True, seed=42)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+        metrics = Trainer(model=model, args=arguments, train_dataset=examples, data_collator=collator).train().metrics
+    tokens = sum(min(len(e["input_ids"]), SEQUENCE) for e in examples[: steps * BATCH])
+    return {"tokensPerSecond": tokens / metrics["train_runtime"], "wallSeconds": time.perf_counter() - start, "peakRssBytes": peak_rss_bytes()}
+
+
 def merge(model_dir, adapter_dir, out_dir):
     """PEFT's merge: load (in the checkpoint's bf16), merge_and_unload, save_pretrained; timed from load to saved."""
     from peft import PeftModel
@@ -122,6 +145,8 @@ if __name__ == "__main__":
     task, *args = sys.argv[1:]
     if task == "train-step":
         result = train_step(args[0], qlora="--qlora" in args, steps=int(option("--steps", "5")), bf16="--bf16" in args, int8="--int8" in args)
+    elif task == "train-cli":
+        result = train_cli(args[0], args[1], steps=int(option("--steps", "6")))
     elif task == "inference":
         result = inference(args[0])
     elif task == "merge":
