@@ -1,5 +1,6 @@
 /** LoRA over an LLM.int8 base: the fused kernel with int8 products, the low-rank path in float32. */
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,7 @@ import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { Linear8bit } from '@lorakit/core/nn';
 import { matmul } from '@lorakit/core/ops';
 import { relativeErrorOf } from '@lorakit/core/testing';
-import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset } from '@lorakit/models';
+import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, saveModel } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
@@ -21,6 +22,10 @@ test.serial('quantizeModel8bit turns every Linear but the head into Linear8bit, 
   const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: 'all-linear' }));
   t.true((peft.model.getSubmodule('model.layers.0.mlp.down_proj') as LoraLinear).base_layer instanceof Linear8bit);
   t.throws(() => quantizeModel8bit(model, { threshold: -1 }), { message: /threshold must be a number >= 0, got -1/ });
+  const out = join(await mkdtemp(join(tmpdir(), 'lorakit-int8-save-')), 'model');
+  await t.throwsAsync(saveModel(model, out), { message: /8-bit base .* is not saved.* merge with \{ dequantize: true \}/ });
+  t.false(existsSync(out), 'nothing written');
+  t.false(peft.mergeAndUnload({ dequantize: true }).modules().some((m) => m instanceof Linear8bit));
 });
 
 test.serial('on an 8-bit base the LoRA gradients are exact given the same upstream gradient; outputs and input gradients carry int8 rounding', async (t) => {

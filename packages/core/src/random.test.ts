@@ -37,3 +37,14 @@ test('uniform and normal samples have the right moments', (t) => {
   t.true(Math.abs(sn / n) < 0.01);
   t.true(Math.abs(sn2 / n - 1) < 0.01);
 });
+
+test('a dropout mask takes one 32-bit draw per element, nextUint32\'s own, and leaves the generator where those draws would', (t) => {
+  const [fast, slow] = [new Generator(11), new Generator(11)];
+  const mask = new Float32Array(1000);
+  fast.fillDropoutMask(mask, 0.3, 2);
+  const threshold = Math.floor(0.3 * 2 ** 32);
+  t.deepEqual([...mask], Array.from({ length: 1000 }, () => (slow.nextUint32() < threshold ? 0 : 2)));
+  t.is(fast.nextUint32(), slow.nextUint32());
+  const dropped = mask.filter((m) => m === 0).length;
+  t.true(dropped > 250 && dropped < 350, `${dropped} of 1000 dropped at p = 0.3`);
+});

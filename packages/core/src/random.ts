@@ -48,6 +48,29 @@ export class Generator {
     return (high * 67108864 + low) / 9007199254740992;
   }
 
+  /**
+   * Fill `mask` with 0 where a draw falls below p (probability p) and `keep` elsewhere: one 32-bit draw per
+   * element, compared with p·2³² (a drop probability exact to 2⁻³²). The same draws as nextUint32, in a loop
+   * on local state, since a dropout mask per LoRA layer is millions of draws a step.
+   */
+  fillDropoutMask(mask: Float32Array | Float64Array, p: number, keep: number): void {
+    const threshold = Math.floor(p * 2 ** 32);
+    let [s0, s1, s2, s3] = this.#s;
+    for (let i = 0; i < mask.length; i++) {
+      const scrambled = Math.imul(s1, 5);
+      const draw = Math.imul((scrambled << 7) | (scrambled >>> 25), 9) >>> 0;
+      const t = s1 << 9;
+      s2 ^= s0;
+      s3 ^= s1;
+      s1 ^= s2;
+      s0 ^= s3;
+      s2 ^= t;
+      s3 = (s3 << 11) | (s3 >>> 21);
+      mask[i] = draw < threshold ? 0 : keep;
+    }
+    this.#s.set([s0 >>> 0, s1 >>> 0, s2 >>> 0, s3 >>> 0]);
+  }
+
   /** Standard normal (Box-Muller, both values used). */
   normal(): number {
     if (this.#spareNormal !== null) {

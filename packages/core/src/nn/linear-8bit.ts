@@ -48,7 +48,7 @@ export function int8MatMulNodes(g: GraphBuilder, x: string, codes: string, scale
   const outlier = g.node('GreaterOrEqual', [columnMax, g.scalar(threshold)]);
   const inliers = g.node('Where', [outlier, g.scalar(0), x]);
   const columns = g.node('Reshape', [g.node('NonZero', [outlier]), g.int64Constant([-1])]); // [k] int64
-  const outlierWeight = g.node('Mul', [g.node('Cast', [g.node('Gather', [codes, columns], { axis: 1 })], { to: 1 }), g.node('Unsqueeze', [scales, g.int64Constant([1])])]); // [out, k]
+  const outlierWeight = g.node('Mul', [g.node('Cast', [g.node('Gather', [codes, columns], { axis: 1 })], { to: 1 /* float32 */ }), g.node('Unsqueeze', [scales, g.int64Constant([1])])]); // [out, k]
   const outlierPart = g.node('MatMul', [g.node('Gather', [x, columns], { axis: 1 }), g.node('Transpose', [outlierWeight], { perm: [1, 0] })]);
   return g.node('Add', [vectorwiseNodes(g, inliers, codesT, scales), outlierPart]);
 }

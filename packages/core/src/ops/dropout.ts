@@ -11,7 +11,6 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   if (!training || p === 0) return x;
   const keep = 1 / (1 - p);
   const mask = Tensor.zeros(x.shape, x.dtype);
-  const m = mask.values;
-  for (let i = 0; i < m.length; i++) m[i] = generator.uniform() < p ? 0 : keep;
+  generator.fillDropoutMask(mask.values, p, keep);
   return mul(x, mask);
 }
