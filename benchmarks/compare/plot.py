@@ -18,7 +18,8 @@ def main(results, image):
     colours = ["#2a7a3b" if r["ratio"] <= 1 else "#b3412c" for r in rows]
     # Bars grow from 1 (as fast as PyTorch) to the ratio, left when lorakit is faster, right when slower.
     lefts = [min(r["ratio"], 1) for r in rows]
-    axes.barh([r["label"] for r in rows], [abs(r["ratio"] - 1) for r in rows], left=lefts, color=colours)
+    tasks = [r["label"].split(" (")[0] for r in rows]  # the task without its details in parentheses
+    axes.barh(tasks, [abs(r["ratio"] - 1) for r in rows], left=lefts, color=colours)
     axes.axvline(1, color="black", linewidth=0.8)
     axes.set_xscale("log")
     ratios = [r["ratio"] for r in rows]
