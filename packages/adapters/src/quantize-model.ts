@@ -9,7 +9,7 @@
  * quantizeModel8bit: the same with LLM.int8's Linear8bit (transformers' `load_in_8bit`), a base that computes
  * in int8, for speed.
  */
-import { noGrad, type Module } from '@lorakit/core';
+import { noGrad } from '@lorakit/core';
 import { Linear, Linear4bit, Linear8bit, LLM_INT8_THRESHOLD } from '@lorakit/core/nn';
 import { quantizeParallel, type QuantType } from '@lorakit/core/quantization';
 import { quote } from '@lorakit/core/io';
@@ -30,11 +30,9 @@ export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockS
   if (!(Number.isInteger(Math.log2(blockSize)) && blockSize >= 16 && blockSize <= 4096)) throw new Error(`quantizeModel: blockSize must be a power of two from 16 to 4096, got ${blockSize}`);
   if (!['nf4', 'fp4'].includes(quantType)) throw new Error(`quantizeModel: quantType must be "nf4" or "fp4", got ${quote(quantType)}`);
   const targets = quantizedLinears(model, skipModules);
-  const linears = targets.map(([, m]) => m as Linear);
-  const quantized = await quantizeParallel(linears.map((l) => l.weight.values as Float32Array), quantType, blockSize, doubleQuant, threads);
+  const quantized = await quantizeParallel(targets.map(([, linear]) => linear.weight.values as Float32Array), quantType, blockSize, doubleQuant, threads);
   noGrad(() => {
-    targets.forEach(([name], i) => {
-      const linear = linears[i];
+    targets.forEach(([name, linear], i) => {
       model.setSubmodule(name, Linear4bit.fromQuantized(linear.inFeatures, linear.outFeatures, { quantType, blockSize, doubleQuant }, quantized[i], linear.bias));
     });
   });
@@ -42,9 +40,9 @@ export async function quantizeModel(model: CausalLM, { quantType = 'nf4', blockS
 }
 
 /** The model's Linear layers but those named in skipModules (default: the output head), by name. */
-function quantizedLinears(model: CausalLM, skipModules: string[] | undefined): Array<[string, Module]> {
+function quantizedLinears(model: CausalLM, skipModules: string[] | undefined): Array<[string, Linear]> {
   const skip = skipModules ?? [model.outputEmbeddingsName()];
-  return model.namedModules().filter(([name, m]) => m instanceof Linear && !skip.some((s) => name === s || name.endsWith(`.${s}`)));
+  return model.namedModules().filter((entry): entry is [string, Linear] => entry[1] instanceof Linear && !skip.some((s) => entry[0] === s || entry[0].endsWith(`.${s}`)));
 }
 
 export interface Quantize8bitOptions {
@@ -58,10 +56,7 @@ export function quantizeModel8bit(model: CausalLM, { threshold = LLM_INT8_THRESH
   if (!(Number.isFinite(threshold) && threshold >= 0)) throw new Error(`quantizeModel8bit: threshold must be a number >= 0, got ${quote(threshold)}`);
   const targets = quantizedLinears(model, skipModules);
   noGrad(() => {
-    for (const [name, m] of targets) {
-      const linear = m as Linear;
-      model.setSubmodule(name, Linear8bit.fromWeight(linear.weight, linear.bias, { threshold }));
-    }
+    for (const [name, linear] of targets) model.setSubmodule(name, Linear8bit.fromWeight(linear.weight, linear.bias, { threshold }));
   });
   return targets.map(([name]) => name);
 }
