@@ -8,12 +8,12 @@ import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { Linear8bit } from '@lorakit/core/nn';
 import { matmul } from '@lorakit/core/ops';
 import { relativeErrorOf } from '@lorakit/core/testing';
-import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, saveModel } from '@lorakit/models';
+import { AutoModelForCausalLM, saveModel } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { quantizeModel8bit } from './quantize-model.ts';
-import { REPO, TINY_CODE_LLAMA } from './testing.ts';
+import { TINY_CODE_LLAMA, houseStyleLosses } from './testing.ts';
 
 test.serial('quantizeModel8bit turns every Linear but the head into Linear8bit, and LoRA wraps them', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
@@ -57,20 +57,8 @@ test.serial('on an 8-bit base the LoRA gradients are exact given the same upstre
 });
 
 test.serial('LoRA fine-tuning on an 8-bit base lowers held-out loss as on the float base', async (t) => {
-  const tokenizer = await AutoTokenizer.fromPretrained(TINY_CODE_LLAMA);
-  const train = (await loadDataset(`${REPO}examples/data/house-style/train.jsonl`, tokenizer, { maxLength: 48 })).slice(0, 64);
-  const evalSet = await loadDataset(`${REPO}examples/data/house-style/eval.jsonl`, tokenizer, { maxLength: 48 });
-  const run = async (int8: boolean) => {
-    manualSeed(0);
-    const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-    if (int8) quantizeModel8bit(model);
-    const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
-    const trainer = new Trainer(peft, { outputDir: await mkdtemp(join(tmpdir(), 'lorakit-int8-')), train, eval: evalSet, padTokenId: 1, maxSteps: 16, batchSize: 8, learningRate: 3e-3, progress: 'none', handleInterrupts: false });
-    const before = trainer.evaluate();
-    return { before, after: (await trainer.train()).evalLoss! };
-  };
-  const float = await run(false);
-  const int8 = await run(true);
+  const float = await houseStyleLosses(() => {});
+  const int8 = await houseStyleLosses((model) => quantizeModel8bit(model));
   t.log(`held-out loss before, after: float ${float.before}, ${float.after}; int8 ${int8.before}, ${int8.after}`);
   t.true(Math.abs(int8.before - float.before) < 0.01 * float.before, `before training: int8 ${int8.before} vs float ${float.before}`);
   t.true(int8.after < 0.6 * int8.before, `int8 ${int8.before} -> ${int8.after}`);

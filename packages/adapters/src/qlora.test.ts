@@ -7,12 +7,12 @@ import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { Linear, Linear4bit } from '@lorakit/core/nn';
 import { matmul } from '@lorakit/core/ops';
 import { relativeErrorOf } from '@lorakit/core/testing';
-import { AutoModelForCausalLM, AutoTokenizer, Trainer, loadDataset, saveModel } from '@lorakit/models';
+import { AutoModelForCausalLM, saveModel } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
 import { PeftModel, getPeftModel } from './peft-model.ts';
 import { LoraLinear } from './lora-linear.ts';
 import { quantizeModel } from './quantize-model.ts';
-import { MODEL_FIXTURES, REPO, TINY_CODE_LLAMA } from './testing.ts';
+import { MODEL_FIXTURES, TINY_CODE_LLAMA, houseStyleLosses } from './testing.ts';
 
 test.serial('quantizeModel turns every Linear but the head into Linear4bit, and LoRA wraps them', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
@@ -48,21 +48,8 @@ test.serial('the fused LoRA kernel on a 4-bit base equals base(x) + s·(x·Aᵀ)
 });
 
 test.serial('QLoRA fine-tuning lowers held-out loss like LoRA does', async (t) => {
-  const tokenizer = await AutoTokenizer.fromPretrained(TINY_CODE_LLAMA);
-  const train = (await loadDataset(`${REPO}examples/data/house-style/train.jsonl`, tokenizer, { maxLength: 48 })).slice(0, 64);
-  const evalSet = await loadDataset(`${REPO}examples/data/house-style/eval.jsonl`, tokenizer, { maxLength: 48 });
-  const run = async (quantized: boolean) => {
-    manualSeed(0);
-    const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
-    if (quantized) await quantizeModel(model);
-    const peft = getPeftModel(model, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] }));
-    const trainer = new Trainer(peft, { outputDir: await mkdtemp(join(tmpdir(), 'lorakit-qlora-')), train, eval: evalSet, padTokenId: 1, maxSteps: 16, batchSize: 8, learningRate: 3e-3, progress: 'none', handleInterrupts: false });
-    const before = trainer.evaluate();
-    const result = await trainer.train();
-    return { before, after: result.evalLoss! };
-  };
-  const lora = await run(false);
-  const qlora = await run(true);
+  const lora = await houseStyleLosses(() => {});
+  const qlora = await houseStyleLosses((model) => quantizeModel(model));
   t.true(qlora.after < 0.6 * qlora.before, `QLoRA ${qlora.before} -> ${qlora.after}`);
   t.true(Math.abs(qlora.after - lora.after) < 0.25 * lora.before, `QLoRA ${qlora.after} vs LoRA ${lora.after}`);
 });
