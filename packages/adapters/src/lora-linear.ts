@@ -84,6 +84,11 @@ export class LoraLinear extends Module {
     return this.mergedAdapters.length > 0;
   }
 
+  override compileKey(): string {
+    const active = this.activeAdapters.map((name) => `${name}:${this.settings.get(name)?.scaling}:${this.settings.get(name)?.useDora}`);
+    return `${this.disabled}|${this.mergedAdapters}|${active}`;
+  }
+
   forward(x: Tensor): Tensor {
     if (this.disabled || this.merged) return this.#baseOnly(x);
     const flat = x.reshape([-1, this.base.inFeatures]); // [N, in]

@@ -26,6 +26,10 @@ export class ModulesToSaveWrapper extends Module {
     this.modules_to_save.set(name, copy);
   }
 
+  override compileKey(): string {
+    return `${this.disabled}|${this.activeAdapter}`;
+  }
+
   /** The module that runs: the active copy, or the original when disabled. */
   get current(): Module {
     return this.disabled || this.activeAdapter === null ? this.original_module : (this.modules_to_save.get(this.activeAdapter) ?? this.original_module);

@@ -15,6 +15,7 @@ export { Module, type ForwardHook, type ForwardPreHook, type HookHandle } from '
 export type { LoadOptions, LoadResult } from './state-dict.ts';
 export { noGrad, enableGrad, isGradEnabled } from './autograd.ts';
 export { checkpoint } from './checkpoint.ts';
+export { compiledCall, disposeCompiled, setCompileReporter } from './compile/compiled-call.ts';
 export { Generator, manualSeed, defaultGenerator } from './random.ts';
 export { findNonFiniteTensors, findUnregisteredTensors, type NonFiniteTensor, type UnregisteredTensor } from './debug.ts';
 export * as nn from './nn/index.ts';

@@ -69,6 +69,20 @@ export abstract class Module {
     return register(this[STATE], 'preHooks', hook);
   }
 
+  /** Whether this module (not its children) has forward hooks or pre-hooks. */
+  hasForwardHooks(): boolean {
+    const { preHooks, hooks } = this[STATE];
+    return (preHooks?.size ?? 0) + (hooks?.size ?? 0) > 0;
+  }
+
+  /**
+   * State besides parameters, buffers and the training flag that changes what forward computes (a LoRA layer's
+   * active adapters and merged flag): a compiled block traced with another key is traced again.
+   */
+  compileKey(): string {
+    return '';
+  }
+
   // ---- the tree ----
 
   /** Immediate sub-modules as [name, module], in assignment order. */

@@ -17,6 +17,7 @@ import * as unary from './ops/unary.ts';
 import * as reduce from './ops/reduce.ts';
 import * as layout from './ops/layout.ts';
 import { matmul } from './ops/matmul.ts';
+import { constant } from './compile/trace.ts';
 
 export type FloatDType = 'float32' | 'float64';
 export type DType = FloatDType | 'int32' | 'int64' | 'uint8' | 'int8';
@@ -57,7 +58,8 @@ export class Tensor {
   // ---- creation ----
 
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
-    return new Tensor(new arrayTypes[dtype](numel(shape)), shape);
+    const zeros = new Tensor(new arrayTypes[dtype](numel(shape)), shape);
+    return zeros.numel === 0 ? constant(zeros) : zeros; // NOTE: other zeros are often buffers an op fills
   }
 
   static ones(shape: Shape, dtype: FloatDType = 'float32'): Tensor {
@@ -65,7 +67,7 @@ export class Tensor {
   }
 
   static full(shape: Shape, value: number, dtype: FloatDType = 'float32'): Tensor {
-    return new Tensor(new arrayTypes[dtype](numel(shape)).fill(value), shape);
+    return constant(new Tensor(new arrayTypes[dtype](numel(shape)).fill(value), shape));
   }
 
   static scalar(value: number, dtype: FloatDType = 'float32'): Tensor {
@@ -81,7 +83,7 @@ export class Tensor {
     collect(values);
     if (flat.length !== numel(shape)) throw new Error('Tensor.fromArray: ragged nested array');
     const data = dtype === 'int64' ? BigInt64Array.from(flat, BigInt) : new arrayTypes[dtype](flat);
-    return new Tensor(data, shape);
+    return constant(new Tensor(data, shape));
   }
 
   static arange(n: number, dtype: DType = 'float32'): Tensor {

@@ -11,7 +11,7 @@
  * cross-entropy then run fused, chunked over the vocabulary (core's
  * linearCrossEntropy), and the [B, T, V] logits are never made.
  */
-import { Module, Tensor, checkpoint } from '@lorakit/core';
+import { Module, Tensor, checkpoint, compiledCall } from '@lorakit/core';
 import { Linear } from '@lorakit/core/nn';
 import { attentionBias, crossEntropy, formatShape, linearCrossEntropy, slice, tanh } from '@lorakit/core/ops';
 import type { ModelConfig } from './config.ts';
@@ -37,6 +37,11 @@ export abstract class CausalLM extends Module {
   abstract readonly config: ModelConfig;
   /** Activation checkpointing per decoder layer, for long sequences (transformers' gradient_checkpointing_enable). */
   abstract enableGradientCheckpointing(on?: boolean): void;
+  /**
+   * Run each decoder layer compiled (core's compiledCall): traced on the first step that wants gradients, then
+   * one onnxruntime session each way. Off by default; Trainer turns it on.
+   */
+  abstract enableCompiledLayers(on?: boolean): void;
   abstract override forward(inputs: CausalLMInputs): CausalLMOutput;
   /** Parameter names that are the same tensor as another (tied embeddings): [alias, source]. */
   abstract tiedWeights(): Array<[string, string]>;
@@ -146,7 +151,18 @@ export function checkInputIds(inputIds: Tensor, vocab: number): void {
   for (const id of inputIds.toArray()) if (!(id >= 0 && id < vocab)) throw new Error(`inputIds: token ${id} is outside the vocabulary of ${vocab}`);
 }
 
-/** Run one decoder layer, checkpointed when training with gradientCheckpointing (never with a cache). */
-export function runLayer(owner: Module & { gradientCheckpointing: boolean }, h: Tensor, cache: LayerCache | null, layer: (x: Tensor) => Tensor): Tensor {
-  return owner.gradientCheckpointing && owner.training && cache === null ? checkpoint(layer, h) : layer(h);
+/** What decides how a model runs its layers: checkpointed, compiled (both only without a cache). */
+export interface LayerRunner extends Module {
+  gradientCheckpointing: boolean;
+  compiledLayers: boolean;
+}
+
+/**
+ * Run one decoder layer: `call(h)`, compiled when the owner compiles its layers (`inputs`: the tensors from
+ * outside the layer that `call` uses, as compiledCall wants them), checkpointed when training with
+ * gradientCheckpointing; neither with a cache.
+ */
+export function runLayer(owner: LayerRunner, h: Tensor, cache: LayerCache | null, layer: Module, inputs: () => Tensor[], call: (x: Tensor) => Tensor): Tensor {
+  const run = owner.compiledLayers && cache === null ? (x: Tensor) => compiledCall(layer, x, inputs(), call) : call;
+  return owner.gradientCheckpointing && owner.training && cache === null ? checkpoint(run, h) : run(h);
 }

@@ -97,23 +97,55 @@ export class GraphBuilder {
     this.#outputs.push(valueInfo(name, type));
   }
 
-  build(): Uint8Array {
-    const graph: Onnx.IGraphProto = {
-      name: this.name,
-      node: this.#nodes,
-      input: this.#inputs,
-      output: this.#outputs,
-      initializer: this.#initializers,
-    };
-    const model: Onnx.IModelProto = {
-      irVersion: 8,
-      producerName: 'lorakit',
-      opsetImport: [
-        { domain: '', version: ONNX_OPSET },
-        { domain: 'com.microsoft', version: MICROSOFT_OPSET },
-      ],
-      graph,
-    };
-    return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+  /** A node or an initializer made elsewhere (another graph inlined), added as it is. */
+  addNode(node: Onnx.INodeProto): void {
+    this.#nodes.push(node);
   }
+
+  addInitializer(tensor: Onnx.ITensorProto): void {
+    this.#initializers.push(tensor);
+  }
+
+  /** A name no node of this builder has given. */
+  freshName(prefix: string): string {
+    return `${prefix}${this.#counter++}`;
+  }
+
+  get nodes(): readonly Onnx.INodeProto[] {
+    return this.#nodes;
+  }
+
+  get initializers(): readonly Onnx.ITensorProto[] {
+    return this.#initializers;
+  }
+
+  build(): Uint8Array {
+    return modelBytes(this.name, this.#nodes, this.#inputs, this.#outputs, this.#initializers);
+  }
+}
+
+export function modelBytes(
+  name: string,
+  node: readonly Onnx.INodeProto[],
+  input: readonly Onnx.IValueInfoProto[],
+  output: readonly Onnx.IValueInfoProto[],
+  initializer: readonly Onnx.ITensorProto[],
+): Uint8Array {
+  const model: Onnx.IModelProto = {
+    irVersion: 8,
+    producerName: 'lorakit',
+    opsetImport: [
+      { domain: '', version: ONNX_OPSET },
+      { domain: 'com.microsoft', version: MICROSOFT_OPSET },
+    ],
+    graph: { name, node: [...node], input: [...input], output: [...output], initializer: [...initializer] },
+  };
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
+export { valueInfo };
+
+/** A graph's nodes, inputs, outputs and initializers, read back from its bytes. */
+export function decodeGraph(bytes: Uint8Array): Onnx.IGraphProto {
+  return onnx.ModelProto.decode(bytes).graph!;
 }

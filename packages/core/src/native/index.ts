@@ -1,6 +1,6 @@
 // @lorakit/core/native: the kernels behind the ops. onnxruntime sessions built from
 // ONNX graphs written in code, and worker threads for work split across cores.
-export { nativeKernel, nativeThreads, NativeKernel, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
+export { nativeKernel, nativeThreads, NativeKernel, disposeKernels, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
 export { GraphBuilder, ONNX_OPSET, type ElemType } from './graph.ts';
 export { bnb4Node, dequantizeNodes } from '../nn/linear-4bit.ts';
 export { int8MatMulNodes, int8InputGradNodes } from '../nn/linear-8bit.ts';

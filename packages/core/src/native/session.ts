@@ -19,6 +19,7 @@ import { Tensor as OrtTensor } from 'onnxruntime-node';
 import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { Tensor, type Storage } from '../tensor.ts';
 import type { ElemType } from './graph.ts';
+import { traceKernel } from '../compile/trace.ts';
 
 type BindingSession = InstanceType<typeof binding.InferenceSession>;
 
@@ -117,7 +118,8 @@ export class NativeKernel {
   readonly #inputNames: string[];
   readonly #outputNames: string[];
 
-  constructor(readonly key: string, dtype: ElemType, bytes: Uint8Array, options: KernelOptions = {}) {
+  /** `bytes`: the ONNX graph, kept for traces that inline it. */
+  constructor(readonly key: string, dtype: ElemType, readonly bytes: Uint8Array, options: KernelOptions = {}) {
     this.#session = createSession(bytes, key, dtype, options);
     this.#inputNames = this.#session.inputMetadata.map((m) => m.name);
     this.#outputNames = this.#session.outputMetadata.map((m) => m.name);
@@ -144,10 +146,12 @@ export class NativeKernel {
       const shapes = inputs.map((t) => `[${t.shape}]`).join(', ');
       throw new Error(`native kernel ${this.key} on ${shapes}: ${(error as Error).message}`);
     }
-    return this.#outputNames.map((n) => {
+    const outputs = this.#outputNames.map((n) => {
       const value = results[n] as OrtTensor;
       return new Tensor(value.data as Storage, value.dims);
     });
+    traceKernel(this.key, this.bytes, inputs, outputs);
+    return outputs;
   }
 }
 
@@ -161,4 +165,13 @@ export function nativeKernel(key: string, dtype: ElemType, buildGraph: () => Uin
     kernels.set(key, kernel);
   }
   return kernel;
+}
+
+/** Dispose the cached kernels whose key `matches` (compiled blocks of a model that changed). */
+export function disposeKernels(matches: (key: string) => boolean): void {
+  for (const [key, kernel] of kernels) {
+    if (!matches(key)) continue;
+    kernel.dispose();
+    kernels.delete(key);
+  }
 }

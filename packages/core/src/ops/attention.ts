@@ -18,6 +18,7 @@
 import { record } from '../autograd.ts';
 import { Tensor } from '../tensor.ts';
 import { formatShape } from '../shape.ts';
+import { activeTrace, traceOp } from '../compile/trace.ts';
 import { GraphBuilder } from '../native/graph.ts';
 import { nativeKernel } from '../native/session.ts';
 import { expand, reshape } from './layout.ts';
@@ -83,19 +84,25 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, { bia
 
 const visibility = new WeakMap<Tensor, Tensor>();
 
-/** [B|1, H|1, T, S] bias -> [B|1, H|1, T, 1]: 1 where the row sees at least one key. */
+/** [B|1, H|1, T, S] bias -> [B|1, H|1, T, 1]: 1 where the row sees at least one key (remembered per mask, except while tracing). */
 export function visibleRows(bias: Tensor): Tensor {
-  let visible = visibility.get(bias);
+  const tracing = activeTrace() !== null;
+  let visible = tracing ? undefined : visibility.get(bias);
   if (visible === undefined) {
     const keys = bias.shape[3];
     const lowest = bias.dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
     const values = bias.values;
-    visible = Tensor.zeros([...bias.shape.slice(0, 3), 1], bias.dtype);
-    visible.values.forEach((_, row) => {
+    const rows = Tensor.zeros([...bias.shape.slice(0, 3), 1], bias.dtype);
+    rows.values.forEach((_, row) => {
       const line = values.subarray(row * keys, (row + 1) * keys);
-      visible!.values[row] = line.some((v) => v > lowest) ? 1 : 0;
+      rows.values[row] = line.some((v) => v > lowest) ? 1 : 0;
     });
-    visibility.set(bias, visible);
+    traceOp('visibleRows', [bias], [rows], (g, [b]) => {
+      const seen = g.node('Greater', [g.node('ReduceMax', [b], { axes: [-1], keepdims: 1 }), g.scalar(lowest)]);
+      return [g.node('Cast', [seen], { to: 1 })]; // float32
+    });
+    if (!tracing) visibility.set(bias, rows);
+    visible = rows;
   }
   return visible;
 }

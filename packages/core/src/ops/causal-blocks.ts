@@ -4,6 +4,7 @@
  * later one (checked on the mask itself, once per mask and split).
  */
 import type { Tensor } from '../tensor.ts';
+import { traceGuard } from '../compile/trace.ts';
 
 /** What the split depends on: rotaryAttention's mask, its unseen-rows rule and an explicit block count. */
 interface BlockOptions {
@@ -37,7 +38,9 @@ export function causalBlocks(queries: number, past: number, options: BlockOption
     const [from, to] = [Math.round((j * queries) / count), Math.round(((j + 1) * queries) / count)];
     return { from, to, keys: to };
   });
-  return masksAfter(options.bias, blocks) ? blocks : whole;
+  const causal = masksAfter(options.bias, blocks);
+  traceGuard('causal blocks', [options.bias], ([bias]) => masksAfter(bias, blocks) === causal);
+  return causal ? blocks : whole;
 }
 
 /** Whether every query of each block has only masked keys from the block's `keys` on (checked once per mask). */

@@ -5,12 +5,18 @@
 import { Tensor } from '../tensor.ts';
 import { defaultGenerator, type Generator } from '../random.ts';
 import { mul } from './binary.ts';
+import { traceRandom } from '../compile/trace.ts';
 
 export function dropout(x: Tensor, p: number, training: boolean, generator: Generator = defaultGenerator): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
   const keep = 1 / (1 - p);
-  const mask = Tensor.zeros(x.shape, x.dtype);
-  generator.fillDropoutMask(mask.values, p, keep);
+  const draw = () => {
+    const mask = Tensor.zeros(x.shape, x.dtype);
+    generator.fillDropoutMask(mask.values, p, keep);
+    return mask;
+  };
+  const mask = draw();
+  traceRandom(mask, draw); // a compiled block draws its mask again, at the same point of the generator's stream
   return mul(x, mask);
 }

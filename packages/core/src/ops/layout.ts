@@ -6,6 +6,7 @@ import { record } from '../autograd.ts';
 import { Tensor, type FloatArray, type Storage } from '../tensor.ts';
 import { aroundAxis, broadcastShapes, formatShape, normalizeAxis, numel, sameShape, stridesOf, type Shape } from '../shape.ts';
 import { sumTo } from './reduce.ts';
+import { traceOp, untraced } from '../compile/trace.ts';
 
 function newLike(data: Storage, n: number): Storage {
   return new (data.constructor as Float32ArrayConstructor)(n) as Storage;
@@ -20,7 +21,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     throw new Error(`reshape: cannot view ${formatShape(x.shape)} (${x.numel} elements) as ${formatShape(shape)}`);
   }
   if (sameShape(target, x.shape)) return x;
-  return record('reshape', new Tensor(x.data, target), [x], (g) => [() => reshape(g, x.shape)]);
+  const out = new Tensor(x.data, target);
+  traceOp('reshape', [x], [out], (g, [v]) => [g.node('Reshape', [v, g.int64Constant(target)])]);
+  return record('reshape', out, [x], (g) => [() => reshape(g, x.shape)]);
 }
 
 /**
@@ -68,7 +71,9 @@ export function expand(x: Tensor, shape: Shape): Tensor {
   const strides = outer.map((size, d) => (d < lead || x.shape[d - lead] !== size ? 0 : inStrides[d - lead]));
   const out = newLike(x.data, numel(shape)) as FloatArray;
   copyBlocks(x.data as FloatArray, out, outer, strides, block);
-  return record('expand', new Tensor(out, shape), [x], (g) => [() => sumTo(g, x.shape)]);
+  const result = new Tensor(out, shape);
+  traceOp('expand', [x], [result], (g, [v]) => [g.node('Expand', [v, g.int64Constant(shape)])]);
+  return record('expand', result, [x], (g) => [() => sumTo(g, x.shape)]);
 }
 
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
@@ -83,7 +88,9 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   const out = newLike(x.data, x.numel) as FloatArray;
   copyBlocks(x.data as FloatArray, out, outer, outer.map((_, d) => inStrides[perm[d]]), block);
   const inverse = perm.map((_, i) => perm.indexOf(i));
-  return record('permute', new Tensor(out, shape), [x], (g) => [() => permute(g, inverse)]);
+  const result = new Tensor(out, shape);
+  traceOp('permute', [x], [result], (g, [v]) => [g.node('Transpose', [v], { perm })]);
+  return record('permute', result, [x], (g) => [() => permute(g, inverse)]);
 }
 
 export function transpose(x: Tensor, a = -2, b = -1): Tensor {
@@ -107,17 +114,20 @@ export function slice(x: Tensor, axis: number, start: number, end: number): Tens
   const src = x.data as FloatArray;
   for (let o = 0; o < outer; o++) out.set(src.subarray(o * size * inner + start * inner, o * size * inner + end * inner), o * width);
   const shape = x.shape.map((d, i) => (i === a ? end - start : d));
-  return record('slice', new Tensor(out, shape), [x], (g) => [() => pad(g, a, start, size - end)]);
+  const result = new Tensor(out, shape);
+  traceOp('slice', [x], [result], (g, [v]) => [g.node('Slice', [v, g.int64Constant([start]), g.int64Constant([end]), g.int64Constant([a])])]);
+  return record('slice', result, [x], (g) => [() => pad(g, a, start, size - end)]);
 }
 
 /** Zeros before and after along `axis`: the transpose of slice. */
 function pad(x: Tensor, axis: number, before: number, after: number): Tensor {
-  const parts: Tensor[] = [];
+  if (before === 0 && after === 0) return x;
   const zerosOf = (n: number) => Tensor.zeros(x.shape.map((d, i) => (i === axis ? n : d)), x.dtype);
-  if (before > 0) parts.push(zerosOf(before));
-  parts.push(x);
-  if (after > 0) parts.push(zerosOf(after));
-  return parts.length === 1 ? x : concat(parts, axis);
+  const out = untraced(() => concat([zerosOf(before), x, zerosOf(after)], axis));
+  const pads = x.shape.map(() => 0).concat(x.shape.map(() => 0));
+  [pads[axis], pads[x.ndim + axis]] = [before, after];
+  traceOp('pad', [x], [out], (g, [v]) => [g.node('Pad', [v, g.int64Constant(pads)])]);
+  return out;
 }
 
 export function concat(tensors: readonly Tensor[], axis: number): Tensor {
@@ -141,7 +151,9 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
     at += sizes[k];
   });
   const offsets = sizes.map((_, k) => sizes.slice(0, k).reduce((s, d) => s + d, 0));
-  return record('concat', new Tensor(out, shape), tensors, (g) => tensors.map((_, k) => () => slice(g, a, offsets[k], offsets[k] + sizes[k])));
+  const result = new Tensor(out, shape);
+  traceOp('concat', tensors, [result], (g, values) => [g.node('Concat', values, { axis: a })]);
+  return record('concat', result, tensors, (g) => tensors.map((_, k) => () => slice(g, a, offsets[k], offsets[k] + sizes[k])));
 }
 
 export function split(x: Tensor, sizes: readonly number[], axis: number): Tensor[] {

@@ -8,6 +8,7 @@ import { record } from '../autograd.ts';
 import { Tensor, type FloatArray } from '../tensor.ts';
 import { aroundAxis, formatShape, normalizeAxis, sameShape, type Shape } from '../shape.ts';
 import { expand, reshape } from './layout.ts';
+import { traceOp, untraceable } from '../compile/trace.ts';
 
 function axesOf(x: Tensor, axis: number | readonly number[] | undefined, op: string): number[] {
   if (axis === undefined) return x.shape.map((_, i) => i);
@@ -45,6 +46,7 @@ export function sum(x: Tensor, axis?: number | readonly number[], keepDims = fal
     shape[a] = 1;
   }
   const out = new Tensor(values, keepDims ? kept : x.shape.filter((_, i) => !axes.includes(i)));
+  traceOp('sum', [x], [out], (g, [v]) => [axes.length === 0 ? g.node('Identity', [v]) : g.node('ReduceSum', [v, g.int64Constant(axes)], { keepdims: keepDims ? 1 : 0 })]);
   return record('sum', out, [x], (g) => [() => expand(reshape(g, kept), x.shape)]);
 }
 
@@ -59,6 +61,7 @@ export function max(x: Tensor, axis = -1, keepDims = false): Tensor {
   const a = normalizeAxis(axis, x.ndim, 'max');
   const [outer, size, inner] = aroundAxis(x.shape, a);
   if (size === 0) throw new Error(`max: axis ${axis} of shape ${formatShape(x.shape)} is empty`);
+  untraceable('max has no graph form');
   const xs = x.values;
   const values = new (xs.constructor as Float32ArrayConstructor)(outer * inner) as FloatArray;
   const argmax = new Int32Array(outer * inner);

@@ -37,6 +37,7 @@ import { nativeKernel } from '../native/session.ts';
 import { expand, reshape } from './layout.ts';
 import { visibleRows } from './attention.ts';
 import { causalBlocks } from './causal-blocks.ts';
+import { activeTrace } from '../compile/trace.ts';
 
 type Float = 'float32' | 'float64';
 
@@ -278,11 +279,11 @@ export interface RotaryAttentionResult {
   value: Tensor;
 }
 
-/** The mask repeated for each query head of a group: [B|1, 1, T, S] -> [B|1, 1, G·T, S]. */
+/** The mask repeated for each query head of a group: [B|1, 1, T, S] -> [B|1, 1, G·T, S] (remembered per mask, except while tracing). */
 const groupedBiases = new WeakMap<Tensor, Map<number, Tensor>>();
 function groupedBias(bias: Tensor, groups: number): Tensor {
-  const byGroups = groupedBiases.get(bias) ?? new Map<number, Tensor>();
-  groupedBiases.set(bias, byGroups);
+  const byGroups = activeTrace() !== null ? new Map<number, Tensor>() : (groupedBiases.get(bias) ?? new Map<number, Tensor>());
+  if (activeTrace() === null) groupedBiases.set(bias, byGroups);
   let tiled = byGroups.get(groups);
   if (tiled === undefined) {
     const [b, , t, s] = bias.shape;
@@ -333,7 +334,7 @@ export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: Rotary
   const forward = nativeKernel(`rotary_attention_forward:${key}:${keep}`, dtype, () => forwardGraph(dtype, dims, keep), { arena: true });
   const grouped = groupedBias(bias, heads / kvHeads);
   const visible = options.unseenRows === 'uniform' ? everyRow(grouped) : visibleRows(grouped);
-  const int64 = (...values: number[]) => new Tensor(BigInt64Array.from(values, BigInt), [values.length]);
+  const int64 = (...values: number[]) => Tensor.fromArray(values, 'int64');
   const blockInputs = blocks.length === 1 ? [] : blocks.flatMap((b) => [int64(b.from), int64(b.to), int64(b.keys)]);
   const [out, kh, vh, qh, og, ...probs] = forward.run([q, k, v, pastKey, pastValue, cos, sin, grouped, visible, scale, softcap, ...blockInputs]);
   if (keep === 'nothing') {

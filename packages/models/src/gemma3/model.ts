@@ -55,6 +55,10 @@ export class Gemma3ForConditionalGeneration extends CausalLM {
     this.model.language_model.gradientCheckpointing = on;
   }
 
+  enableCompiledLayers(on = true): void {
+    this.model.language_model.compiledLayers = on;
+  }
+
   outputEmbeddingsName(): string {
     return 'lm_head';
   }

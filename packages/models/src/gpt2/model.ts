@@ -100,6 +100,8 @@ export class GPT2Model extends Module {
   ln_f: LayerNorm;
   /** Recompute each block in the backward instead of keeping its activations (training only). */
   gradientCheckpointing = false;
+  /** Run each block as compiled sessions (runLayer). */
+  compiledLayers = false;
 
   constructor(readonly config: GPT2Config) {
     super();
@@ -120,7 +122,7 @@ export class GPT2Model extends Module {
     const bias = causalBias(inputIds, attentionMask, past);
     this.h.forEach((block, i) => {
       const layerCache = cache?.layers[i] ?? null;
-      h = runLayer(this, h, layerCache, (x) => block.call(x, bias, layerCache));
+      h = runLayer(this, h, layerCache, block, () => [bias], (x) => block.call(x, bias, layerCache));
     });
     return this.ln_f.call(h);
   }
@@ -147,6 +149,10 @@ export class GPT2LMHeadModel extends CausalLM {
 
   enableGradientCheckpointing(on = true): void {
     this.transformer.gradientCheckpointing = on;
+  }
+
+  enableCompiledLayers(on = true): void {
+    this.transformer.compiledLayers = on;
   }
 
   outputEmbeddingsName(): string {

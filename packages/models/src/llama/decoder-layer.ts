@@ -49,6 +49,13 @@ export class LlamaDecoderLayer extends Module {
     return x.add(this.residualMultiplier === 1 ? y : y.mul(this.residualMultiplier));
   }
 
+  /** The tensors of `context` this layer's forward reads: its rope's tables and its mask. */
+  contextInputs(context: LayerContext): Tensor[] {
+    const { rope, sliding_window } = this.self_attn.config;
+    const { cos, sin } = context.rotary(rope ?? 'default');
+    return [cos, sin, context.bias(sliding_window)];
+  }
+
   forward(x: Tensor, context: LayerContext, cache: LayerCache | null = null): Tensor {
     const { attentionIn, attentionOut, mlpIn, mlpOut } = this.placement;
     const h = this.block(x, attentionIn, (y) => this.self_attn.call(y, context, cache), attentionOut);

@@ -24,6 +24,8 @@ export class LlamaModel extends Module {
 
   /** Recompute each layer in the backward instead of keeping its activations (training only). */
   gradientCheckpointing = false;
+  /** Run each layer as compiled sessions (runLayer). */
+  compiledLayers = false;
 
   constructor(readonly config: LlamaFamilyConfig) {
     super();
@@ -61,7 +63,7 @@ export class LlamaModel extends Module {
     let h = multiplier === 1 ? embedded : embedded.mul(multiplier);
     this.layers.forEach((layer, i) => {
       const layerCache = cache?.layers[i] ?? null;
-      h = runLayer(this, h, layerCache, (x) => layer.call(x, context, layerCache));
+      h = runLayer(this, h, layerCache, layer, () => layer.contextInputs(context), (x) => layer.call(x, context, layerCache));
     });
     return this.norm.call(h);
   }
@@ -89,6 +91,10 @@ export class LlamaForCausalLM extends CausalLM {
 
   enableGradientCheckpointing(on = true): void {
     this.model.gradientCheckpointing = on;
+  }
+
+  enableCompiledLayers(on = true): void {
+    this.model.compiledLayers = on;
   }
 
   outputEmbeddingsName(): string {

@@ -1,0 +1,186 @@
+/**
+ * Compiled blocks: a module's forward and backward traced once, on a real
+ * step run eagerly, and run after that as whole onnxruntime sessions (one
+ * forward, one backward), so activations stay in native memory between the
+ * ops of a block and onnxruntime fuses across them.
+ *
+ *   h = compiledCall(layer, h, [cos, sin, bias], (x) => layer.call(x, context, null));
+ *
+ * `inputs` are the tensors from outside the module that `fn` uses besides x
+ * (the same ones, by identity, that it will read); the module's parameters and
+ * buffers are the other sources, fed on every run (so an optimizer's updates
+ * are seen, and blocks of the same structure share one session). To autograd a
+ * compiled block is one op, from x and the trainable parameters to y.
+ *
+ * A block is traced again when its signature changes: the shapes, which
+ * parameters train, training flags, any module's compileKey (merge, unmerge, a
+ * new adapter), or a guard fails. It runs eagerly, said once on stderr with the
+ * reason, when the trace cannot capture it: a forward hook, float64, or an op
+ * with no graph form (compile/trace.ts).
+ */
+import { createHash } from 'node:crypto';
+import { attach, isGradEnabled, noteInputs, record } from '../autograd.ts';
+import type { Module } from '../module.ts';
+import { Tensor } from '../tensor.ts';
+import { disposeKernels, nativeKernel } from '../native/session.ts';
+import { Trace, withTrace } from './trace.ts';
+import { planOf, type Graph, type Plan } from './plan.ts';
+
+interface Compiled {
+  plan: Plan;
+  guards: Trace['guards'];
+  random: Trace['randomSources'];
+  /** The trainable parameters, by path, in the order of the plan's gradients after x's. */
+  trainable: string[];
+}
+
+type Entry = Compiled | { eager: string };
+
+const KEY_PREFIX = 'compiled:';
+let generation = 0;
+const entries = new WeakMap<Module, { generation: number; bySignature: Map<string, Entry> }>();
+const said = new Set<string>();
+
+/** Where the one line about a block that runs eagerly goes (stderr by default). */
+let report = (line: string) => console.error(line);
+export function setCompileReporter(reporter: (line: string) => void): void {
+  report = reporter;
+}
+
+/** Forget every compiled block and dispose its sessions (the model changed, or training is over). */
+export function disposeCompiled(): void {
+  generation++;
+  disposeKernels((key) => key.startsWith(KEY_PREFIX));
+}
+
+function entriesOf(module: Module): Map<string, Entry> {
+  let own = entries.get(module);
+  if (own === undefined || own.generation !== generation) entries.set(module, (own = { generation, bySignature: new Map() }));
+  return own.bySignature;
+}
+
+/** Why `module` cannot be traced at all, or null. */
+function untraceableBecause(module: Module, x: Tensor): string | null {
+  if (x.dtype !== 'float32') return `its input is ${x.dtype} (compiled blocks are float32)`;
+  const hooked = module.namedModules().find(([, m]) => m.hasForwardHooks());
+  if (hooked !== undefined) return `a forward hook on ${hooked[0] || 'the block'}`;
+  return null;
+}
+
+function signatureOf(module: Module, x: Tensor, inputs: readonly Tensor[]): string {
+  const tensors = [x, ...inputs].map((t) => `${t.dtype}[${t.shape}]`).join();
+  const parameters = module.namedParameters().map(([path, p]) => `${path}[${p.shape}]${p.requiresGrad ? '+' : ''}`).join();
+  const modules = module.namedModules().map(([, m]) => `${m.training ? 1 : 0}${m.compileKey()}`).join();
+  return `${tensors}|${x.requiresGrad}|${parameters}|${modules}`;
+}
+
+/** Run `fn(x)`: compiled when `module` has been traced at this signature, traced on this call when not, else eagerly. */
+export function compiledCall(module: Module, x: Tensor, inputs: readonly Tensor[], fn: (x: Tensor) => Tensor): Tensor {
+  const own = entriesOf(module);
+  const signature = signatureOf(module, x, inputs);
+  const entry = own.get(signature);
+  if (entry !== undefined && 'eager' in entry) return fn(x);
+  if (entry !== undefined) {
+    const y = replay(entry, module, x, inputs);
+    if (y !== null) return y;
+  }
+  const reason = untraceableBecause(module, x);
+  if (reason !== null) {
+    runsEagerly(own, signature, module, reason);
+    return fn(x);
+  }
+  if (!isGradEnabled()) return fn(x); // the backward is traced with the forward: wait for a call that wants gradients
+  if (own.size >= MAX_SIGNATURES) own.clear();
+  return traced(own, signature, module, x, inputs, fn);
+}
+
+const MAX_SIGNATURES = 8;
+
+function runsEagerly(own: Map<string, Entry>, signature: string, module: Module, reason: string): void {
+  own.set(signature, { eager: reason });
+  const line = `lorakit: ${module.constructor.name} runs eagerly, not compiled: ${reason}`;
+  if (!said.has(line)) report(line);
+  said.add(line);
+}
+
+/** Sources by name: x, the inputs, the module's parameters and buffers. */
+function sourcesOf(module: Module, x: Tensor, inputs: readonly Tensor[]): Map<string, Tensor> {
+  const sources = new Map<string, Tensor>([['x', x]]);
+  inputs.forEach((t, i) => sources.set(`input_${i}`, t));
+  for (const [path, t] of [...module.namedParameters(), ...module.namedBuffers()]) sources.set(`param:${path}`, t);
+  return sources;
+}
+
+/**
+ * The eager run that is traced: fn on a leaf standing for x, its own tape joined to the caller's by one node.
+ * The trace's backward half is written when that node's backward runs; then the block is compiled.
+ */
+function traced(own: Map<string, Entry>, signature: string, module: Module, x: Tensor, inputs: readonly Tensor[], fn: (x: Tensor) => Tensor): Tensor {
+  const leaf = x.detach().requiresGrad_(x.requiresGrad);
+  const trace = new Trace(sourcesOf(module, leaf, inputs));
+  const y = withTrace(trace, () => fn(leaf));
+  const trainable = module.namedParameters().filter(([, p]) => p.requiresGrad);
+  const compile = (gradients: Array<Tensor | null>) => {
+    const [yName, ...gradientNames] = [y, ...gradients].map((t) => (t === null ? null : trace.valueOf(t, 'the block\'s output')));
+    try {
+      if (trace.failure !== null) throw new Error(trace.failure);
+      const plan = planOf(trace, yName!, gradientNames);
+      own.set(signature, { plan, guards: trace.guards, random: trace.randomSources, trainable: trainable.map(([path]) => path) });
+    } catch (error) {
+      runsEagerly(own, signature, module, (error as Error).message);
+    }
+  };
+  if (!y.requiresGrad) {
+    compile([]);
+    return y;
+  }
+  const out = new Tensor(y.data, y.shape);
+  return attach('compiled block (tracing)', out, [x, ...trainable.map(([, p]) => p)], (dy) => {
+    const kept = trainable.map(([, p]) => p.grad);
+    for (const [, p] of trainable) p.grad = null;
+    try {
+      trace.backwardFrom = trace.graph.nodes.length;
+      trace.define(dy, 'dy');
+      withTrace(trace, () => y.backward(dy));
+      const gradients = [x.requiresGrad ? leaf.grad : null, ...trainable.map(([, p]) => p.grad)];
+      compile(gradients);
+      return gradients.map((g) => (g === null ? null : () => g));
+    } finally {
+      trainable.forEach(([, p], i) => (p.grad = kept[i]));
+    }
+  });
+}
+
+function session(graph: Graph) {
+  const hash = createHash('sha256').update(graph.bytes).digest('hex').slice(0, 24);
+  return nativeKernel(`${KEY_PREFIX}${hash}`, 'float32', () => graph.bytes, { arena: true });
+}
+
+/** The compiled block run on these tensors, or null when a guard no longer holds (the caller traces again). */
+function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly Tensor[]): Tensor | null {
+  const sources = sourcesOf(module, x, inputs);
+  for (const guard of compiled.guards) if (!guard.holds(guard.sources.map((s) => sources.get(s)!))) return null;
+  for (const random of compiled.random) sources.set(random.name, random.draw());
+  const { plan } = compiled;
+  const trainable = compiled.trainable.map((path) => sources.get(`param:${path}`)!);
+  const feed = (graph: Graph, values: ReadonlyMap<string, Tensor>) => graph.inputs.map((n) => values.get(n)!);
+  const wantsGradients = isGradEnabled() && plan.backward !== null && (x.requiresGrad || trainable.length > 0);
+  if (!wantsGradients) {
+    noteInputs([x, ...trainable]); // a checkpoint's first pass must still see what trains inside
+    return session(plan.forwardOnly).run(feed(plan.forwardOnly, sources))[0];
+  }
+  const [y, ...saved] = session(plan.forward).run(feed(plan.forward, sources));
+  let gradients: Tensor[] | null = null;
+  const gradientsFor = (dy: Tensor) => {
+    if (gradients !== null) return gradients;
+    const values = new Map(sources);
+    values.set('dy', dy);
+    plan.saved.forEach((name, i) => values.set(name, saved[i]));
+    return (gradients = session(plan.backward!).run(feed(plan.backward!, values)));
+  };
+  const thunks = (dy: Tensor) => {
+    let next = 0;
+    return plan.gradients.map((g) => (g === null ? null : ((k) => () => gradientsFor(dy)[k])(next++)));
+  };
+  return record('compiled block', y, [x, ...trainable], thunks);
+}
