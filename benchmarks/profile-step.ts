@@ -4,7 +4,9 @@
  * (JavaScript, the optimizer, the autograd tape). With --forward: one forward of the model without gradients,
  * the logits of every position computed, as bench:compare's forward rows.
  *
- *   npm run bench:profile [-- --steps 1] [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora | --int8] [-- --forward]
+ *   npm run bench:profile [-- --steps 1] [-- --tokens 4x512] [-- --layers 30] [-- --model examples/models/tiny-code-llama] [-- --qlora | --int8] [-- --forward] [-- --eager]
+ *
+ * Decoder layers run compiled (as Trainer runs them) unless --eager is given.
  */
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { NativeKernel } from '@lorakit/core/native';
@@ -24,8 +26,9 @@ const qlora = process.argv.includes('--qlora');
 if (qlora) await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
 const int8 = process.argv.includes('--int8');
 if (int8) quantizeModel8bit(model);
-const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : int8 ? ', LLM.int8 base' : ''}`;
+const name = `${checkpoint || `SmolLM2-135M shapes with ${layers} layers`}${qlora ? ', NF4 base' : int8 ? ', LLM.int8 base' : ''}${process.argv.includes('--eager') ? ', eager' : ', compiled layers'}`;
 const forwardOnly = process.argv.includes('--forward');
+model.enableCompiledLayers(!process.argv.includes('--eager'));
 const peft = forwardOnly ? null : getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
 const optimizer = peft === null ? null : new AdamW(peft.trainableParameters().map(([, p]) => p), { lr: 1e-4 });
 const inputIds = new Tensor(Int32Array.from({ length: batch * sequence }, (_, i) => (i * 7919 + 13) % model.config.vocab_size), [batch, sequence]);
@@ -59,7 +62,8 @@ function step(): { forward: number; total: number } {
   return { forward, total: performance.now() - start };
 }
 
-step(); // sessions are made here
+step(); // sessions are made here (and compiled layers traced)
+step();
 kernels.clear();
 const steps = Number(option('--steps', '1'));
 const cpu = process.cpuUsage();

@@ -83,6 +83,14 @@ export abstract class Module {
     return '';
   }
 
+  /**
+   * Tensors computed from this module's state that its forward reads as they are (a 4-bit layer's absmax
+   * expanded to float): sources of a compiled block, like buffers. The same objects until the state changes.
+   */
+  derivedTensors(): Array<[string, Tensor]> {
+    return [];
+  }
+
   // ---- the tree ----
 
   /** Immediate sub-modules as [name, module], in assignment order. */

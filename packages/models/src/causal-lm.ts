@@ -160,9 +160,10 @@ export interface LayerRunner extends Module {
 /**
  * Run one decoder layer: `call(h)`, compiled when the owner compiles its layers (`inputs`: the tensors from
  * outside the layer that `call` uses, as compiledCall wants them), checkpointed when training with
- * gradientCheckpointing; neither with a cache.
+ * gradientCheckpointing (compiled: the backward graph recomputes the forward); neither with a cache.
  */
 export function runLayer(owner: LayerRunner, h: Tensor, cache: LayerCache | null, layer: Module, inputs: () => Tensor[], call: (x: Tensor) => Tensor): Tensor {
-  const run = owner.compiledLayers && cache === null ? (x: Tensor) => compiledCall(layer, x, inputs(), call) : call;
-  return owner.gradientCheckpointing && owner.training && cache === null ? checkpoint(run, h) : run(h);
+  const checkpointed = owner.gradientCheckpointing && owner.training && cache === null;
+  if (owner.compiledLayers && cache === null) return compiledCall(layer, h, inputs(), call, { checkpointed });
+  return checkpointed ? checkpoint(call, h) : call(h);
 }

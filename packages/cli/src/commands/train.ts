@@ -38,6 +38,7 @@ export interface TrainArgs extends Partial<LoraFlags> {
   saveTotalLimit?: number;
   seed: number;
   gradientCheckpointing: boolean;
+  compile: boolean;
   progress: ProgressMode;
   json: boolean;
 }
@@ -79,7 +80,7 @@ export async function train(args: TrainArgs): Promise<void> {
     epochs: args.epochs, maxSteps: args.maxSteps ?? null, batchSize: args.batchSize, gradientAccumulationSteps: args.gradAccum,
     learningRate: args.lr, weightDecay: args.weightDecay, lrScheduler: args.scheduler, warmupSteps: args.warmup, maxGradNorm: args.maxGradNorm,
     loggingSteps: args.loggingSteps, evalSteps: args.evalSteps ?? null, saveSteps: args.saveSteps ?? null, saveTotalLimit: args.saveTotalLimit ?? null,
-    seed: args.seed, progress: args.progress, gradientCheckpointing: args.gradientCheckpointing, resumeFromCheckpoint: args.resume,
+    seed: args.seed, progress: args.progress, gradientCheckpointing: args.gradientCheckpointing, compile: args.compile, resumeFromCheckpoint: args.resume,
   });
   const evalBefore = args.eval ? trainer.evaluate() : null;
   const result = await trainer.train();

@@ -12,8 +12,8 @@
  * are seen, and blocks of the same structure share one session). To autograd a
  * compiled block is one op, from x and the trainable parameters to y.
  *
- * A block is traced again when its signature changes: the shapes, which
- * parameters train, training flags, any module's compileKey (merge, unmerge, a
+ * A block is traced again when its signature changes: the shapes, whether
+ * gradients are on, which parameters train, training flags, any module's compileKey (merge, unmerge, a
  * new adapter), or a guard fails. It runs eagerly, said once on stderr with the
  * reason, when the trace cannot capture it: a forward hook, float64, or an op
  * with no graph form (compile/trace.ts).
@@ -21,7 +21,9 @@
 import { createHash } from 'node:crypto';
 import { attach, isGradEnabled, noteInputs, record } from '../autograd.ts';
 import type { Module } from '../module.ts';
+import { checkpoint } from '../checkpoint.ts';
 import { Tensor } from '../tensor.ts';
+import type { Generator } from '../random.ts';
 import { disposeKernels, nativeKernel } from '../native/session.ts';
 import { Trace, withTrace } from './trace.ts';
 import { planOf, type Graph, type Plan } from './plan.ts';
@@ -50,6 +52,7 @@ export function setCompileReporter(reporter: (line: string) => void): void {
 /** Forget every compiled block and dispose its sessions (the model changed, or training is over). */
 export function disposeCompiled(): void {
   generation++;
+  recent.clear();
   disposeKernels((key) => key.startsWith(KEY_PREFIX));
 }
 
@@ -71,17 +74,29 @@ function signatureOf(module: Module, x: Tensor, inputs: readonly Tensor[]): stri
   const tensors = [x, ...inputs].map((t) => `${t.dtype}[${t.shape}]`).join();
   const parameters = module.namedParameters().map(([path, p]) => `${path}[${p.shape}]${p.requiresGrad ? '+' : ''}`).join();
   const modules = module.namedModules().map(([, m]) => `${m.training ? 1 : 0}${m.compileKey()}`).join();
-  return `${tensors}|${x.requiresGrad}|${parameters}|${modules}`;
+  return `${tensors}|${isGradEnabled()}|${x.requiresGrad}|${parameters}|${modules}`;
+}
+
+export interface CompiledCallOptions {
+  /**
+   * Keep no activations: the forward runs alone, and the backward graph runs it again inside (activation
+   * checkpointing). Until the block is traced, it is traced inside core's checkpoint().
+   */
+  checkpointed?: boolean;
 }
 
 /** Run `fn(x)`: compiled when `module` has been traced at this signature, traced on this call when not, else eagerly. */
-export function compiledCall(module: Module, x: Tensor, inputs: readonly Tensor[], fn: (x: Tensor) => Tensor): Tensor {
+export function compiledCall(module: Module, x: Tensor, inputs: readonly Tensor[], fn: (x: Tensor) => Tensor, { checkpointed = false }: CompiledCallOptions = {}): Tensor {
   const own = entriesOf(module);
   const signature = signatureOf(module, x, inputs);
   const entry = own.get(signature);
+  if (checkpointed && isGradEnabled()) {
+    const recomputed = entry !== undefined && !('eager' in entry) ? replay(entry, module, x, inputs, true) : null;
+    return recomputed ?? checkpoint((h) => compiledCall(module, h, inputs, fn), x);
+  }
   if (entry !== undefined && 'eager' in entry) return fn(x);
   if (entry !== undefined) {
-    const y = replay(entry, module, x, inputs);
+    const y = replay(entry, module, x, inputs, false);
     if (y !== null) return y;
   }
   const reason = untraceableBecause(module, x);
@@ -89,11 +104,14 @@ export function compiledCall(module: Module, x: Tensor, inputs: readonly Tensor[
     runsEagerly(own, signature, module, reason);
     return fn(x);
   }
-  if (!isGradEnabled()) return fn(x); // the backward is traced with the forward: wait for a call that wants gradients
-  if (own.size >= MAX_SIGNATURES) own.clear();
+  if (own.size >= MAX_SIGNATURES) {
+    runsEagerly(own, signature, module, `more than ${MAX_SIGNATURES} input shapes or settings; batches padded to a few lengths (packing) compile`);
+    return fn(x);
+  }
   return traced(own, signature, module, x, inputs, fn);
 }
 
+/** Signatures traced per module; each new one costs an eager step and a session. */
 const MAX_SIGNATURES = 8;
 
 function runsEagerly(own: Map<string, Entry>, signature: string, module: Module, reason: string): void {
@@ -103,11 +121,12 @@ function runsEagerly(own: Map<string, Entry>, signature: string, module: Module,
   said.add(line);
 }
 
-/** Sources by name: x, the inputs, the module's parameters and buffers. */
+/** Sources by name: x, the inputs, the module's parameters, buffers and derived tensors. */
 function sourcesOf(module: Module, x: Tensor, inputs: readonly Tensor[]): Map<string, Tensor> {
   const sources = new Map<string, Tensor>([['x', x]]);
   inputs.forEach((t, i) => sources.set(`input_${i}`, t));
   for (const [path, t] of [...module.namedParameters(), ...module.namedBuffers()]) sources.set(`param:${path}`, t);
+  for (const [path, m] of module.namedModules()) for (const [name, t] of m.derivedTensors()) sources.set(`derived:${path}.${name}`, t);
   return sources;
 }
 
@@ -151,36 +170,77 @@ function traced(own: Map<string, Entry>, signature: string, module: Module, x: T
   });
 }
 
-function session(graph: Graph) {
-  const hash = createHash('sha256').update(graph.bytes).digest('hex').slice(0, 24);
-  return nativeKernel(`${KEY_PREFIX}${hash}`, 'float32', () => graph.bytes, { arena: true });
+/** Run `draw` with each generator back at the state it had, then put each where it is now (checkpoint.ts's rule). */
+function redrawnAt<T>(states: ReadonlyMap<Generator, readonly number[]>, draw: () => T): T {
+  const now = [...states.keys()].map((g) => [g, g.getState()] as const);
+  for (const [g, state] of states) g.setState(state);
+  try {
+    return draw();
+  } finally {
+    for (const [g, state] of now) g.setState(state);
+  }
 }
 
-/** The compiled block run on these tensors, or null when a guard no longer holds (the caller traces again). */
-function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly Tensor[]): Tensor | null {
+/** Sessions kept, the most recently used; an older one is disposed, and made again if its graph runs again. */
+const MAX_SESSIONS = 16;
+const recent = new Set<string>(); // session keys in order of last use
+const keys = new WeakMap<Graph, string>();
+
+/** The session of `graph`, shared by every block whose graph has the same bytes. */
+function session(graph: Graph) {
+  let key = keys.get(graph);
+  if (key === undefined) keys.set(graph, (key = `${KEY_PREFIX}${createHash('sha256').update(graph.bytes).digest('hex').slice(0, 24)}`));
+  recent.delete(key);
+  recent.add(key);
+  if (recent.size > MAX_SESSIONS) {
+    const oldest = recent.values().next().value!;
+    recent.delete(oldest);
+    disposeKernels((k) => k === oldest);
+  }
+  return nativeKernel(key, 'float32', () => graph.bytes, { arena: true });
+}
+
+/**
+ * The compiled block run on these tensors, or null when a guard no longer holds (the caller traces again).
+ * `recompute`: keep nothing from the forward (dropout masks drawn again), run the recompute graph in the backward.
+ */
+function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly Tensor[], recompute: boolean): Tensor | null {
   const sources = sourcesOf(module, x, inputs);
   for (const guard of compiled.guards) if (!guard.holds(guard.sources.map((s) => sources.get(s)!))) return null;
-  for (const random of compiled.random) sources.set(random.name, random.draw());
-  const { plan } = compiled;
+  const { plan, random } = compiled;
+  const states = new Map(random.map(({ generator }) => [generator, generator.getState()]));
+  const drawn = new Map(random.map((r) => [r.name, r.draw()]));
   const trainable = compiled.trainable.map((path) => sources.get(`param:${path}`)!);
-  const feed = (graph: Graph, values: ReadonlyMap<string, Tensor>) => graph.inputs.map((n) => values.get(n)!);
   const wantsGradients = isGradEnabled() && plan.backward !== null && (x.requiresGrad || trainable.length > 0);
-  if (!wantsGradients) {
+  if (!wantsGradients || recompute) {
     noteInputs([x, ...trainable]); // a checkpoint's first pass must still see what trains inside
-    return session(plan.forwardOnly).run(feed(plan.forwardOnly, sources))[0];
+    const [y] = run(plan.forwardOnly, sources, drawn);
+    if (!wantsGradients) return y;
+    return record('compiled block (recomputed)', y, [x, ...trainable], gradientThunks(plan, (dy) => {
+      const again = redrawnAt(states, () => new Map(random.map((r) => [r.name, r.draw()])));
+      return run(plan.recompute!, sources, again, new Map([['dy', dy]]));
+    }));
   }
-  const [y, ...saved] = session(plan.forward).run(feed(plan.forward, sources));
-  let gradients: Tensor[] | null = null;
-  const gradientsFor = (dy: Tensor) => {
-    if (gradients !== null) return gradients;
-    const values = new Map(sources);
-    values.set('dy', dy);
-    plan.saved.forEach((name, i) => values.set(name, saved[i]));
-    return (gradients = session(plan.backward!).run(feed(plan.backward!, values)));
-  };
-  const thunks = (dy: Tensor) => {
+  const [y, ...saved] = run(plan.forward, sources, drawn);
+  const kept = new Map(plan.saved.map((name, i) => [name, saved[i]]));
+  return record('compiled block', y, [x, ...trainable], gradientThunks(plan, (dy) => run(plan.backward!, sources, drawn, kept, new Map([['dy', dy]]))));
+}
+
+/** Run `graph` on its inputs, looked up by name in `values`. */
+function run(graph: Graph, ...values: ReadonlyArray<ReadonlyMap<string, Tensor>>): Tensor[] {
+  const lookup = (name: string) => values.find((v) => v.has(name))!.get(name)!;
+  return session(graph).run(graph.inputs.map(lookup));
+}
+
+/** One thunk per gradient the plan asks for (null where none reaches), all from one run of `backward`. */
+function gradientThunks(plan: Plan, backward: (dy: Tensor) => Tensor[]): (dy: Tensor) => Array<(() => Tensor) | null> {
+  return (dy) => {
+    let gradients: Tensor[] | null = null;
     let next = 0;
-    return plan.gradients.map((g) => (g === null ? null : ((k) => () => gradientsFor(dy)[k])(next++)));
+    return plan.gradients.map((g) => {
+      if (g === null) return null;
+      const k = next++;
+      return () => (gradients ??= backward(dy))[k];
+    });
   };
-  return record('compiled block', y, [x, ...trainable], thunks);
 }

@@ -4,12 +4,12 @@
  *   forward       sources -> y, saved      (saved: the forward values the backward reads)
  *   forwardOnly   sources -> y             (no gradient wanted: inference, a checkpoint's first pass)
  *   backward      dy, saved, sources -> the gradients asked for
+ *   recompute     dy, sources -> the gradients asked for (the forward run again inside: checkpointing)
  *
  * Each graph keeps only the nodes its outputs need, and the sources and
  * constants those nodes read.
  */
-import type { onnx as Onnx } from 'onnx-proto';
-import { modelBytes, valueInfo, type ElemType } from '../native/graph.ts';
+import { modelBytes, type ElemType, type GraphNode } from '../native/graph.ts';
 import type { Trace } from './trace.ts';
 
 export interface Graph {
@@ -23,6 +23,8 @@ export interface Plan {
   forwardOnly: Graph;
   /** null when nothing in the block needs a gradient. */
   backward: Graph | null;
+  /** The backward with the forward's nodes it reads, from the sources alone (checkpointing: nothing saved). */
+  recompute: Graph | null;
   /** The forward's outputs after y, in order: the backward's inputs after dy. */
   saved: string[];
   /** Which of the gradients asked for the backward outputs, in order (null: no gradient reached it). */
@@ -30,17 +32,17 @@ export interface Plan {
 }
 
 /** The nodes among `nodes` that `outputs` need, in order, and the values they read that none of them makes. */
-function needed(nodes: readonly Onnx.INodeProto[], outputs: readonly string[]): { kept: Onnx.INodeProto[]; reads: Set<string> } {
+function needed(nodes: readonly GraphNode[], outputs: readonly string[]): { kept: GraphNode[]; reads: Set<string> } {
   const wanted = new Set(outputs);
-  const kept: Onnx.INodeProto[] = [];
+  const kept: GraphNode[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {
     const node = nodes[i];
-    if (!node.output!.some((o) => wanted.has(o))) continue;
+    if (!node.output.some((o) => wanted.has(o))) continue;
     kept.push(node);
-    for (const input of node.input!) if (input !== '') wanted.add(input);
+    for (const input of node.input) if (input !== '') wanted.add(input);
   }
   kept.reverse();
-  const made = new Set(kept.flatMap((n) => n.output!));
+  const made = new Set(kept.flatMap((n) => n.output));
   for (const name of made) wanted.delete(name);
   return { kept, reads: wanted };
 }
@@ -50,14 +52,14 @@ function needed(nodes: readonly Onnx.INodeProto[], outputs: readonly string[]): 
  * constants are the trace's initializers they read. An output that no node makes (an input passed through, or
  * a value output twice) goes through an Identity.
  */
-function graph(trace: Trace, name: string, nodes: readonly Onnx.INodeProto[], inputNames: readonly string[], outputs: readonly string[]): Graph {
+function graph(trace: Trace, name: string, nodes: readonly GraphNode[], inputNames: readonly string[], outputs: readonly string[]): Graph {
   const { kept, reads } = needed(nodes, outputs);
-  const initializers = trace.graph.initializers.filter((t) => reads.has(t.name!));
-  for (const t of initializers) reads.delete(t.name!);
+  const initializers = trace.graph.initializers.filter((t) => reads.has(t.name));
+  for (const t of initializers) reads.delete(t.name);
   const inputs = inputNames.filter((n) => reads.has(n));
   const missing = [...reads].filter((n) => !inputs.includes(n));
   if (missing.length > 0) throw new Error(`compiled ${name}: values ${missing.slice(0, 3).join(', ')} are read but never made`);
-  const made = new Set(kept.flatMap((n) => n.output!));
+  const made = new Set(kept.flatMap((n) => n.output));
   const outputNames = outputs.map((o, i) => {
     if (made.has(o) && outputs.indexOf(o) === i) return o;
     const copy = `${name}_output_${i}`;
@@ -69,8 +71,8 @@ function graph(trace: Trace, name: string, nodes: readonly Onnx.INodeProto[], in
   const bytes = modelBytes(
     name,
     kept,
-    inputs.map((n) => valueInfo(n, type(n))),
-    outputNames.map((n, i) => valueInfo(n, type(outputs[i]))),
+    inputs.map((n) => [n, type(n)] as const),
+    outputNames.map((n, i) => [n, type(outputs[i])] as const),
     initializers,
   );
   return { bytes, inputs };
@@ -81,13 +83,14 @@ export function planOf(trace: Trace, y: string, gradients: Array<string | null>)
   const nodes = trace.graph.nodes;
   const split = trace.backwardFrom ?? nodes.length;
   const [forwardNodes, backwardNodes] = [nodes.slice(0, split), nodes.slice(split)];
-  const sources = [...trace.sources.keys()];
+  const sources = [...trace.sources.keys(), ...trace.randomSources.map((r) => r.name)];
   const forwardOnly = graph(trace, 'forward_only', forwardNodes, sources, [y]);
   const wanted = gradients.filter((g): g is string => g !== null);
-  if (trace.backwardFrom === null || wanted.length === 0) return { forward: forwardOnly, forwardOnly, backward: null, saved: [], gradients };
-  const madeForward = new Set(forwardNodes.flatMap((n) => n.output!));
+  if (trace.backwardFrom === null || wanted.length === 0) return { forward: forwardOnly, forwardOnly, backward: null, recompute: null, saved: [], gradients };
+  const madeForward = new Set(forwardNodes.flatMap((n) => n.output));
   const saved = [...needed(backwardNodes, wanted).reads].filter((v) => madeForward.has(v));
   const forward = graph(trace, 'forward', forwardNodes, sources, [y, ...saved]);
   const backward = graph(trace, 'backward', backwardNodes, ['dy', ...saved, ...sources], wanted);
-  return { forward, forwardOnly, backward, saved, gradients };
+  const recompute = graph(trace, 'recompute', nodes, ['dy', ...sources], wanted);
+  return { forward, forwardOnly, backward, recompute, saved, gradients };
 }

@@ -15,9 +15,9 @@
  * again before each compiled run; random tensors (dropout masks) are sources
  * drawn again, in the same order, before each compiled run.
  */
-import type { onnx as Onnx } from 'onnx-proto';
-import { GraphBuilder, decodeGraph, type ElemType } from '../native/graph.ts';
+import { GraphBuilder, decodeGraph, type ElemType, type GraphConstant } from '../native/graph.ts';
 import type { Tensor } from '../tensor.ts';
+import type { Generator } from '../random.ts';
 import { formatShape } from '../shape.ts';
 
 /** Graph writing for an op's nodes: GraphBuilder's node, int64Constant and scalar (float32). */
@@ -32,6 +32,8 @@ export interface Guard {
 export interface RandomSource {
   name: string;
   draw: () => Tensor;
+  /** Where draw takes its numbers from, to draw the same tensor again (a recomputed forward). */
+  generator: Generator;
 }
 
 export class Trace {
@@ -82,7 +84,7 @@ export class Trace {
   #bake(tensor: Tensor): string {
     const name = this.graph.freshName('baked_');
     const data = tensor.data;
-    const proto: Onnx.ITensorProto = { name, dims: [...tensor.shape], dataType: ONNX_TYPES[tensor.dtype] };
+    const proto: GraphConstant = { name, dims: [...tensor.shape], dataType: ONNX_TYPES[tensor.dtype] };
     if (tensor.dtype === 'int64') proto.int64Data = Array.from(data as BigInt64Array, Number);
     else if (tensor.dtype === 'float32') proto.floatData = Array.from(data as Float32Array);
     else if (tensor.dtype === 'int32') proto.int32Data = Array.from(data as Int32Array);
@@ -156,16 +158,16 @@ export function traceGuard(op: string, tensors: readonly Tensor[], holds: (tenso
   trace.guards.push({ sources: sources as string[], holds });
 }
 
-/** A random tensor (a dropout mask): a source of the compiled block, drawn by `draw` again before each run. */
-export function traceRandom(tensor: Tensor, draw: () => Tensor): void {
+/** A random tensor (a dropout mask): a source of the compiled block, drawn by `draw` from `generator` again before each run. */
+export function traceRandom(tensor: Tensor, generator: Generator, draw: () => Tensor): void {
   const trace = active;
   if (trace === null || trace.failure !== null) return;
   const name = `random_${trace.randomSources.length}`;
-  trace.randomSources.push({ name, draw });
+  trace.randomSources.push({ name, draw, generator });
   trace.define(tensor, name);
 }
 
-const decoded = new WeakMap<Uint8Array, Onnx.IGraphProto>();
+const decoded = new WeakMap<Uint8Array, ReturnType<typeof decodeGraph>>();
 
 /** A native kernel's run, its graph inlined: every value renamed under a fresh prefix, its inputs bound to `inputs`. */
 export function traceKernel(key: string, bytes: Uint8Array, inputs: readonly Tensor[], outputs: readonly Tensor[]): void {
@@ -177,9 +179,9 @@ export function traceKernel(key: string, bytes: Uint8Array, inputs: readonly Ten
   let graph = decoded.get(bytes);
   if (graph === undefined) decoded.set(bytes, (graph = decodeGraph(bytes)));
   const prefix = trace.kernelPrefix();
-  const renamed = new Map<string, string>((graph.input ?? []).map((v, i) => [v.name!, bound[i]!]));
+  const renamed = new Map<string, string>(graph.inputs.map((name, i) => [name, bound[i]!]));
   const rename = (name: string) => (name === '' ? '' : (renamed.get(name) ?? `${prefix}${name}`));
-  for (const init of graph.initializer ?? []) trace.graph.addInitializer({ ...init, name: rename(init.name!) });
-  for (const node of graph.node ?? []) trace.graph.addNode({ ...node, input: (node.input ?? []).map(rename), output: (node.output ?? []).map(rename) });
-  (graph.output ?? []).forEach((v, i) => trace.define(outputs[i], rename(v.name!)));
+  for (const init of graph.initializers) trace.graph.addInitializer({ ...init, name: rename(init.name) });
+  for (const node of graph.nodes) trace.graph.addNode({ ...node, input: node.input.map(rename), output: node.output.map(rename) });
+  graph.outputs.forEach((name, i) => trace.define(outputs[i], rename(name)));
 }

@@ -26,6 +26,26 @@ const elemTypes: Record<ElemType, number> = {
   int8: onnx.TensorProto.DataType.INT8,
 };
 
+/** A node as a builder keeps it: ONNX's NodeProto, in the fields lorakit writes (onnx-proto's types stay inside). */
+export interface GraphNode {
+  opType: string;
+  input: string[];
+  output: string[];
+  attribute?: unknown[];
+  domain?: string;
+}
+
+/** A constant: ONNX's TensorProto, in the fields lorakit writes. */
+export interface GraphConstant {
+  name: string;
+  dims: number[];
+  dataType: number;
+  floatData?: number[];
+  doubleData?: number[];
+  int32Data?: number[];
+  int64Data?: number[];
+}
+
 export const ONNX_OPSET = 15;
 const MICROSOFT_OPSET = 1;
 
@@ -43,17 +63,17 @@ function attribute(name: string, value: Attribute): Onnx.IAttributeProto {
 }
 
 export class GraphBuilder {
-  readonly #nodes: Onnx.INodeProto[] = [];
-  readonly #inputs: Onnx.IValueInfoProto[] = [];
-  readonly #outputs: Onnx.IValueInfoProto[] = [];
-  readonly #initializers: Onnx.ITensorProto[] = [];
+  readonly #nodes: GraphNode[] = [];
+  readonly #inputs: Array<[string, ElemType]> = [];
+  readonly #outputs: Array<[string, ElemType]> = [];
+  readonly #initializers: GraphConstant[] = [];
   #counter = 0;
 
   /** `dtype` is the element type of inputs and outputs unless one says otherwise. */
   constructor(readonly name: string, readonly dtype: ElemType) {}
 
   input(name: string, type: ElemType = this.dtype): string {
-    this.#inputs.push(valueInfo(name, type));
+    this.#inputs.push([name, type]);
     return name;
   }
 
@@ -79,7 +99,7 @@ export class GraphBuilder {
   /** A constant scalar of the graph's float type. */
   scalar(value: number): string {
     const name = `const_${this.#counter++}`;
-    const tensor: Onnx.ITensorProto = { name, dataType: elemTypes[this.dtype], dims: [] };
+    const tensor: GraphConstant = { name, dataType: elemTypes[this.dtype], dims: [] };
     if (this.dtype === 'float64') tensor.doubleData = [value];
     else tensor.floatData = [value];
     this.#initializers.push(tensor);
@@ -94,15 +114,15 @@ export class GraphBuilder {
   }
 
   output(name: string, type: ElemType = this.dtype): void {
-    this.#outputs.push(valueInfo(name, type));
+    this.#outputs.push([name, type]);
   }
 
   /** A node or an initializer made elsewhere (another graph inlined), added as it is. */
-  addNode(node: Onnx.INodeProto): void {
+  addNode(node: GraphNode): void {
     this.#nodes.push(node);
   }
 
-  addInitializer(tensor: Onnx.ITensorProto): void {
+  addInitializer(tensor: GraphConstant): void {
     this.#initializers.push(tensor);
   }
 
@@ -111,11 +131,11 @@ export class GraphBuilder {
     return `${prefix}${this.#counter++}`;
   }
 
-  get nodes(): readonly Onnx.INodeProto[] {
+  get nodes(): readonly GraphNode[] {
     return this.#nodes;
   }
 
-  get initializers(): readonly Onnx.ITensorProto[] {
+  get initializers(): readonly GraphConstant[] {
     return this.#initializers;
   }
 
@@ -124,13 +144,21 @@ export class GraphBuilder {
   }
 }
 
+/** A whole model's bytes: the nodes, inputs and outputs (name and element type) and constants of one graph. */
 export function modelBytes(
   name: string,
-  node: readonly Onnx.INodeProto[],
-  input: readonly Onnx.IValueInfoProto[],
-  output: readonly Onnx.IValueInfoProto[],
-  initializer: readonly Onnx.ITensorProto[],
+  nodes: readonly GraphNode[],
+  inputs: ReadonlyArray<readonly [string, ElemType]>,
+  outputs: ReadonlyArray<readonly [string, ElemType]>,
+  initializers: readonly GraphConstant[],
 ): Uint8Array {
+  const graph: Onnx.IGraphProto = {
+    name,
+    node: nodes as Onnx.INodeProto[],
+    input: inputs.map(([n, type]) => valueInfo(n, type)),
+    output: outputs.map(([n, type]) => valueInfo(n, type)),
+    initializer: initializers as Onnx.ITensorProto[],
+  };
   const model: Onnx.IModelProto = {
     irVersion: 8,
     producerName: 'lorakit',
@@ -138,14 +166,18 @@ export function modelBytes(
       { domain: '', version: ONNX_OPSET },
       { domain: 'com.microsoft', version: MICROSOFT_OPSET },
     ],
-    graph: { name, node: [...node], input: [...input], output: [...output], initializer: [...initializer] },
+    graph,
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
 }
 
-export { valueInfo };
-
-/** A graph's nodes, inputs, outputs and initializers, read back from its bytes. */
-export function decodeGraph(bytes: Uint8Array): Onnx.IGraphProto {
-  return onnx.ModelProto.decode(bytes).graph!;
+/** A graph read back from a model's bytes: its nodes, input and output names in order, and constants. */
+export function decodeGraph(bytes: Uint8Array): { nodes: GraphNode[]; inputs: string[]; outputs: string[]; initializers: GraphConstant[] } {
+  const graph = onnx.ModelProto.decode(bytes).graph!;
+  return {
+    nodes: (graph.node ?? []) as GraphNode[],
+    inputs: (graph.input ?? []).map((v) => v.name!),
+    outputs: (graph.output ?? []).map((v) => v.name!),
+    initializers: (graph.initializer ?? []) as GraphConstant[],
+  };
 }

@@ -133,8 +133,22 @@ export class Linear4bit extends Module {
 
   /** The packed codes and float absmax, 1-D, as MatMulBnb4 takes them. */
   kernelInputs(): Tensor[] {
-    const absmax = this.floatAbsmax();
-    return [this.weight.reshape([this.weight.numel]), new Tensor(absmax, [absmax.length])];
+    return [this.weight.reshape([this.weight.numel]), this.#absmaxTensor()];
+  }
+
+  /** The float absmax as a tensor, made again only when the quantized state is replaced. */
+  #absmaxMemo: { state: object; tensor: Tensor } | null = null;
+  #absmaxTensor(): Tensor {
+    const state = this.absmax ?? this.double!;
+    if (this.#absmaxMemo?.state !== state) {
+      const absmax = this.floatAbsmax();
+      this.#absmaxMemo = { state, tensor: new Tensor(absmax, [absmax.length]) };
+    }
+    return this.#absmaxMemo.tensor;
+  }
+
+  override derivedTensors(): Array<[string, Tensor]> {
+    return [['absmax_float', this.#absmaxTensor()]];
   }
 
   forward(x: Tensor): Tensor {

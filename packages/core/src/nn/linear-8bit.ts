@@ -119,6 +119,10 @@ export class Linear8bit extends Module {
     return [this.weight, this.#scales];
   }
 
+  override derivedTensors(): Array<[string, Tensor]> {
+    return [['scales', this.kernelInputs()[1]]];
+  }
+
   forward(x: Tensor): Tensor {
     if (x.shape[x.ndim - 1] !== this.inFeatures) throw new Error(`Linear8bit(${this.inFeatures}, ${this.outFeatures}): input ${formatShape(x.shape)} does not end in ${this.inFeatures}`);
     const flat = x.reshape([-1, this.inFeatures]); // [N, in]

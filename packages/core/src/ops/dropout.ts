@@ -17,6 +17,6 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
     return mask;
   };
   const mask = draw();
-  traceRandom(mask, draw); // a compiled block draws its mask again, at the same point of the generator's stream
+  traceRandom(mask, generator, draw); // a compiled block draws its mask again, at the same point of the generator's stream
   return mul(x, mask);
 }

@@ -31,7 +31,8 @@ export function packExamples(examples: TokenizedExample[], maxLength: number): T
 }
 
 export class BatchSchedule {
-  constructor(readonly examples: TokenizedExample[], readonly batchSize: number, readonly seed: number, readonly padTokenId: number, readonly shuffle = true) {
+  /** `padToMultipleOf`: each batch as wide as its longest example, rounded up to a multiple of this. */
+  constructor(readonly examples: TokenizedExample[], readonly batchSize: number, readonly seed: number, readonly padTokenId: number, readonly shuffle = true, readonly padToMultipleOf = 1) {
     if (examples.length === 0) throw new Error('no training examples');
     if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batchSize must be a positive integer, got ${batchSize}`);
   }
@@ -54,7 +55,7 @@ export class BatchSchedule {
 
   batch({ epoch, batch }: DataPosition): Batch {
     const indices = this.order(epoch).slice(batch * this.batchSize, (batch + 1) * this.batchSize);
-    return collate(indices.map((i) => this.examples[i]), this.padTokenId);
+    return collate(indices.map((i) => this.examples[i]), this.padTokenId, this.padToMultipleOf);
   }
 
   /** Batches from a position to the end of its epoch, then the following epochs. */
@@ -65,8 +66,9 @@ export class BatchSchedule {
   }
 }
 
-export function collate(examples: TokenizedExample[], padTokenId: number): Batch {
-  const width = Math.max(...examples.map((e) => e.inputIds.length));
+/** Right-padded rows as wide as the longest example, rounded up to a multiple of `multiple` (fewer shapes to compile). */
+export function collate(examples: TokenizedExample[], padTokenId: number, multiple = 1): Batch {
+  const width = Math.ceil(Math.max(...examples.map((e) => e.inputIds.length)) / multiple) * multiple;
   const pad = (values: number[], fill: number) => [...values, ...new Array<number>(width - values.length).fill(fill)];
   const tokens = examples.reduce((n, e) => n + e.labels.slice(1).filter((l) => l !== -100).length, 0);
   return {

@@ -14,7 +14,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { Tensor, defaultGenerator, manualSeed, noGrad, type Module, type Parameter } from '@lorakit/core';
+import { Tensor, defaultGenerator, disposeCompiled, manualSeed, noGrad, type Module, type Parameter } from '@lorakit/core';
 import { AdamW, LRScheduler, clipGradNorm_, type OptimizerStateDict, type ScheduleName } from '@lorakit/core/optim';
 import { CausalLM, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 import { BatchSchedule, type Batch, type DataPosition } from './batches.ts';
@@ -57,6 +57,16 @@ export interface TrainerOptions {
   allowChangedRun?: boolean;
   /** Recompute each decoder layer in the backward (less memory for long sequences, about one more forward of time). */
   gradientCheckpointing?: boolean;
+  /**
+   * Run each decoder layer compiled, as one onnxruntime session each way, traced on the first step
+   * (CausalLM.enableCompiledLayers; default true). false: every op runs on its own, eagerly.
+   */
+  compile?: boolean;
+  /**
+   * Pad each batch to a multiple of this many positions (padding is masked and ignored by the loss: the same
+   * result): fewer shapes for compiled layers to trace. Default 64 when compiling, else 1.
+   */
+  padToMultipleOf?: number | null;
   /** Handle SIGINT (Ctrl-C) and SIGTERM during train(): finish the step, save a checkpoint, return (default true). */
   handleInterrupts?: boolean;
   onLog?: (entry: LogEntry) => void;
@@ -87,7 +97,7 @@ export interface TrainResult {
 const DEFAULTS = {
   epochs: 1, maxSteps: null, batchSize: 4, gradientAccumulationSteps: 1, learningRate: 2e-4, weightDecay: 0, betas: [0.9, 0.999] as [number, number],
   eps: 1e-8, lrScheduler: 'linear' as ScheduleName, warmupSteps: 0, maxGradNorm: 1, loggingSteps: 10, evalSteps: null, saveSteps: null,
-  saveTotalLimit: null, seed: 42, progress: 'auto' as ProgressMode, gradientCheckpointing: false, resumeFromCheckpoint: false, allowChangedRun: false, handleInterrupts: true,
+  saveTotalLimit: null, seed: 42, progress: 'auto' as ProgressMode, gradientCheckpointing: false, compile: true, padToMultipleOf: null, resumeFromCheckpoint: false, allowChangedRun: false, handleInterrupts: true,
 };
 
 type Resolved = Required<Omit<TrainerOptions, 'eval' | 'onLog'>> & Pick<TrainerOptions, 'eval' | 'onLog'>;
@@ -117,16 +127,21 @@ export class Trainer {
     checkOptions(o);
     this.parameters = model.namedParameters().filter(([, p]) => p.requiresGrad);
     if (this.parameters.length === 0) throw new Error('Trainer: the model has no trainable parameters (everything is frozen)');
-    this.schedule = new BatchSchedule(o.train, o.batchSize, o.seed, o.padTokenId);
+    this.schedule = new BatchSchedule(o.train, o.batchSize, o.seed, o.padTokenId, true, this.#padMultiple());
     const stepsPerEpoch = Math.ceil(this.schedule.batchesPerEpoch / o.gradientAccumulationSteps);
     this.totalSteps = o.maxSteps ?? stepsPerEpoch * o.epochs;
     this.optimizer = new AdamW(this.parameters.map(([, p]) => p), { lr: o.learningRate, betas: o.betas, eps: o.eps, weightDecay: o.weightDecay });
     this.scheduler = new LRScheduler(this.optimizer, o.lrScheduler, o.warmupSteps, this.totalSteps);
+    const models = model.modules().filter((m): m is CausalLM => m instanceof CausalLM);
     if (o.gradientCheckpointing) {
-      const models = model.modules().filter((m): m is CausalLM => m instanceof CausalLM);
       if (models.length === 0) throw new Error('Trainer: gradientCheckpointing needs a CausalLM inside the model');
       models.forEach((m) => m.enableGradientCheckpointing());
     }
+    models.forEach((m) => m.enableCompiledLayers(o.compile));
+  }
+
+  #padMultiple(): number {
+    return this.options.padToMultipleOf ?? (this.options.compile ? 64 : 1);
   }
 
   /** What must not change between a checkpoint and its resume. */
@@ -189,6 +204,7 @@ export class Trainer {
       for (const signal of signals) process.off(signal, onInterrupt);
       progress.stop();
       this.model.eval();
+      disposeCompiled(); // the sessions' memory goes back; a later step traces again
     }
     return {
       globalStep: this.globalStep, totalSteps: this.totalSteps, trainLoss: lastLoss, evalLoss, interrupted: this.globalStep < this.totalSteps,
@@ -225,7 +241,7 @@ export class Trainer {
   evaluate(): number {
     const examples = this.options.eval;
     if (!examples || examples.length === 0) throw new Error('Trainer.evaluate: no eval data');
-    const schedule = new BatchSchedule(examples, this.options.batchSize, 0, this.options.padTokenId, false);
+    const schedule = new BatchSchedule(examples, this.options.batchSize, 0, this.options.padTokenId, false, this.#padMultiple());
     const wasTraining = this.model.training;
     this.model.eval();
     let total = 0;
@@ -320,7 +336,7 @@ function checkOptions(o: Resolved): void {
   positive('loggingSteps');
   positive('learningRate', false);
   if (o.maxSteps !== null) positive('maxSteps');
-  for (const name of ['evalSteps', 'saveSteps', 'saveTotalLimit'] as const) if (o[name] !== null) positive(name);
+  for (const name of ['evalSteps', 'saveSteps', 'saveTotalLimit', 'padToMultipleOf'] as const) if (o[name] !== null) positive(name);
   if (!(Number.isInteger(o.warmupSteps) && o.warmupSteps >= 0)) throw new Error(`Trainer: warmupSteps must be a non-negative integer, got ${o.warmupSteps}`);
   if (o.maxGradNorm !== null && !(o.maxGradNorm > 0)) throw new Error(`Trainer: maxGradNorm must be positive or null, got ${o.maxGradNorm}`);
 }
