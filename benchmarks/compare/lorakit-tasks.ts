@@ -3,9 +3,9 @@
  * its own), printing one JSON line with the same fields as the PyTorch side
  * (torch_tasks.py).
  *
- *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora | --int8] [--gradient-checkpointing] [--steps N] [--tokens 4x512]
+ *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora | --int8] [--gradient-checkpointing] [--eager] [--steps N] [--tokens 4x512]
  *   tsx benchmarks/compare/lorakit-tasks.ts train-cli <model> <data.jsonl> [--steps 6] [--tokens 4x512]
- *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--tokens 4x512] [--new-tokens 64]
+ *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--eager] [--tokens 4x512] [--new-tokens 64]
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
  */
@@ -31,8 +31,9 @@ const [batch, sequence] = (option('--tokens') ?? '4x512').split('x').map(Number)
 const newTokens = Number(option('--new-tokens') ?? 64);
 
 /**
- * LoRA r=16 on every linear layer, AdamW, --tokens (4x512): one warm-up step, then the median of --steps (5).
- * The base in float32, NF4 (qlora) or LLM.int8 (int8).
+ * LoRA r=16 on every linear layer, AdamW, --tokens (4x512): two warm-up steps (the first traces the compiled
+ * layers, the second makes their sessions), then the median of --steps (5). The base in float32, NF4 (qlora) or
+ * LLM.int8 (int8). Decoder layers run compiled, as Trainer and `lora train` run them (--eager: op by op).
  */
 async function trainStep(dir: string, base: 'float32' | 'qlora' | 'int8', steps: number, gradientCheckpointing: boolean) {
   manualSeed(0);
@@ -40,6 +41,7 @@ async function trainStep(dir: string, base: 'float32' | 'qlora' | 'int8', steps:
   if (base === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
   if (base === 'int8') quantizeModel8bit(model);
   model.enableGradientCheckpointing(gradientCheckpointing);
+  model.enableCompiledLayers(!process.argv.includes('--eager'));
   global.gc?.();
   const loadedRssBytes = process.memoryUsage().rss;
   const peft = getPeftModel(model, new LoraConfig({ r: 16, loraAlpha: 32, targetModules: 'all-linear' }));
@@ -52,6 +54,7 @@ async function trainStep(dir: string, base: 'float32' | 'qlora' | 'int8', steps:
     optimizer.step();
     optimizer.zeroGrad();
   };
+  step(); // traced here
   step(); // sessions are created here
   const times: number[] = [];
   for (let i = 0; i < steps; i++) {
@@ -78,12 +81,17 @@ async function trainCli(dir: string, data: string, steps: number) {
   return { tokensPerSecond: (steps * batch * sequence) / summary.seconds, wallSeconds, peakRssBytes: summary.peak_rss_mib * 2 ** 20 };
 }
 
-/** Forward tokens/s at --tokens (4x512; median of 2 after a warm-up) and greedy tokens/s (16-token prompt + --new-tokens, 64). */
+/**
+ * Forward tokens/s at --tokens (4x512; median of 2 after two warm-ups, the layers compiled as Trainer's evaluation
+ * runs them) and greedy tokens/s (16-token prompt + --new-tokens, 64; with a cache the layers run op by op).
+ */
 async function inference(dir: string) {
   const model = await AutoModelForCausalLM.fromPretrained(dir);
+  model.enableCompiledLayers(!process.argv.includes('--eager'));
   const vocab = model.config.vocab_size;
   const inputIds = new Tensor(tokenIds(vocab, batch * sequence), [batch, sequence]);
-  noGrad(() => model.call({ inputIds }));
+  noGrad(() => model.call({ inputIds })); // traced here
+  noGrad(() => model.call({ inputIds })); // sessions are created here
   const forwards = [0, 1].map(() => {
     const start = performance.now();
     noGrad(() => model.call({ inputIds }));
