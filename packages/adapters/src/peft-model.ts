@@ -8,7 +8,7 @@
  * Its tree is PEFT's: peft.base_model.model is the transformers-style model,
  * so in-memory keys read base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight.
  */
-import { Module, noGrad, type Parameter } from '@lorakit/core';
+import { Module, disposeCompiled, noGrad, type Parameter } from '@lorakit/core';
 import { Linear, Linear4bit, Linear8bit } from '@lorakit/core/nn';
 import type { CausalLM, CausalLMInputs, CausalLMOutput, KVCache } from '@lorakit/models';
 import { LoraConfig } from './config.ts';
@@ -164,6 +164,7 @@ export class PeftModel extends Module {
   // ---- merging ----
 
   merge({ adapterNames = [this.activeAdapter], safe = false }: { adapterNames?: string[]; safe?: boolean } = {}): void {
+    disposeCompiled(); // compiled layers trace the merged layers again; the old sessions' memory goes back now
     noGrad(() => {
       for (const [, layer] of this.adaptedLayers()) layer.merge(adapterNames.filter((n) => layer.settings.has(n)), { safe });
     });
@@ -185,6 +186,7 @@ export class PeftModel extends Module {
   }
 
   unmerge(): void {
+    disposeCompiled();
     noGrad(() => this.adaptedLayers().forEach(([, layer]) => layer.unmerge()));
   }
 

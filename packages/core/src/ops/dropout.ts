@@ -11,8 +11,9 @@ export function dropout(x: Tensor, p: number, training: boolean, generator: Gene
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return x;
   const keep = 1 / (1 - p);
+  const { shape, dtype } = x; // NOTE: not x itself, which a compiled block's draw would keep alive
   const draw = () => {
-    const mask = Tensor.zeros(x.shape, x.dtype);
+    const mask = Tensor.zeros(shape, dtype);
     generator.fillDropoutMask(mask.values, p, keep);
     return mask;
   };

@@ -86,6 +86,15 @@ test('batches are right-padded, and the order depends only on the seed and the e
   t.deepEqual([...a.order(0)].sort((x, y) => x - y), examples.map((_, i) => i));
 });
 
+test('batches padded to a multiple are as wide as the next multiple, the padding masked and ignored', (t) => {
+  const batch = collate([{ inputIds: [5, 6, 7], labels: [-100, 6, 7] }, { inputIds: [8], labels: [8] }], 1, 4);
+  t.deepEqual(batch.inputIds.shape, [2, 4]);
+  t.deepEqual(batch.attentionMask.toArray(), [1, 1, 1, 0, 1, 0, 0, 0]);
+  t.deepEqual(batch.labels.toArray(), [-100, 6, 7, -100, 8, -100, -100, -100]);
+  t.is(batch.tokens, 2);
+  t.deepEqual(collate([{ inputIds: [1, 2, 3, 4], labels: [1, 2, 3, 4] }], 0, 4).inputIds.shape, [1, 4]);
+});
+
 test('packing concatenates examples into full rows', (t) => {
   const rows = packExamples([{ inputIds: [1, 2, 3], labels: [1, 2, 3] }, { inputIds: [4, 5, 6, 7], labels: [-100, 5, 6, 7] }], 3);
   t.deepEqual(rows.map((r) => r.inputIds), [[1, 2, 3], [4, 5, 6]]);
