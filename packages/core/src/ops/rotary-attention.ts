@@ -282,8 +282,9 @@ export interface RotaryAttentionResult {
 /** The mask repeated for each query head of a group: [B|1, 1, T, S] -> [B|1, 1, G·T, S] (remembered per mask, except while tracing). */
 const groupedBiases = new WeakMap<Tensor, Map<number, Tensor>>();
 function groupedBias(bias: Tensor, groups: number): Tensor {
-  const byGroups = activeTrace() !== null ? new Map<number, Tensor>() : (groupedBiases.get(bias) ?? new Map<number, Tensor>());
-  if (activeTrace() === null) groupedBiases.set(bias, byGroups);
+  const tracing = activeTrace() !== null; // a traced layer makes its own, from its own mask input
+  const byGroups = (tracing ? undefined : groupedBiases.get(bias)) ?? new Map<number, Tensor>();
+  if (!tracing) groupedBiases.set(bias, byGroups);
   let tiled = byGroups.get(groups);
   if (tiled === undefined) {
     const [b, , t, s] = bias.shape;
