@@ -74,7 +74,7 @@ function signatureOf(module: Module, x: Tensor, inputs: readonly Tensor[]): stri
   const tensors = [x, ...inputs].map((t) => `${t.dtype}[${t.shape}]`).join();
   const parameters = module.namedParameters().map(([path, p]) => `${path}[${p.shape}]${p.requiresGrad ? '+' : ''}`).join();
   const modules = module.namedModules().map(([, m]) => `${m.training ? 1 : 0}${m.compileKey()}`).join();
-  return `${tensors}|${isGradEnabled()}|${x.requiresGrad}|${parameters}|${modules}`;
+  return `${tensors}|${isGradEnabled()}|${parameters}|${modules}`;
 }
 
 export interface CompiledCallOptions {
@@ -114,6 +114,22 @@ export function compiledCall(module: Module, x: Tensor, inputs: readonly Tensor[
 /** Signatures traced per module; each new one costs an eager step and a session. */
 const MAX_SIGNATURES = 8;
 
+/** Whether any of `targets` is on the tape behind `y`. */
+function reachesAny(y: Tensor, targets: ReadonlySet<Tensor>): boolean {
+  const seen = new Set<Tensor>();
+  const stack = [y];
+  while (stack.length > 0) {
+    const t = stack.pop()!;
+    if (targets.has(t)) return true;
+    for (const input of t.gradFn?.inputs ?? []) {
+      if (!input.requiresGrad || seen.has(input)) continue;
+      seen.add(input);
+      stack.push(input);
+    }
+  }
+  return false;
+}
+
 function runsEagerly(own: Map<string, Entry>, signature: string, module: Module, reason: string): void {
   own.set(signature, { eager: reason });
   const line = `lorakit: ${module.constructor.name} runs eagerly, not compiled: ${reason}`;
@@ -135,7 +151,10 @@ function sourcesOf(module: Module, x: Tensor, inputs: readonly Tensor[]): Map<st
  * The trace's backward half is written when that node's backward runs; then the block is compiled.
  */
 function traced(own: Map<string, Entry>, signature: string, module: Module, x: Tensor, inputs: readonly Tensor[], fn: (x: Tensor) => Tensor): Tensor {
-  const leaf = x.detach().requiresGrad_(x.requiresGrad);
+  // NOTE: x's gradient is traced even when x needs none (the first layer, after a frozen embedding), so every layer
+  // has the same graphs and shares their sessions: measured at tiny-code-llama's shapes, 150 MiB less peak RSS
+  // (two arenas fewer) for no slower a step.
+  const leaf = x.detach().requiresGrad_(isGradEnabled());
   const trace = new Trace(sourcesOf(module, leaf, inputs));
   const y = withTrace(trace, () => fn(leaf));
   const trainable = module.namedParameters().filter(([, p]) => p.requiresGrad);
@@ -149,9 +168,9 @@ function traced(own: Map<string, Entry>, signature: string, module: Module, x: T
       runsEagerly(own, signature, module, (error as Error).message);
     }
   };
-  if (!y.requiresGrad) {
-    compile([]);
-    return y;
+  if (!x.requiresGrad && !reachesAny(y, new Set(trainable.map(([, p]) => p)))) {
+    compile([]); // nothing to train reaches y (a merged layer): the forward alone
+    return new Tensor(y.data, y.shape);
   }
   const out = new Tensor(y.data, y.shape);
   return attach('compiled block (tracing)', out, [x, ...trainable.map(([, p]) => p)], (dy) => {
@@ -161,7 +180,7 @@ function traced(own: Map<string, Entry>, signature: string, module: Module, x: T
       trace.backwardFrom = trace.graph.nodes.length;
       trace.define(dy, 'dy');
       withTrace(trace, () => y.backward(dy));
-      const gradients = [x.requiresGrad ? leaf.grad : null, ...trainable.map(([, p]) => p.grad)];
+      const gradients = [leaf.grad, ...trainable.map(([, p]) => p.grad)];
       compile(gradients);
       return gradients.map((g) => (g === null ? null : () => g));
     } finally {
