@@ -38,7 +38,7 @@ export abstract class CausalLM extends Module {
   /** Activation checkpointing per decoder layer, for long sequences (transformers' gradient_checkpointing_enable). */
   abstract enableGradientCheckpointing(on?: boolean): void;
   /**
-   * Run each decoder layer compiled (core's compiledCall): traced on the first step that wants gradients, then
+   * Run each decoder layer compiled (core's compiledCall): traced on its first call at each shape, then
    * one onnxruntime session each way. Off by default; Trainer turns it on.
    */
   abstract enableCompiledLayers(on?: boolean): void;

@@ -107,7 +107,8 @@ export function activeTrace(): Trace | null {
   return active;
 }
 
-export function withTrace<T>(trace: Trace, fn: () => T): T {
+/** Run `fn` with `trace` recording (null: none). */
+export function withTrace<T>(trace: Trace | null, fn: () => T): T {
   const outer = active;
   active = trace;
   try {
@@ -119,13 +120,7 @@ export function withTrace<T>(trace: Trace, fn: () => T): T {
 
 /** Run `fn` with no trace recording (work beside the traced block, a cache filled for later calls). */
 export function untraced<T>(fn: () => T): T {
-  const outer = active;
-  active = null;
-  try {
-    return fn();
-  } finally {
-    active = outer;
-  }
+  return withTrace(null, fn);
 }
 
 /** Mark a tensor whose values are fixed at creation (Tensor.full, fromArray): a trace may bake it into the graph. */
