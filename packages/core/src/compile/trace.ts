@@ -41,6 +41,7 @@ export class Trace {
   /** The graph value of every tensor the trace knows. */
   readonly #values = new Map<Tensor, string>();
   readonly types = new Map<string, ElemType>();
+  readonly shapes = new Map<string, readonly number[]>();
   readonly guards: Guard[] = [];
   readonly randomSources: RandomSource[] = [];
   /** Index of the first node written by the backward, once it started. */
@@ -56,6 +57,7 @@ export class Trace {
   define(tensor: Tensor, name: string): void {
     this.#values.set(tensor, name);
     this.types.set(name, tensor.dtype);
+    this.shapes.set(name, tensor.shape);
   }
 
   /** The graph value standing for `tensor`, which `op` was given; null (and the trace failed) if there is none. */

@@ -171,6 +171,18 @@ export function modelBytes(
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
 }
 
+/** What a node computes, as bytes: its op, domain, attributes and inputs (not its outputs' names). */
+export function nodeKey(node: GraphNode): string {
+  const proto = onnx.NodeProto.encode(onnx.NodeProto.create({ ...(node as Onnx.INodeProto), output: [], name: '' })).finish();
+  return Buffer.from(proto).toString('base64');
+}
+
+/** A constant's type, dims and values, as bytes (not its name). */
+export function constantKey(tensor: GraphConstant): string {
+  const proto = onnx.TensorProto.encode(onnx.TensorProto.create({ ...(tensor as Onnx.ITensorProto), name: '' })).finish();
+  return Buffer.from(proto).toString('base64');
+}
+
 /** A graph read back from a model's bytes: its nodes, input and output names in order, and constants. */
 export function decodeGraph(bytes: Uint8Array): { nodes: GraphNode[]; inputs: string[]; outputs: string[]; initializers: GraphConstant[] } {
   const graph = onnx.ModelProto.decode(bytes).graph!;
