@@ -83,6 +83,23 @@ test.serial('a compiled block gives the outputs and gradients of the eager block
   t.deepEqual(ops, ['compiled block (tracing)', 'compiled block', 'compiled block', 'compiled block']);
 });
 
+test.serial('forwards in flight together keep their own saved values (reused once their backward ran, which runs once)', (t) => {
+  const block = new Block();
+  const inputs = [0, 1, 2].map((i) => [randomTensor([2, 5, 8], i + 20), randomTensor([8], i + 30)] as const);
+  const eager = inputs.map(([x, bias]) => run(block, x, bias, false).grads);
+  run(block, ...inputs[0], true); // traced; then a backward hands its saved values to the next forward
+  const leaves = inputs.map(([x]) => x.detach().requiresGrad_());
+  const ys = inputs.map(([, bias], i) => compiledCall(block, leaves[i], [bias], (h) => block.call(h, bias)));
+  for (const i of [2, 0, 1]) {
+    const loss = ys[i].mul(randomTensor(ys[i].shape as number[], 99)).sum();
+    loss.backward();
+    const parameters = block.namedParameters().filter(([, p]) => p.requiresGrad);
+    t.true(worstError([leaves[i].grad!, ...parameters.map(([, p]) => p.grad!)], eager[i]) < 1e-5, `forward ${i}`);
+    block.zeroGrad();
+    t.throws(() => loss.backward(), { message: /already released/ });
+  }
+});
+
 test.serial('a compiled block draws its dropout masks from the same random numbers as the eager block', (t) => {
   const block = new Block();
   block.p = 0.3;

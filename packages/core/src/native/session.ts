@@ -129,8 +129,11 @@ export class NativeKernel {
     this.#session.dispose();
   }
 
-  /** Run on tensors given in the graph's input order; returns outputs in order. */
-  run(inputs: readonly Tensor[]): Tensor[] {
+  /**
+   * Run on tensors given in the graph's input order; returns outputs in order. `into`: tensors of the shapes the
+   * outputs will have, written in place of new ones (null: a new one), so that memory already touched is reused.
+   */
+  run(inputs: readonly Tensor[], into?: ReadonlyArray<Tensor | null>): Tensor[] {
     if (inputs.length !== this.#inputNames.length) {
       throw new Error(`native kernel ${this.key}: expected ${this.#inputNames.length} inputs, got ${inputs.length}`);
     }
@@ -138,7 +141,10 @@ export class NativeKernel {
     inputs.forEach((t, i) => {
       feeds[this.#inputNames[i]] = new OrtTensor(ortTypes[t.dtype], t.data as never, [...t.shape]);
     });
-    const fetches = Object.fromEntries(this.#outputNames.map((n) => [n, null]));
+    const fetches = Object.fromEntries(this.#outputNames.map((n, i) => {
+      const t = into?.[i];
+      return [n, t == null ? null : new OrtTensor(ortTypes[t.dtype], t.data as never, [...t.shape])];
+    }));
     let results;
     try {
       results = this.#session.run(feeds, fetches, {});
@@ -146,7 +152,9 @@ export class NativeKernel {
       const shapes = inputs.map((t) => `[${t.shape}]`).join(', ');
       throw new Error(`native kernel ${this.key} on ${shapes}: ${(error as Error).message}`);
     }
-    const outputs = this.#outputNames.map((n) => {
+    const outputs = this.#outputNames.map((n, i) => {
+      const given = into?.[i];
+      if (given != null) return given;
       const value = results[n] as OrtTensor;
       return new Tensor(value.data as Storage, value.dims);
     });
