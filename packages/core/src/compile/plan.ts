@@ -108,20 +108,23 @@ function smallerSaved(block: Block, forwardNodes: readonly GraphNode[], reads: I
   const cheap = (node: GraphNode | undefined): node is GraphNode => node !== undefined && node.output.length === 1 && (VIEWS.has(node.opType) || ELEMENTWISE.has(node.opType));
   const saved = new Set(reads);
   /** The nodes that make `value` again and the traced values they read beyond the free and saved; null: not cheap. */
-  const remake = (value: string): { nodes: GraphNode[]; reads: Set<string> } | null => {
+  type Remade = { nodes: Set<GraphNode>; reads: Set<string> } | null;
+  const remake = (value: string, memo: Map<string, Remade>): Remade => {
+    if (memo.has(value)) return memo.get(value)!;
     const node = producer.get(value);
-    if (!cheap(node)) return null;
-    const result = { nodes: [node], reads: new Set<string>() };
-    for (const input of node.input) {
+    let result: Remade = cheap(node) ? { nodes: new Set([node]), reads: new Set() } : null;
+    for (const input of node?.input ?? []) {
+      if (result === null) break;
       if (input === '' || free.has(input) || saved.has(input)) continue;
-      const inner = remake(input);
+      const inner = remake(input, memo);
       const worthIt = inner !== null && (!shapes.has(input) || [...inner.reads].reduce((t, r) => t + bytes(r), 0) <= bytes(input));
       if (worthIt) {
-        result.nodes.push(...inner.nodes);
+        for (const n of inner.nodes) result.nodes.add(n);
         for (const r of inner.reads) result.reads.add(r);
       } else if (shapes.has(input)) result.reads.add(input);
-      else return null;
+      else result = null;
     }
+    memo.set(value, result);
     return result;
   };
   const again = new Set<GraphNode>();
@@ -129,10 +132,10 @@ function smallerSaved(block: Block, forwardNodes: readonly GraphNode[], reads: I
   while (changed) {
     changed = false;
     for (const value of saved) {
-      const plan = remake(value);
+      const plan = remake(value, new Map());
       if (plan === null || !shapes.has(value)) continue;
       const added = [...plan.reads].reduce((total, r) => total + bytes(r), 0);
-      if (added > bytes(value) || (added === bytes(value) && !VIEWS.has(plan.nodes[0].opType))) continue;
+      if (added > bytes(value) || (added === bytes(value) && !VIEWS.has(producer.get(value)!.opType))) continue;
       saved.delete(value);
       for (const r of plan.reads) saved.add(r);
       for (const n of plan.nodes) again.add(n);
