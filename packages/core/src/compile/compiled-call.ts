@@ -53,7 +53,7 @@ export function setCompileReporter(reporter: (line: string) => void): void {
 export function disposeCompiled(): void {
   generation++;
   recent.clear();
-  spare.clear();
+  spare = new WeakMap();
   disposeKernels((key) => key.startsWith(KEY_PREFIX));
 }
 
@@ -241,24 +241,31 @@ function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly 
       return run(plan.recompute!, sources, again, new Map([['dy', dy]]));
     }));
   }
-  const reuse = spare.get(plan.forward)?.pop();
+  const free = spareOf(module, plan.forward);
+  const reuse = free.sets.pop();
   const [y, ...saved] = runInto(plan.forward, reuse === undefined ? undefined : [null, ...reuse], sources, drawn);
   const kept = new Map(plan.saved.map((name, i) => [name, saved[i]]));
   return record('compiled block', y, [x, ...trainable], gradientThunks(plan, (dy) => {
     const gradients = run(plan.backward!, sources, drawn, kept, new Map([['dy', dy]]));
     // The tape runs a node's backward once (a second backward() is refused), so the saved values are free now.
-    if (spare.has(plan.forward)) spare.get(plan.forward)!.push(saved);
-    else spare.set(plan.forward, [saved]);
+    if (spare.get(module) === free) free.sets.push(saved);
     return gradients;
   }));
 }
 
 /**
- * What forwards saved, once their backward ran, by forward graph: the next forward of that graph writes into them.
- * A step's saved values are then the same memory every step, not fresh pages (copied into and faulted in anew:
- * measured at tiny-code-llama's shapes, a layer's forward 62 -> 48 ms).
+ * What a module's forwards saved, once their backward ran: the next forward of the same graph writes into them,
+ * so a step's saved values are the same memory every step, not fresh pages to copy into and fault in (measured at
+ * tiny-code-llama's shapes: a layer's forward 62 -> 48 ms). Only the graph a module ran last keeps its sets: a
+ * new shape lets the old ones go, so this holds no more than one step's saved values.
  */
-const spare = new Map<Graph, Tensor[][]>();
+let spare = new WeakMap<Module, { graph: Graph; sets: Tensor[][] }>();
+
+function spareOf(module: Module, graph: Graph): { graph: Graph; sets: Tensor[][] } {
+  let free = spare.get(module);
+  if (free?.graph !== graph) spare.set(module, (free = { graph, sets: [] }));
+  return free;
+}
 
 /** Run `graph` on its inputs, looked up by name in `values`. */
 function run(graph: Graph, ...values: ReadonlyArray<ReadonlyMap<string, Tensor>>): Tensor[] {
