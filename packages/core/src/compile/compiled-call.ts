@@ -40,7 +40,13 @@ type Entry = Compiled | { eager: string };
 
 const KEY_PREFIX = 'compiled:';
 let generation = 0;
-const entries = new WeakMap<Module, { generation: number; bySignature: Map<string, Entry> }>();
+/** What a module keeps: its entries by signature, and what its forwards saved that the next may write into. */
+interface Own {
+  generation: number;
+  bySignature: Map<string, Entry>;
+  spare: Spare;
+}
+const entries = new WeakMap<Module, Own>();
 const said = new Set<string>();
 
 /** Where the one line about a block that runs eagerly goes (stderr by default). */
@@ -53,14 +59,17 @@ export function setCompileReporter(reporter: (line: string) => void): void {
 export function disposeCompiled(): void {
   generation++;
   recent.clear();
-  spare = new WeakMap();
   disposeKernels((key) => key.startsWith(KEY_PREFIX));
 }
 
-function entriesOf(module: Module): Map<string, Entry> {
+function ownOf(module: Module): Own {
   let own = entries.get(module);
-  if (own === undefined || own.generation !== generation) entries.set(module, (own = { generation, bySignature: new Map() }));
-  return own.bySignature;
+  if (own === undefined || own.generation !== generation) entries.set(module, (own = { generation, bySignature: new Map(), spare: { graph: null, sets: [] } }));
+  return own;
+}
+
+function entriesOf(module: Module): Map<string, Entry> {
+  return ownOf(module).bySignature;
 }
 
 /** Why `module` cannot be traced at all, or null. */
@@ -248,7 +257,7 @@ function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly 
   return record('compiled block', y, [x, ...trainable], gradientThunks(plan, (dy) => {
     const gradients = run(plan.backward!, sources, drawn, kept, new Map([['dy', dy]]));
     // The tape runs a node's backward once (a second backward() is refused), so the saved values are free now.
-    if (spare.get(module) === free) free.sets.push(saved);
+    if (ownOf(module).spare === free) free.sets.push(saved);
     return gradients;
   }));
 }
@@ -259,12 +268,15 @@ function replay(compiled: Compiled, module: Module, x: Tensor, inputs: readonly 
  * tiny-code-llama's shapes: a layer's forward 62 -> 48 ms). Only the graph a module ran last keeps its sets: a
  * new shape lets the old ones go, so this holds no more than one step's saved values.
  */
-let spare = new WeakMap<Module, { graph: Graph; sets: Tensor[][] }>();
+interface Spare {
+  graph: Graph | null;
+  sets: Tensor[][];
+}
 
-function spareOf(module: Module, graph: Graph): { graph: Graph; sets: Tensor[][] } {
-  let free = spare.get(module);
-  if (free?.graph !== graph) spare.set(module, (free = { graph, sets: [] }));
-  return free;
+function spareOf(module: Module, graph: Graph): Spare {
+  const own = ownOf(module);
+  if (own.spare.graph !== graph) own.spare = { graph, sets: [] };
+  return own.spare;
 }
 
 /** Run `graph` on its inputs, looked up by name in `values`. */
