@@ -15,6 +15,8 @@ import type { onnx as Onnx } from 'onnx-proto';
 const { onnx } = onnxProto;
 
 export type ElemType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'int8';
+/** A value's declared shape: numbers for fixed dims, names for the ones a run chooses (an exported graph's inputs). */
+export type DeclaredShape = ReadonlyArray<number | string>;
 type Attribute = number | readonly number[] | string;
 
 const elemTypes: Record<ElemType, number> = {
@@ -44,13 +46,26 @@ export interface GraphConstant {
   doubleData?: number[];
   int32Data?: number[];
   int64Data?: number[];
+  /** The values as little-endian bytes (large weights); ONNX's raw_data. */
+  rawData?: Uint8Array;
+  /** 1: the values are in another file, which externalData names (location, offset, length). */
+  dataLocation?: number;
+  externalData?: Array<{ key: string; value: string }>;
 }
+
+/** A graph input or output: its name, element type and, for exported graphs, its shape. */
+export type GraphValue = readonly [name: string, type: ElemType, shape?: DeclaredShape];
 
 export const ONNX_OPSET = 15;
 const MICROSOFT_OPSET = 1;
 
-function valueInfo(name: string, type: ElemType): Onnx.IValueInfoProto {
-  return { name, type: { tensorType: { elemType: elemTypes[type] } } };
+function valueInfo([name, type, shape]: GraphValue): Onnx.IValueInfoProto {
+  const dims = shape?.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
+  return { name, type: { tensorType: { elemType: elemTypes[type], ...(dims && { shape: { dim: dims } }) } } };
+}
+
+export function elemTypeNumber(type: ElemType): number {
+  return elemTypes[type];
 }
 
 function attribute(name: string, value: Attribute): Onnx.IAttributeProto {
@@ -64,16 +79,16 @@ function attribute(name: string, value: Attribute): Onnx.IAttributeProto {
 
 export class GraphBuilder {
   readonly #nodes: GraphNode[] = [];
-  readonly #inputs: Array<[string, ElemType]> = [];
-  readonly #outputs: Array<[string, ElemType]> = [];
+  readonly #inputs: GraphValue[] = [];
+  readonly #outputs: GraphValue[] = [];
   readonly #initializers: GraphConstant[] = [];
   #counter = 0;
 
   /** `dtype` is the element type of inputs and outputs unless one says otherwise. */
   constructor(readonly name: string, readonly dtype: ElemType) {}
 
-  input(name: string, type: ElemType = this.dtype): string {
-    this.#inputs.push([name, type]);
+  input(name: string, type: ElemType = this.dtype, shape?: DeclaredShape): string {
+    this.#inputs.push([name, type, shape]);
     return name;
   }
 
@@ -84,15 +99,27 @@ export class GraphBuilder {
 
   nodeWithOutputs(opType: string, inputs: readonly string[], outputs: number, attributes: Record<string, Attribute> = {}, domain = ''): string[] {
     const names = Array.from({ length: outputs }, () => `${opType.toLowerCase()}_${this.#counter++}`);
+    return this.namedNode(opType, inputs, names, attributes, domain);
+  }
+
+  /** Add a node whose outputs have the given names (one that takes another's place). */
+  namedNode(opType: string, inputs: readonly string[], outputs: readonly string[], attributes: Record<string, Attribute> = {}, domain = ''): string[] {
     const attribute_ = Object.entries(attributes).map(([k, v]) => attribute(k, v));
-    this.#nodes.push({ opType, input: [...inputs], output: names, attribute: attribute_, domain });
-    return names;
+    this.#nodes.push({ opType, input: [...inputs], output: [...outputs], attribute: attribute_, domain });
+    return [...outputs];
   }
 
   /** A constant int64 tensor baked into the graph (shapes, axes). */
   int64Constant(values: readonly number[]): string {
     const name = `const_${this.#counter++}`;
     this.#initializers.push({ name, dataType: elemTypes.int64, dims: [values.length], int64Data: [...values] });
+    return name;
+  }
+
+  /** A constant int64 scalar. */
+  int64Scalar(value: number): string {
+    const name = `const_${this.#counter++}`;
+    this.#initializers.push({ name, dataType: elemTypes.int64, dims: [], int64Data: [value] });
     return name;
   }
 
@@ -113,8 +140,8 @@ export class GraphBuilder {
     return name;
   }
 
-  output(name: string, type: ElemType = this.dtype): void {
-    this.#outputs.push([name, type]);
+  output(name: string, type: ElemType = this.dtype, shape?: DeclaredShape): void {
+    this.#outputs.push([name, type, shape]);
   }
 
   /** A node or an initializer made elsewhere (another graph inlined), added as it is. */
@@ -139,8 +166,16 @@ export class GraphBuilder {
     return this.#initializers;
   }
 
-  build(): Uint8Array {
-    return modelBytes(this.name, this.#nodes, this.#inputs, this.#outputs, this.#initializers);
+  get inputs(): readonly GraphValue[] {
+    return this.#inputs;
+  }
+
+  get outputs(): readonly GraphValue[] {
+    return this.#outputs;
+  }
+
+  build(opset = ONNX_OPSET): Uint8Array {
+    return modelBytes(this.name, this.#nodes, this.#inputs, this.#outputs, this.#initializers, opset);
   }
 }
 
@@ -148,22 +183,23 @@ export class GraphBuilder {
 export function modelBytes(
   name: string,
   nodes: readonly GraphNode[],
-  inputs: ReadonlyArray<readonly [string, ElemType]>,
-  outputs: ReadonlyArray<readonly [string, ElemType]>,
+  inputs: readonly GraphValue[],
+  outputs: readonly GraphValue[],
   initializers: readonly GraphConstant[],
+  opset = ONNX_OPSET,
 ): Uint8Array {
   const graph: Onnx.IGraphProto = {
     name,
     node: nodes as Onnx.INodeProto[],
-    input: inputs.map(([n, type]) => valueInfo(n, type)),
-    output: outputs.map(([n, type]) => valueInfo(n, type)),
+    input: inputs.map(valueInfo),
+    output: outputs.map(valueInfo),
     initializer: initializers as Onnx.ITensorProto[],
   };
   const model: Onnx.IModelProto = {
     irVersion: 8,
     producerName: 'lorakit',
     opsetImport: [
-      { domain: '', version: ONNX_OPSET },
+      { domain: '', version: opset },
       { domain: 'com.microsoft', version: MICROSOFT_OPSET },
     ],
     graph,

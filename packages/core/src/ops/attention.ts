@@ -24,6 +24,7 @@ import { nativeKernel } from '../native/session.ts';
 import { expand, reshape } from './layout.ts';
 
 type Float = 'float32' | 'float64';
+const LOWEST_FLOAT32 = -3.4028234663852886e38;
 const SWAP_LAST = [0, 1, 3, 2];
 
 function forwardGraph(dtype: Float): Uint8Array {
@@ -90,7 +91,7 @@ export function visibleRows(bias: Tensor): Tensor {
   let visible = tracing ? undefined : visibility.get(bias);
   if (visible === undefined) {
     const keys = bias.shape[3];
-    const lowest = bias.dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
+    const lowest = bias.dtype === 'float32' ? LOWEST_FLOAT32 : -Number.MAX_VALUE;
     const values = bias.values;
     const rows = Tensor.zeros([...bias.shape.slice(0, 3), 1], bias.dtype);
     rows.values.forEach((_, row) => {
@@ -129,7 +130,7 @@ export interface AttentionBiasOptions {
 
 /** The additive mask: 0 where a query may attend, the dtype's lowest value where not. */
 export function attentionBias({ batch, queryLength, keyLength, causal, paddingMask = null, slidingWindow = null, dtype = 'float32' }: AttentionBiasOptions): Tensor {
-  const lowest = dtype === 'float32' ? -3.4028234663852886e38 : -Number.MAX_VALUE;
+  const lowest = dtype === 'float32' ? LOWEST_FLOAT32 : -Number.MAX_VALUE;
   if (paddingMask !== null && (paddingMask.ndim !== 2 || paddingMask.shape[0] !== batch || paddingMask.shape[1] !== keyLength)) {
     throw new Error(`attentionBias: padding mask ${formatShape(paddingMask.shape)} is not [${batch}, ${keyLength}]`);
   }
@@ -148,4 +149,20 @@ export function attentionBias({ batch, queryLength, keyLength, causal, paddingMa
     }
   }
   return bias;
+}
+
+/**
+ * attentionBias for a graph's own inputs (a causal decoder graph): mask [B, S] int64 (1 token, 0 padding),
+ * `queryLength` an int64 scalar T, the queries the last T of the S positions -> [B, 1, T, S] float32.
+ */
+export function attentionBiasNodes(g: GraphBuilder, mask: string, queryLength: string, slidingWindow: number | null): string {
+  const keyLength = g.node('Gather', [g.node('Shape', [mask]), g.int64Constant([1])], { axis: 0 }); // [1]
+  const scalar = (v: string) => g.node('Squeeze', [v, g.int64Constant([0])]);
+  const keys = g.node('Range', [g.int64Scalar(0), scalar(keyLength), g.int64Scalar(1)]); // [S]
+  const queries = g.node('Range', [g.node('Sub', [scalar(keyLength), queryLength]), scalar(keyLength), g.int64Scalar(1)]); // [T]
+  const query = g.node('Unsqueeze', [queries, g.int64Constant([1])]); // [T, 1]
+  let hidden = g.node('Greater', [keys, query]); // [T, S]: a key after the query
+  if (slidingWindow !== null) hidden = g.node('Or', [hidden, g.node('GreaterOrEqual', [g.node('Sub', [query, keys]), g.int64Scalar(slidingWindow)])]);
+  const padding = g.node('Unsqueeze', [g.node('Equal', [mask, g.int64Scalar(0)]), g.int64Constant([1, 2])]); // [B, 1, 1, S]
+  return g.node('Where', [g.node('Or', [hidden, padding]), g.float32Constant([LOWEST_FLOAT32], []), g.float32Constant([0], [])]);
 }

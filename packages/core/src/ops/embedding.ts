@@ -6,6 +6,7 @@
 import { record } from '../autograd.ts';
 import { Tensor, type FloatArray } from '../tensor.ts';
 import { formatShape } from '../shape.ts';
+import { traceOp } from '../compile/trace.ts';
 
 export function embedding(ids: Tensor, weight: Tensor): Tensor {
   if (ids.isFloat) throw new Error(`embedding: ids must be int32 or int64, got ${ids.dtype}`);
@@ -18,7 +19,9 @@ export function embedding(ids: Tensor, weight: Tensor): Tensor {
     if (!(id >= 0 && id < vocab)) throw new Error(`embedding: id ${id} is outside the table of ${vocab} rows`);
     out.set(table.subarray(id * dim, (id + 1) * dim), i * dim);
   });
-  return record('embedding', new Tensor(out, [...ids.shape, dim]), [weight], (g) => [
+  const result = new Tensor(out, [...ids.shape, dim]);
+  traceOp('embedding', [ids, weight], [result], (g, [i, w]) => [g.node('Gather', [w, i], { axis: 0 })]);
+  return record('embedding', result, [weight], (g) => [
     () => {
       const dw = new (table.constructor as Float32ArrayConstructor)(table.length) as FloatArray;
       const gs = g.values;

@@ -37,7 +37,7 @@ import { nativeKernel } from '../native/session.ts';
 import { expand, reshape } from './layout.ts';
 import { visibleRows } from './attention.ts';
 import { causalBlocks } from './causal-blocks.ts';
-import { activeTrace } from '../compile/trace.ts';
+import { activeTrace, traceOp } from '../compile/trace.ts';
 
 type Float = 'float32' | 'float64';
 
@@ -312,7 +312,9 @@ function checkShapes(q: Tensor, k: Tensor, v: Tensor, past: Tensor, o: RotaryAtt
 
 /** [B|1, 1, G·T, 1] ones: every row kept. */
 function everyRow(bias: Tensor): Tensor {
-  return Tensor.ones([...bias.shape.slice(0, 3), 1], bias.dtype as Float);
+  const rows = Tensor.ones([...bias.shape.slice(0, 3), 1], bias.dtype as Float);
+  traceOp('everyRow', [bias], [rows], (g, [b]) => [g.node('Expand', [g.scalar(1), g.node('Shape', [g.node('ReduceMax', [b], { axes: [-1], keepdims: 1 })])])]);
+  return rows;
 }
 
 export function rotaryAttention(q: Tensor, k: Tensor, v: Tensor, options: RotaryAttentionOptions): RotaryAttentionResult {
