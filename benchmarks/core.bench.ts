@@ -42,7 +42,7 @@ const inverseFrequencies = Float64Array.from({ length: 32 }, (_, i) => 10000 ** 
 const { cos, sin } = rotaryTables(Array.from({ length: T }, (_, i) => i), inverseFrequencies);
 const rotary = { cos: new Tensor(cos, [1, 1, T, 64]), sin: new Tensor(sin, [1, 1, T, 64]) };
 const bias = attentionBias({ batch: 1, queryLength: T, keyLength: T, causal: true });
-const context = { rotary: () => rotary, bias: () => bias };
+const context = { rotary: () => rotary, bias: () => bias, positions: () => Tensor.arange(T, 'int64').reshape([1, T]) };
 const gradOut = Tensor.randn([1, T, config.hidden_size]);
 
 const C = config.hidden_size, I = config.intermediate_size, H = config.num_attention_heads, KV = config.num_key_value_heads, D = config.head_dim;

@@ -16,6 +16,7 @@ import { Linear } from '@lorakit/core/nn';
 import { attentionBias, crossEntropy, formatShape, linearCrossEntropy, slice, tanh } from '@lorakit/core/ops';
 import type { ModelConfig } from './config.ts';
 import type { LayerCache } from './llama/attention.ts';
+import type { RotaryTables } from './rope.ts';
 
 export interface CausalLMInputs {
   inputIds: Tensor;
@@ -26,6 +27,21 @@ export interface CausalLMInputs {
   cache?: KVCache | null;
   /** Compute logits for the last N positions only (generation needs 1; 0 with labels: the loss alone). */
   logitsToKeep?: number;
+  /**
+   * The rope tables and masks, which the forward otherwise computes in JavaScript from the ids, mask and
+   * positions: a decoder graph's trace gives its own, computed in the graph (export/decoder-graph.ts).
+   */
+  context?: LayerContext;
+}
+
+/**
+ * What one forward's layers need besides their input: rope tables by rope name (null: none, a NoPE layer),
+ * masks by sliding window, and the positions (GPT-2's learned position embeddings).
+ */
+export interface LayerContext {
+  rotary: (rope: string | null) => RotaryTables; // cos/sin [B|1, 1, T, R]
+  bias: (slidingWindow: number | null) => Tensor; // [B|1, 1, T, P+T]
+  positions: () => Tensor; // [B|1, T] int
 }
 
 export interface CausalLMOutput {

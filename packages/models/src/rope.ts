@@ -14,6 +14,7 @@
 import { Tensor } from '@lorakit/core';
 import { rotaryTables } from '@lorakit/core/ops';
 import { FileFormatError, quote } from '@lorakit/core/io';
+import type { GraphBuilder } from '@lorakit/core/native';
 import type { LlamaFamilyConfig, RopeParameters } from './llama/config.ts';
 
 export const SUPPORTED_ROPE_TYPES = ['default', 'linear', 'llama3', 'longrope'] as const;
@@ -116,6 +117,25 @@ export class Rotary {
       return new Tensor(out, [rows.length, 1, positions[0].length, this.dim]);
     };
     return { cos: join('cos'), sin: join('sin') };
+  }
+
+  /**
+   * tables() as graph nodes, for a graph's own positions [B, T] int64: cos/sin [B, 1, T, R] (float32 angles
+   * p·inv as transformers computes them; longrope's factors chosen by the largest position, as tables() does).
+   */
+  graphTables(g: GraphBuilder, positions: string): { cos: string; sin: string } {
+    const inverse = (freqs: Float64Array) => g.float32Constant(freqs);
+    let frequencies = inverse(this.#inverse); // [R/2]
+    if (this.#long !== null) {
+      const longest = g.node('ReduceMax', [positions], { keepdims: 0 }); // over every row, as inverseFrequencies
+      const past = g.node('GreaterOrEqual', [longest, g.int64Scalar(this.#params.original_max_position_embeddings!)]);
+      frequencies = g.node('Where', [past, inverse(this.#long), frequencies]);
+    }
+    const p = g.node('Unsqueeze', [g.node('Cast', [positions], { to: 1 }), g.int64Constant([-1])]); // [B, T, 1] float32
+    const half = g.node('Mul', [p, frequencies]); // [B, T, R/2]
+    const angles = g.node('Concat', [half, half], { axis: -1 }); // [B, T, R]
+    const scaled = (x: string) => g.node('Unsqueeze', [this.#scale === 1 ? x : g.node('Mul', [x, g.scalar(this.#scale)]), g.int64Constant([1])]);
+    return { cos: scaled(g.node('Cos', [angles])), sin: scaled(g.node('Sin', [angles])) };
   }
 }
 

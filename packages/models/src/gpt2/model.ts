@@ -13,7 +13,7 @@ import { concat, scaledDotProductAttention, split } from '@lorakit/core/ops';
 import type { GPT2Config } from './config.ts';
 import { Conv1D } from '@lorakit/core/nn';
 import type { LayerCache } from '../llama/attention.ts';
-import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
+import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput, type LayerContext } from '../causal-lm.ts';
 
 type Pdrop = { resid_pdrop?: number; embd_pdrop?: number };
 
@@ -112,14 +112,24 @@ export class GPT2Model extends Module {
     this.ln_f = new LayerNorm(config.n_embd, config.layer_norm_epsilon);
   }
 
-  forward({ inputIds, attentionMask, positionIds, cache }: CausalLMInputs): Tensor {
-    checkInputIds(inputIds, this.config.vocab_size);
-    const past = cache?.length ?? 0;
+  /** The positions (checked against n_positions) and the mask of one forward; no ropes. */
+  private context({ inputIds, attentionMask, positionIds }: CausalLMInputs, past: number): LayerContext {
     const positions = positionsOf(inputIds, positionIds, past);
     if (positions.flat().some((p) => p >= this.config.n_positions)) throw new Error(`GPT-2: positions reach ${past + inputIds.shape[1]}, beyond n_positions ${this.config.n_positions}`);
-    const positionTensor = Tensor.fromArray(positions, 'int32');
-    let h = this.drop.call(this.wte.call(inputIds).add(this.wpe.call(positionTensor))); // [B, T, C]
     const bias = causalBias(inputIds, attentionMask, past);
+    return {
+      rotary: () => { throw new Error('GPT-2 has no rotary positions'); },
+      bias: () => bias,
+      positions: () => Tensor.fromArray(positions, 'int32'),
+    };
+  }
+
+  forward(inputs: CausalLMInputs): Tensor {
+    const { inputIds, cache } = inputs;
+    checkInputIds(inputIds, this.config.vocab_size);
+    const context = inputs.context ?? this.context(inputs, cache?.length ?? 0);
+    let h = this.drop.call(this.wte.call(inputIds).add(this.wpe.call(context.positions()))); // [B, T, C]
+    const bias = context.bias(null);
     this.h.forEach((block, i) => {
       const layerCache = cache?.layers[i] ?? null;
       h = runLayer(this, h, layerCache, block, () => [bias], (x) => block.call(x, bias, layerCache));

@@ -17,20 +17,15 @@ import { Linear } from '@lorakit/core/nn';
 import { rotaryAttention, split } from '@lorakit/core/ops';
 import type { LlamaLayerConfig } from './config.ts';
 import { familyNorm, type FamilyNorm } from './norm.ts';
-import { unrotated, type RotaryTables } from '../rope.ts';
+import type { RotaryTables } from '../rope.ts';
+import type { LayerContext } from '../causal-lm.ts';
 
-export type { RotaryTables };
+export type { RotaryTables, LayerContext };
 
 /** Rotated keys and values of earlier positions, per layer, for generation. */
 export interface LayerCache {
   key: Tensor | null; // [B, Hkv, P, D]
   value: Tensor | null;
-}
-
-/** What one forward of a layer needs besides its input: the rope tables by name and the masks by sliding window. */
-export interface LayerContext {
-  rotary: (rope: string) => RotaryTables;
-  bias: (slidingWindow: number | null) => Tensor; // [B|1, 1, T, P+T]
 }
 
 export class LlamaAttention extends Module {
@@ -78,7 +73,7 @@ export class LlamaAttention extends Module {
   forward(x: Tensor, context: LayerContext, cache: LayerCache | null = null): Tensor {
     const [q, k, v] = this.project(x);
     const { rope, sliding_window, rotary_dim, attn_softcap, attention_scale } = this.config;
-    const { cos, sin } = rope === null ? unrotated(context.rotary('default')) : context.rotary(rope);
+    const { cos, sin } = context.rotary(rope);
     const { out, key, value } = rotaryAttention(this.normed(q, this.q_norm), this.normed(k, this.k_norm), v, {
       heads: this.heads,
       kvHeads: this.kvHeads,

@@ -12,7 +12,6 @@ import { Module, type Tensor } from '@lorakit/core';
 import { LlamaAttention, type LayerCache, type LayerContext } from './attention.ts';
 import { LlamaMLP } from './mlp.ts';
 import { familyNorm, type FamilyNorm } from './norm.ts';
-import { unrotated } from '../rope.ts';
 import type { LlamaLayerConfig } from './config.ts';
 
 /** Each sublayer's input and output norm, by the property that holds it. */
@@ -53,7 +52,7 @@ export class LlamaDecoderLayer extends Module {
   /** The tensors of `context` this layer's forward reads: its rope's tables and its mask. */
   contextInputs(context: LayerContext): Tensor[] {
     const { rope, sliding_window } = this.self_attn.config;
-    const { cos, sin } = rope === null ? unrotated(context.rotary('default')) : context.rotary(rope);
+    const { cos, sin } = context.rotary(rope);
     return [cos, sin, context.bias(sliding_window)];
   }
 

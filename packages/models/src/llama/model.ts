@@ -6,13 +6,13 @@
  *
  * Property names are transformers' own, so stateDict() keys are the checkpoint's.
  */
-import { Module, type Tensor } from '@lorakit/core';
+import { Module, Tensor } from '@lorakit/core';
 import { Embedding, Linear } from '@lorakit/core/nn';
 import { LlamaDecoderLayer } from './decoder-layer.ts';
 import type { LayerContext } from './attention.ts';
 import { familyNorm, type FamilyNorm } from './norm.ts';
 import { FAMILY_TRAITS, layerConfig, outerScalars, type LlamaFamilyConfig } from './config.ts';
-import { Rotary, type RotaryTables } from '../rope.ts';
+import { Rotary, unrotated, type RotaryTables } from '../rope.ts';
 import { CausalLM, KVCache, causalBias, runLayer, headOutput, checkInputIds, positionsOf, type CausalLMInputs, type CausalLMOutput } from '../causal-lm.ts';
 
 export class LlamaModel extends Module {
@@ -42,8 +42,10 @@ export class LlamaModel extends Module {
     const positions = positionsOf(inputIds, positionIds, past);
     const tables = new Map<string, RotaryTables>();
     const biases = new Map<number | null, Tensor>();
+    const rotary = (rope: string) => tables.get(rope) ?? tables.set(rope, this.rotaries.get(rope)!.tables(positions)).get(rope)!;
     return {
-      rotary: (rope) => tables.get(rope) ?? tables.set(rope, this.rotaries.get(rope)!.tables(positions)).get(rope)!,
+      rotary: (rope) => (rope === null ? unrotated(rotary('default')) : rotary(rope)),
+      positions: () => Tensor.fromArray(positions, 'int64'),
       bias: (window) => biases.get(window) ?? biases.set(window, causalBias(inputIds, attentionMask, past, window)).get(window)!,
     };
   }
@@ -57,7 +59,7 @@ export class LlamaModel extends Module {
   forward(inputs: CausalLMInputs): Tensor {
     const { inputIds, cache } = inputs;
     checkInputIds(inputIds, this.config.vocab_size);
-    const context = this.context(inputs, cache?.length ?? 0);
+    const context = inputs.context ?? this.context(inputs, cache?.length ?? 0);
     const embedded = this.embed_tokens.call(inputIds); // [B, T, C]
     const multiplier = outerScalars(this.config).embedding;
     let h = multiplier === 1 ? embedded : embedded.mul(multiplier);
