@@ -27,3 +27,6 @@ export { BatchSchedule, collate, packExamples, type Batch, type DataPosition } f
 export { listCheckpoints, readCheckpoint, rotateCheckpoints } from './training/checkpoint-files.ts';
 export { createProgress, type ProgressMode } from './training/progress.ts';
 export { describeArchitecture } from './family-summary.ts';
+export { decoderGraph, DECODER_OPSET, type DecoderGraph } from './export/decoder-graph.ts';
+export { exportOnnx, type OnnxDtype, type OnnxExportOptions, type OnnxExportResult } from './export/onnx-folder.ts';
+export { quantizeQ4, withQ4Weights, Q4_BLOCK, type Q4Weight } from './export/matmul-nbits.ts';
