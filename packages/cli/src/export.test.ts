@@ -1,0 +1,71 @@
+/**
+ * `lora export --format onnx`: the PEFT adapter fixture folded in (or kept as LoRA layers), loaded by
+ * transformers.js, generates what `lora generate --adapter` does; bad input is refused before anything is written.
+ */
+import test from 'ava';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AutoModelForCausalLM, Tensor, env } from '@huggingface/transformers';
+import { MODEL, PEFT, fails, lora, scratch } from './testing.ts';
+
+env.allowRemoteModels = false;
+const ADAPTER = join(PEFT, 'codellama_qv_r8', 'adapter');
+const PROMPT = 'def add(a, b):';
+
+/** The 40 tokens transformers.js generates greedily from the exported folder after the prompt's ids. */
+async function transformersJsTokens(dir: string, prompt: number[]): Promise<number[]> {
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: 'fp32' });
+  const ids = (values: number[]) => new Tensor('int64', BigInt64Array.from(values, BigInt), [1, values.length]);
+  const out = (await model.generate({ input_ids: ids(prompt), attention_mask: ids(prompt.map(() => 1)), max_new_tokens: 40, do_sample: false })) as Tensor;
+  await model.dispose();
+  return Array.from(out.data as BigInt64Array, Number).slice(prompt.length);
+}
+
+for (const keepLora of [false, true]) {
+  test(`an export with the adapter ${keepLora ? 'kept as LoRA layers' : 'folded in'} generates in transformers.js what lora generate --adapter does`, async (t) => {
+    const out = join(await scratch(), 'onnx');
+    const exported = await lora('export', MODEL, '--adapter', ADAPTER, '--format', 'onnx', '--out', out, '--json', ...(keepLora ? ['--keep-lora'] : []));
+    t.is(exported.code, 0, exported.stderr);
+    t.like(JSON.parse(exported.stdout), { out, format: 'onnx', dtype: 'fp32' });
+    const graph = await readFile(join(out, 'onnx', 'model.onnx'));
+    t.is(graph.includes('lora_A.adapter_0.weight'), keepLora);
+    const { stdout } = await lora('generate', MODEL, '--adapter', ADAPTER, '--prompt', PROMPT, '--max-new-tokens', '40', '--json');
+    const { tokens } = JSON.parse(stdout) as { tokens: number[] };
+    t.deepEqual(await transformersJsTokens(out, await promptIds()), tokens);
+  });
+}
+
+/** The prompt's ids, as lorakit's tokenizer (the one lora generate uses) encodes them. */
+async function promptIds(): Promise<number[]> {
+  const { AutoTokenizer } = await import('@lorakit/models');
+  return (await AutoTokenizer.fromPretrained(MODEL)).encode(PROMPT);
+}
+
+test('lora export refuses an existing --out and leaves it as it was', async (t) => {
+  const out = join(await scratch(), 'taken');
+  await mkdir(out);
+  await writeFile(join(out, 'mine.txt'), 'keep');
+  await fails(t, lora('export', MODEL, '--format', 'onnx', '--out', out), /--out .*taken: already exists and is not empty/);
+  t.deepEqual(await readdir(out), ['mine.txt']);
+});
+
+test('lora export refuses an adapter that loading refuses, and writes nothing', async (t) => {
+  const dir = await scratch();
+  const adapter = join(dir, 'broken');
+  await mkdir(adapter);
+  await writeFile(join(adapter, 'adapter_config.json'), '{"peft_type": "LORA", "r": 0}');
+  await fails(t, lora('export', MODEL, '--adapter', adapter, '--format', 'onnx', '--out', join(dir, 'onnx')), /adapter_config\.json/);
+  t.deepEqual(await readdir(dir), ['broken']);
+});
+
+test('lora export --keep-lora needs exactly one adapter', async (t) => {
+  const out = join(await scratch(), 'onnx');
+  await fails(t, lora('export', MODEL, '--keep-lora', '--format', 'onnx', '--out', out), /--keep-lora keeps one adapter as LoRA layers; give it with --adapter/);
+  await fails(t, lora('export', MODEL, '--keep-lora', '--adapter', ADAPTER, '--adapter', ADAPTER, '--format', 'onnx', '--out', out), /2 were given/);
+});
+
+test('lora export names the formats and dtypes it writes', async (t) => {
+  const out = join(await scratch(), 'onnx');
+  await fails(t, lora('export', MODEL, '--format', 'tflite', '--out', out), /format, Given: "tflite", Choices: "onnx"/);
+  await fails(t, lora('export', MODEL, '--format', 'onnx', '--dtype', 'q8', '--out', out), /dtype, Given: "q8", Choices: "fp32", "q4"/);
+});
