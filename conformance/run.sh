@@ -7,6 +7,8 @@
 # 2. PEFT, transformers and bitsandbytes load what lorakit writes: adapters (library, `lora add`,
 #    `lora train`), 4-bit models (library, `lora quantize`) and `lora merge` output; bitsandbytes' LLM.int8
 #    codes and logits against quantizeModel8bit's.
+# 3. onnxruntime runs what `lora export --format onnx` writes, step by step with its cache, against
+#    transformers' and PEFT's logits, and numpy reads its 4-bit MatMulNBits weights back.
 # Ends with "conformance: N passed, N failed", which .ci/run reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,8 @@ check check_lorakit_adapters.py lorakit-adapters peft-check.log
 check check_lorakit_quantized.py lorakit-quantized bnb-check.log
 check check_lorakit_int8.py lorakit-quantized-int8 int8-check.log
 check check_lorakit_merged.py lorakit-merged merged-check.log
+npx tsx conformance/write-lorakit-onnx.ts "$out/lorakit-onnx" > /dev/null
+check check_lorakit_onnx.py lorakit-onnx onnx-check.log
 
 cat "$out"/*-check.log | awk '/^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 } END { printf "conformance: %d passed, %d failed\n", p, f }'
 exit "$status"
