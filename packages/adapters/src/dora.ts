@@ -9,6 +9,7 @@
  * where x·Wᵀ is the base output without bias (recomputed from dropout(x) when dropout is active).
  */
 import { Module, Parameter, Tensor, noGrad } from '@lorakit/core';
+import { untraceable } from '@lorakit/core/native';
 import { matmul } from '@lorakit/core/ops';
 import type { LinearBase } from './base-layer.ts';
 import { addLowRank, lowRank } from './merge-rows.ts';
@@ -66,6 +67,7 @@ export function initialMagnitude(base: LinearBase, a: Tensor, b: Tensor, scaling
 
 /** The DoRA term added to the base output. x and xl are [N, in]. */
 export function doraDelta(base: LinearBase, xl: Tensor, baseResult: Tensor | null, a: Tensor, b: Tensor, magnitude: Tensor, scaling: number): Tensor {
+  untraceable('DoRA\'s row norms are computed outside the graph (fold the adapter in: merge it)');
   const k = magnitude.div(new Tensor(rowNorms(base, a.detach(), b.detach(), scaling), [base.outFeatures])); // [out]
   const withoutBias = baseResult ?? noGrad(() => matmul(xl, base.denseWeight(), { transposeB: true })); // [N, out]
   const lora = matmul(matmul(xl, a, { transposeB: true }), b, { transposeB: true }).mul(scaling); // [N, out]

@@ -111,11 +111,8 @@ export class LoraEmbedding extends Module {
   #lookupTable(a: Tensor): Tensor {
     const table = a.transpose(0, 1); // [num, r]
     if (this.paddingIdx === null) return table;
-    const keep = Tensor.ones([this.numEmbeddings, 1]);
-    keep.values[this.paddingIdx] = 0;
-    const drop = Tensor.zeros([this.numEmbeddings, 1]);
-    drop.values[this.paddingIdx] = 1;
-    return table.mul(keep).add(table.detach().mul(drop));
+    const column = (padding: number, other: number) => Tensor.fromArray(Array.from({ length: this.numEmbeddings }, (_, i) => [i === this.paddingIdx ? padding : other])); // [num, 1]
+    return table.mul(column(0, 1)).add(table.detach().mul(column(1, 0)));
   }
 
   /** s·B·A of one adapter, [dim, num]: the delta of Wᵀ, for the merge arithmetic (merge-rows.ts). */

@@ -14,7 +14,7 @@
  */
 import { Tensor } from '@lorakit/core';
 import { formatShape, matmul, record, sum } from '@lorakit/core/ops';
-import { GraphBuilder, nativeKernel, type ElemType } from '@lorakit/core/native';
+import { GraphBuilder, choosesBySize, nativeKernel, type ElemType } from '@lorakit/core/native';
 import type { LinearBase } from './base-layer.ts';
 
 interface Variant {
@@ -72,7 +72,7 @@ export function loraLinear(x: Tensor, xl: Tensor, base: LinearBase, a: Tensor, b
   const bias = base.bias;
   const dtype = x.dtype as Variant['dtype'];
   const shared = xl === x;
-  const merged = shared && base.withLowRankNodes !== undefined && n * (base.inFeatures + base.outFeatures) >= base.inFeatures * base.outFeatures;
+  const merged = shared && base.withLowRankNodes !== undefined && choosesBySize() && n * (base.inFeatures + base.outFeatures) >= base.inFeatures * base.outFeatures;
   const v: Variant = { kind: base.kernelKind, dtype, shared, merged, bias: bias !== null, weights: weights.length };
   const key = `lora:${v.kind}:${dtype}:${v.shared}:${v.merged}:${v.bias}:${v.weights}`;
   const s = Tensor.scalar(scaling, dtype);

@@ -17,7 +17,7 @@ import * as unary from './ops/unary.ts';
 import * as reduce from './ops/reduce.ts';
 import * as layout from './ops/layout.ts';
 import { matmul } from './ops/matmul.ts';
-import { constant } from './compile/trace.ts';
+import { constant, traceAlias } from './compile/trace.ts';
 
 export type FloatDType = 'float32' | 'float64';
 export type DType = FloatDType | 'int32' | 'int64' | 'uint8' | 'int8';
@@ -156,7 +156,9 @@ export class Tensor {
 
   /** A new leaf sharing this tensor's data, outside the tape. */
   detach(): Tensor {
-    return new Tensor(this.data, this.shape);
+    const out = new Tensor(this.data, this.shape);
+    traceAlias(this, out);
+    return out;
   }
 
   /** A leaf with a copy of the data. */

@@ -49,8 +49,11 @@ export class Trace {
   failure: string | null = null;
   #kernels = 0;
 
-  /** `sources`: the tensors from outside, by the input name each gets. */
-  constructor(readonly sources: ReadonlyMap<string, Tensor>) {
+  /**
+   * `sources`: the tensors from outside, by the input name each gets. `anySize`: the graph will run at other
+   * sizes than the traced ones (a whole graph to ship), so an op must not choose its nodes by its input's size.
+   */
+  constructor(readonly sources: ReadonlyMap<string, Tensor>, readonly anySize = false) {
     for (const [name, tensor] of sources) this.define(tensor, name);
   }
 
@@ -67,6 +70,12 @@ export class Trace {
     if (constants.has(tensor)) return this.#bake(tensor);
     this.fail(`${op} was given a ${formatShape(tensor.shape)} ${tensor.dtype} tensor computed outside the traced ops`);
     return null;
+  }
+
+  /** `to` holds `from`'s values (a detached view): the same graph value, when the trace knows `from`. */
+  alias(from: Tensor, to: Tensor): void {
+    const name = this.#values.get(from);
+    if (name !== undefined) this.#values.set(to, name);
   }
 
   sourceName(tensor: Tensor): string | null {
@@ -118,6 +127,19 @@ export function withTrace<T>(trace: Trace | null, fn: () => T): T {
   } finally {
     active = outer;
   }
+}
+
+/** `output` holds `input`'s values (Tensor.detach): a trace that knows `input` knows `output` as the same value. */
+export function traceAlias(input: Tensor, output: Tensor): void {
+  active?.alias(input, output);
+}
+
+/**
+ * Whether an op may choose its nodes by its input's size (a kernel variant for many rows): not while tracing a
+ * graph that will run at any size.
+ */
+export function choosesBySize(): boolean {
+  return !(active?.anySize ?? false);
 }
 
 /** Run `fn` with no trace recording (work beside the traced block, a cache filled for later calls). */

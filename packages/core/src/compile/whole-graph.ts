@@ -36,7 +36,7 @@ export interface WholeGraphRun {
 
 /** Trace `run` once, with no tape: the nodes it wrote and its outputs' values (inputs and weights by their names). */
 export function traceRun({ inputs, weights, run }: WholeGraphRun): TracedRun {
-  const trace = new Trace(new Map([...inputs, ...weights]));
+  const trace = new Trace(new Map([...inputs, ...weights]), true);
   const results = noGrad(() => withTrace(trace, run));
   const outputs = results.map((t) => trace.valueOf(t, 'the output'));
   if (trace.failure !== null) throw new Error(`the model cannot be written as one graph: ${trace.failure}`);
@@ -55,17 +55,48 @@ export type Sizes = Readonly<Record<string, number>>;
 export function writeGeneralized(g: GraphBuilder, runs: readonly TracedRun[], sizes: readonly Sizes[], symbols: Readonly<Record<string, string>>): string[] {
   const [first, ...others] = runs;
   for (const other of others) sameStructure(first, other);
-  const rename = (name: string) => (name === '' || first.sources.has(name) ? name : `traced/${name}`);
-  for (const node of first.nodes) g.addNode({ ...node, input: node.input.map(rename), output: node.output.map(rename) });
+  const computed = new Map<string, string>(); // a size-dependent constant -> the value computing it
+  const sizeValues = new SizeValues(g, sizes, symbols);
   first.initializers.forEach((constant, i) => {
     const versions = runs.map((run) => valuesOf(run.initializers[i]));
-    if (versions.every((v) => sameValues(v, versions[0]))) return g.addInitializer({ ...constant, name: rename(constant.name) });
-    if (constant.dataType !== elemTypeNumber('int64') || constant.dims.length > 1) {
+    if (versions.every((v) => sameValues(v, versions[0]))) return;
+    if (constant.dataType !== elemTypeNumber('int64') || constant.dims.length > 1 || versions.some((v) => v.length !== versions[0].length)) {
       throw new Error(`the model cannot be written as one graph: a constant ${constant.name} of shape [${constant.dims}] depends on the input's size`);
     }
-    writeSizeDependent(g, rename(constant.name), constant.dims.length === 0, versions, sizes, symbols);
+    computed.set(constant.name, sizeValues.of(versions, constant.dims.length === 0, constant.name));
   });
+  const rename = (name: string) => computed.get(name) ?? (name === '' || first.sources.has(name) ? name : `traced/${name}`);
+  for (const constant of first.initializers) if (!computed.has(constant.name)) g.addInitializer({ ...constant, name: rename(constant.name) });
+  for (const node of first.nodes) g.addNode({ ...node, input: node.input.map(rename), output: node.output.map(rename) });
   return first.outputs.map(rename);
+}
+
+/** Size-dependent constants as nodes on the symbols, each distinct element and constant written once. */
+class SizeValues {
+  readonly #written = new Map<string, string>();
+
+  constructor(readonly g: GraphBuilder, readonly sizes: readonly Sizes[], readonly symbols: Readonly<Record<string, string>>) {}
+
+  /** A constant whose values at each set of sizes are `versions`: each element fixed, or c·Π of named sizes. */
+  of(versions: readonly number[][], scalar: boolean, what: string): string {
+    const elements = versions[0].map((_, k) => this.#element(versions.map((v) => Number(v[k])), what));
+    const joined = elements.length === 1 ? elements[0] : this.#once(`concat ${elements}`, () => this.g.node('Concat', elements, { axis: 0 }));
+    return scalar ? this.#once(`scalar ${joined}`, () => this.g.node('Squeeze', [joined, this.g.int64Constant([0])])) : joined;
+  }
+
+  #element(values: number[], what: string): string {
+    if (values.every((v) => v === values[0])) return this.#once(`fixed ${values[0]}`, () => this.g.int64Constant([values[0]]));
+    const { factor, dims } = solveMonomial(values, this.sizes, what);
+    let product = this.#once(`fixed ${factor}`, () => this.g.int64Constant([factor]));
+    dims.forEach((dim, i) => (product = this.#once(`${factor}·${dims.slice(0, i + 1).join('·')}`, () => this.g.node('Mul', [product, this.symbols[dim]]))));
+    return product;
+  }
+
+  #once(key: string, write: () => string): string {
+    let value = this.#written.get(key);
+    if (value === undefined) this.#written.set(key, (value = write()));
+    return value;
+  }
 }
 
 function sameStructure(a: TracedRun, b: TracedRun): void {
@@ -86,20 +117,6 @@ function valuesOf(constant: GraphConstant): number[] {
 
 function sameValues(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-/** `constant` as nodes: each element fixed, or c·Π of named sizes. */
-function writeSizeDependent(g: GraphBuilder, name: string, scalar: boolean, versions: number[][], sizes: readonly Sizes[], symbols: Readonly<Record<string, string>>): void {
-  if (versions.some((v) => v.length !== versions[0].length)) throw new Error(`the model cannot be written as one graph: constant ${name} has a length that depends on the input's size`);
-  const elements = versions[0].map((_, k) => {
-    const values = versions.map((v) => Number(v[k]));
-    if (values.every((v) => v === values[0])) return g.int64Constant([values[0]]);
-    const { factor, dims } = solveMonomial(values, sizes, name);
-    return dims.reduce((product, dim) => g.node('Mul', [product, symbols[dim]]), g.int64Constant([factor]));
-  });
-  const joined = elements.length === 1 ? elements[0] : g.node('Concat', elements, { axis: 0 });
-  const value = scalar ? g.node('Squeeze', [joined, g.int64Constant([0])]) : joined;
-  g.addNode({ opType: 'Identity', input: [value], output: [name], attribute: [], domain: '' });
 }
 
 /** The one c·Π(dims) equal to `values` at every set of sizes (fewest dims first); ambiguity or none is an error. */

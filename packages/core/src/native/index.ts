@@ -3,6 +3,7 @@
 export { nativeKernel, nativeThreads, NativeKernel, disposeKernels, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
 export { GraphBuilder, modelBytes, ONNX_OPSET, type ElemType, type GraphConstant, type GraphNode, type GraphValue, type DeclaredShape } from './graph.ts';
 export { attentionBiasNodes } from '../ops/attention.ts';
+export { choosesBySize, untraceable } from '../compile/trace.ts';
 export { traceRun, writeGeneralized, type TracedRun, type WholeGraphRun, type Sizes } from '../compile/whole-graph.ts';
 export { bnb4Node, dequantizeNodes } from '../nn/linear-4bit.ts';
 export { int8MatMulNodes, int8InputGradNodes } from '../nn/linear-8bit.ts';
