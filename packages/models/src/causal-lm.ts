@@ -88,8 +88,13 @@ export class KVCache {
    * cache: the first step past ropeSwitch, as transformers' phi3 generation does.
    */
   staleAt(total: number): boolean {
-    return this.ropeSwitch !== null && total > this.ropeSwitch && this.length > 0 && this.length <= this.ropeSwitch;
+    return staleCache(this.ropeSwitch, this.length, total);
   }
+}
+
+/** Whether `cached` positions, made before a rope switch (phi3's longrope), are stale for a sequence `total` long. */
+export function staleCache(ropeSwitch: number | null, cached: number, total: number): boolean {
+  return ropeSwitch !== null && total > ropeSwitch && cached > 0 && cached <= ropeSwitch;
 }
 
 export interface HeadOptions {

@@ -6,9 +6,11 @@
  *   const [ids] = generate(model, [tok.encode('def f(')], { maxNewTokens: 40 });
  *   generate(model, prompts, { temperature: 0.8, topP: 0.95, seed: 1, onToken: (t) => ... });
  */
-import { Generator, Tensor, noGrad } from '@lorakit/core';
-import type { CausalLMInputs, CausalLMOutput, KVCache } from './causal-lm.ts';
+import { Generator, Module, Tensor, noGrad } from '@lorakit/core';
+import { staleCache, type CausalLMInputs, type CausalLMOutput, type KVCache } from './causal-lm.ts';
 import type { ModelConfig } from './config.ts';
+import { GraphDecoder, type DecoderDtype } from './decoding.ts';
+import { argmax, sample } from './sampling.ts';
 
 /** A CausalLM, or a PeftModel around one. */
 export interface GenerativeModel {
@@ -16,7 +18,6 @@ export interface GenerativeModel {
   newCache(): KVCache;
   call(inputs: CausalLMInputs): CausalLMOutput;
 }
-import { argmax, sample } from './sampling.ts';
 
 export interface GenerateOptions {
   maxNewTokens?: number;
@@ -32,6 +33,13 @@ export interface GenerateOptions {
   padTokenId?: number | null;
   /** Called after every step with the token each unfinished row just received. */
   onToken?: (tokens: Array<{ row: number; token: number }>) => void;
+  /**
+   * 'graph' (default): the decoder graph `lora export` ships, one onnxruntime session (decoding.ts); a model it
+   * cannot hold (a forward hook, a family it does not know) decodes op by op, said once on stderr. 'eager': op by op.
+   */
+  decoder?: 'graph' | 'eager';
+  /** The decoder graph's weights: float32, or 4-bit (MatMulNBits, block 32: `lora export --dtype q4`'s), quantized as generation starts. */
+  dtype?: DecoderDtype;
 }
 
 function idsOf(value: number | number[] | null | undefined): number[] {
@@ -43,6 +51,7 @@ function checkOptions(o: GenerateOptions): void {
   if (o.temperature !== undefined && !(o.temperature > 0)) throw new Error(`generate: temperature must be > 0, got ${o.temperature}`);
   if (o.topK !== undefined && !(Number.isInteger(o.topK) && o.topK > 0)) throw new Error(`generate: topK must be a positive integer, got ${o.topK}`);
   if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) throw new Error(`generate: topP must be in (0, 1], got ${o.topP}`);
+  if (o.dtype === 'q4' && o.decoder === 'eager') throw new Error('generate: dtype q4 runs on the decoder graph; it cannot decode op by op');
 }
 
 /** A row of logits to choose from; NaN or Infinity there (weights that hold them) would give garbage, not text. */
@@ -71,19 +80,20 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
   const outputs = prompts.map((p) => [...p]);
   const finished = new Array<boolean>(batch).fill(false);
   const sequences = prompts.map((p) => [...new Array(width - p.length).fill(pad), ...p]); // [B, width + step], left-padded
-  let cache = model.newCache();
+  const stepper = stepperOf(model, options, batch, width + maxNewTokens);
 
   return noGrad(() => {
-    let inputIds = Tensor.fromArray(sequences, 'int32');
-    let positionIds = Tensor.fromArray(positions, 'int32');
+    let [inputIds, positionIds] = [sequences, positions];
+    let cached = 0;
     for (let step = 0; step < maxNewTokens; step++) {
-      if (cache.staleAt(sequences[0].length)) {
-        cache = model.newCache();
-        [inputIds, positionIds] = [Tensor.fromArray(sequences, 'int32'), Tensor.fromArray(positions, 'int32')];
+      if (staleCache(stepper.ropeSwitch, cached, sequences[0].length)) {
+        stepper.restart();
+        [inputIds, positionIds] = [sequences, positions];
       }
-      const { logits } = model.call({ inputIds, attentionMask: Tensor.fromArray(mask, 'int32'), positionIds, cache, logitsToKeep: 1 });
-      const vocab = logits.shape[2];
-      const rowOf = (b: number) => checkFinite(logits.values.subarray(b * vocab, (b + 1) * vocab) as Float32Array, step, b);
+      const logits = stepper.step(inputIds, mask, positionIds); // [B, T or 1, V]
+      cached = mask[0].length;
+      const [, length, vocab] = logits.shape;
+      const rowOf = (b: number) => checkFinite(logits.values.subarray(((b + 1) * length - 1) * vocab, (b + 1) * length * vocab) as Float32Array, step, b);
       const next = Array.from({ length: batch }, (_, b) => (finished[b] ? pad : choose(rowOf(b))));
       const emitted: Array<{ row: number; token: number }> = [];
       next.forEach((token, b) => {
@@ -97,9 +107,40 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
       mask.forEach((m) => m.push(1));
       next.forEach((token, b) => sequences[b].push(token));
       positions.forEach((p) => p.push(p[p.length - 1] + 1));
-      inputIds = Tensor.fromArray(next.map((t) => [t]), 'int32');
-      positionIds = Tensor.fromArray(positions.map((p) => [p[p.length - 1]]), 'int32');
+      inputIds = next.map((t) => [t]);
+      positionIds = positions.map((p) => [p[p.length - 1]]);
     }
     return outputs;
   });
+}
+
+/** One step over the cached positions: the logits [B, T, V] (or only the last position's, [B, 1, V]). */
+interface Stepper {
+  /** The sequence length past which the cache goes stale (phi3's longrope), or null. */
+  readonly ropeSwitch: number | null;
+  step(ids: number[][], mask: number[][], positions: number[][]): Tensor;
+  restart(): void;
+}
+
+const said = new Set<string>();
+
+function stepperOf(model: GenerativeModel, { decoder = 'graph', dtype = 'fp32' }: GenerateOptions, batch: number, capacity: number): Stepper {
+  let cache = model.newCache();
+  const ropeSwitch = cache.ropeSwitch;
+  if (decoder === 'graph' && model instanceof Module) {
+    const graph = GraphDecoder.for(model, batch, capacity, dtype);
+    if (graph instanceof GraphDecoder) return { ropeSwitch, step: (ids, mask, positions) => graph.step(ids, mask, positions), restart: () => graph.restart() };
+    if (dtype === 'q4') throw new Error(`generate: dtype q4 needs the decoder graph, and this model has none: ${graph.eager}`);
+    const line = `lorakit: generate decodes op by op, not on the decoder graph: ${graph.eager}`;
+    if (!said.has(line)) console.error(line);
+    said.add(line);
+  }
+  return {
+    ropeSwitch,
+    step: (ids, mask, positions) => {
+      const [inputIds, attentionMask, positionIds] = [ids, mask, positions].map((rows) => Tensor.fromArray(rows, 'int32'));
+      return model.call({ inputIds, attentionMask, positionIds, cache, logitsToKeep: 1 }).logits;
+    },
+    restart: () => (cache = model.newCache()),
+  };
 }

@@ -12,6 +12,7 @@ export interface GenerateArgs {
   topK?: number;
   topP?: number;
   seed: number;
+  dtype: 'fp32' | 'q4';
   json: boolean;
 }
 
@@ -35,7 +36,7 @@ export async function generate(args: GenerateArgs): Promise<void> {
   };
   const [ids] = generateIds(model, [prompt], {
     maxNewTokens: args.maxNewTokens, temperature: args.temperature, topK: args.topK, topP: args.topP, seed: args.seed,
-    eosTokenId: tokenizer.eosTokenId, onToken,
+    eosTokenId: tokenizer.eosTokenId, onToken, dtype: args.dtype,
   });
   const completion = tokenizer.decode(ids.slice(prompt.length), { skipSpecialTokens: true });
   if (args.json) process.stdout.write(`${JSON.stringify({ prompt: args.prompt, completion, tokens: ids.slice(prompt.length) })}\n`);

@@ -14,7 +14,7 @@ import { decoderGraph, DECODER_OPSET, type DecoderGraph } from './decoder-graph.
 import { onnxModelBytes } from './onnx-file.ts';
 import { slice } from '@lorakit/core/ops';
 
-const CASES = ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'qwen3', 'qwen3-sliding', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2'];
+const CASES = ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'llama-bf16-tied', 'mistral', 'qwen2', 'gpt2', 'qwen3', 'qwen3-sliding', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'gemma3', 'phi3', 'olmo2'];
 
 const int64 = (rows: number[][]) => Tensor.fromArray(rows, 'int64');
 

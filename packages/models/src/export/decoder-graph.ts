@@ -17,9 +17,10 @@
 import { Tensor, type Module } from '@lorakit/core';
 import { GraphBuilder, attentionBiasNodes, traceRun, writeGeneralized, type Sizes, type TracedRun } from '@lorakit/core/native';
 import { attentionBias, expand } from '@lorakit/core/ops';
-import type { CausalLM, LayerContext } from '../causal-lm.ts';
-import { LlamaForCausalLM } from '../llama/model.ts';
-import { GPT2LMHeadModel } from '../gpt2/model.ts';
+import type { LayerContext } from '../causal-lm.ts';
+import type { GenerativeModel } from '../generation.ts';
+import { LlamaModel } from '../llama/model.ts';
+import { GPT2Model } from '../gpt2/model.ts';
 import { unrotated, type Rotary, type RotaryTables } from '../rope.ts';
 
 /** The opset of an exported graph: 17 (transformers.js' onnxruntime reads up to 22; every node lorakit writes has its opset-15 form there). */
@@ -44,13 +45,14 @@ const TRACED_SIZES: readonly Sizes[] = [
   { B: 5, T: 2, P: 4, S: 6 },
 ];
 
-export function decoderGraph(model: CausalLM): DecoderGraph {
+/** The graph of `model`: a CausalLM, or a PeftModel around one (its LoRA layers as they are). */
+export function decoderGraph(model: GenerativeModel & Module): DecoderGraph {
   const family = familyOf(model);
   const wasTraining = model.training;
   model.eval();
   try {
     const runs = TRACED_SIZES.map((sizes) => traceStep(model, family, sizes));
-    return { ...writeGraph(model, family, runs.map((r) => r.run), runs[0].context), layers: family.layers, kvHeads: family.kvHeads, headDim: family.headDim };
+    return { ...writeGraph(family, runs.map((r) => r.run), runs[0].context, runs[0].vocab, new Map(weightsOf(model))), layers: family.layers, kvHeads: family.kvHeads, headDim: family.headDim };
   } finally {
     model.train(wasTraining);
   }
@@ -67,25 +69,27 @@ interface Family {
   windows: Set<number | null>;
 }
 
-function familyOf(model: CausalLM): Family {
-  if (model instanceof LlamaForCausalLM) {
-    const { layers, rotaries } = model.model;
+/** The decoder inside `outer`: a llama-family model (gemma3's language model too) or GPT-2's. */
+function familyOf(outer: Module & { config: GenerativeModel['config'] }): Family {
+  const decoder = [outer, ...outer.modules()].find((m) => m instanceof LlamaModel || m instanceof GPT2Model);
+  if (decoder instanceof LlamaModel) {
+    const { layers, rotaries } = decoder;
     const { kvHeads, headDim } = layers[0].self_attn;
     const configs = layers.map((layer) => layer.self_attn.config);
     return { layers: layers.length, kvHeads, headDim, rotaries, ropes: new Set(configs.map((c) => c.rope)), windows: new Set(configs.map((c) => c.sliding_window)) };
   }
-  if (model instanceof GPT2LMHeadModel) {
-    const { n_layer, n_head, n_embd } = model.config;
+  if (decoder instanceof GPT2Model) {
+    const { n_layer, n_head, n_embd } = decoder.config;
     return { layers: n_layer, kvHeads: n_head, headDim: n_embd / n_head, rotaries: new Map(), ropes: new Set(), windows: new Set([null]) };
   }
-  throw new Error(`a ${model.config.model_type} model cannot be exported as a decoder graph (the llama families and gpt2 can)`);
+  throw new Error(`a ${outer.config.model_type} model cannot be written as a decoder graph (the llama families and gpt2 can)`);
 }
 
 /** What the traced forward read from its context, by the source name it got. */
 type ContextSource = { name: string; rope: string | null; part: 'cos' | 'sin' } | { name: string; window: number | null } | { name: 'positions' };
 
 /** One traced forward at `sizes`, on zeros: the ids, a cache of P positions and the context's tensors as sources. */
-function traceStep(model: CausalLM, family: Family, sizes: Sizes): { run: TracedRun; context: ContextSource[] } {
+function traceStep(model: GenerativeModel & Module, family: Family, sizes: Sizes): { run: TracedRun; context: ContextSource[]; vocab: number } {
   const { B, T, P } = sizes;
   const inputs = new Map<string, Tensor>();
   const inputIds = Tensor.zeros([B, T], 'int64');
@@ -97,15 +101,17 @@ function traceStep(model: CausalLM, family: Family, sizes: Sizes): { run: Traced
     inputs.set(`past_key_values.${i}.key`, key).set(`past_key_values.${i}.value`, value);
   }
   const { context, sources } = contextSources(family, inputs, sizes);
+  let vocab = 0;
   const run = traceRun({
     inputs,
     weights: new Map(weightsOf(model)),
     run: () => {
       const { logits } = model.call({ inputIds, cache, context });
+      vocab = logits.shape[2];
       return [logits, ...cache.layers.flatMap((l) => [l.key!, l.value!])];
     },
   });
-  return { run, context: sources };
+  return { run, context: sources, vocab };
 }
 
 /**
@@ -141,13 +147,13 @@ function contextSources(family: Family, inputs: Map<string, Tensor>, { B, T, P, 
   return { context: { rotary: (rope) => tables.get(rope)!, bias: (window) => biases.get(window)!, positions: () => positionIds }, sources };
 }
 
-/** The parameters, buffers and derived tensors of the model, by state-dict key. */
-function weightsOf(model: Module): Array<[string, Tensor]> {
+/** The parameters, buffers and derived tensors of the model (what the graph reads as weights), by state-dict key. */
+export function weightsOf(model: Module): Array<[string, Tensor]> {
   const derived = model.namedModules().flatMap(([path, m]) => m.derivedTensors().map(([name, t]): [string, Tensor] => [`${path}.${name}`, t]));
   return [...model.namedParameters(), ...model.namedBuffers(), ...derived];
 }
 
-function writeGraph(model: CausalLM, { layers, kvHeads, headDim, rotaries }: Family, runs: TracedRun[], context: ContextSource[]): { graph: GraphBuilder; weights: Map<string, Tensor> } {
+function writeGraph({ layers, kvHeads, headDim, rotaries }: Family, runs: TracedRun[], context: ContextSource[], vocab: number, weights: ReadonlyMap<string, Tensor>): { graph: GraphBuilder; weights: Map<string, Tensor> } {
   const g = new GraphBuilder('lorakit-decoder', 'float32');
   const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'past_sequence_length + sequence_length']);
@@ -181,11 +187,11 @@ function writeGraph(model: CausalLM, { layers, kvHeads, headDim, rotaries }: Fam
   const outputs = writeGeneralized(g, runs, TRACED_SIZES, symbols);
   const outputNames = ['logits', ...Array.from({ length: layers }, (_, i) => [`present.${i}.key`, `present.${i}.value`]).flat()];
   outputs.forEach((value, i) => g.addNode({ opType: 'Identity', input: [value], output: [outputNames[i]], attribute: [], domain: '' }));
-  g.output('logits', 'float32', ['batch_size', 'sequence_length', model.config.vocab_size]);
+  g.output('logits', 'float32', ['batch_size', 'sequence_length', vocab]);
   for (let i = 0; i < layers; i++) {
     for (const part of ['key', 'value']) g.output(`present.${i}.${part}`, 'float32', ['batch_size', kvHeads, 'past_sequence_length + sequence_length', headDim]);
   }
-  return { graph: g, weights: weightsRead(g, new Map(weightsOf(model))) };
+  return { graph: g, weights: weightsRead(g, weights) };
 }
 
 /** The weights some node reads, in the order first read. */

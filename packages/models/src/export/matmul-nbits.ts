@@ -25,7 +25,7 @@ export interface Q4Weight {
 export function quantizeQ4(weight: Tensor): Q4Weight {
   const [n, k] = weight.shape;
   const blocks = Math.ceil(k / Q4_BLOCK);
-  const w = weight.values;
+  const w = weight.values as Float32Array;
   const packed = new Uint8Array(n * blocks * BLOB);
   const scales = new Float32Array(n * blocks);
   for (let row = 0; row < n; row++) {
@@ -37,12 +37,9 @@ export function quantizeQ4(weight: Tensor): Q4Weight {
       const scale = Math.fround(extreme / -8);
       scales[row * blocks + b] = scale;
       const inverse = scale === 0 ? 0 : 1 / scale;
+      const code = (i: number) => (i < length ? Math.min(15, Math.max(0, Math.round(w[from + i] * inverse) + 8)) : 8); // padding: zeros
       const at = (row * blocks + b) * BLOB;
-      for (let i = 0; i < length; i++) {
-        const q = Math.min(15, Math.max(0, Math.round(w[from + i] * inverse) + 8));
-        packed[at + (i >> 1)] |= i & 1 ? q << 4 : q;
-      }
-      for (let i = length; i < Q4_BLOCK; i++) packed[at + (i >> 1)] |= i & 1 ? 8 << 4 : 8; // padding: zeros
+      for (let j = 0; j < BLOB; j++) packed[at + j] = code(2 * j) | (code(2 * j + 1) << 4);
     }
   }
   return { packed: new Tensor(packed, [n, blocks, BLOB]), scales: new Tensor(scales, [n, blocks]) };
@@ -78,14 +75,29 @@ export function withQ4Weights(graph: GraphBuilder, weights: ReadonlyMap<string, 
   return { graph: out, weights: kept };
 }
 
+/** The graph names of a weight's packed codes and scales. */
+function q4Names(weight: string): [string, string] {
+  return [`${weight}_Q4`, `${weight}_scales`];
+}
+
 /** The names of `weight`'s packed codes and scales, quantized the first time a node asks. */
 function q4Of(weight: string, weights: ReadonlyMap<string, Tensor>, extra: Map<string, Tensor>): [string, string] {
-  const names: [string, string] = [`${weight}_Q4`, `${weight}_scales`];
+  const names = q4Names(weight);
   if (!extra.has(names[0])) {
     const { packed, scales } = quantizeQ4(weights.get(weight)!);
     extra.set(names[0], packed).set(names[1], scales);
   }
   return names;
+}
+
+/** The 4-bit tensors a withQ4Weights graph reads among `inputs`, quantized from the weights as they are now. */
+export function q4Inputs(inputs: readonly string[], weights: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
+  const quantized = new Map<string, Tensor>();
+  for (const name of inputs) {
+    const weight = name.endsWith('_Q4') ? name.slice(0, -'_Q4'.length) : null;
+    if (weight !== null && weights.has(weight)) q4Of(weight, weights, quantized);
+  }
+  return quantized;
 }
 
 function matMulNBitsAttributes(weight: Tensor): Record<string, number> {

@@ -13,7 +13,7 @@ import { AutoModelForCausalLM } from '../auto.ts';
 import { AutoTokenizer } from '../tokenizer.ts';
 import { generate } from '../generation.ts';
 import { argmax } from '../sampling.ts';
-import { TINY_CODE_LLAMA } from '../testing.ts';
+import { FIXTURES, TINY_CODE_LLAMA } from '../testing.ts';
 import { exportOnnx, type OnnxDtype } from './onnx-folder.ts';
 
 env.allowRemoteModels = false;
@@ -86,6 +86,47 @@ test('q4 (MatMulNBits) loads in transformers.js and generates; its logits stay w
   const top = (logits: Float32Array, p: number) => argmax(logits.subarray(p * vocab, (p + 1) * vocab));
   const agreeing = prompt.filter((_, p) => top(theirs.logits, p) === top(ours.logits, p)).length;
   t.true(agreeing >= 0.9 * prompt.length, `the top token agrees at ${agreeing} of ${prompt.length} positions`);
+});
+
+// phi3 only to 14 positions: past original_max_position_embeddings (its fixture's 16) transformers recomputes the
+// cache with the long factors, and so does lorakit; transformers.js keeps its cache.
+const FAMILIES = ['llama', 'mistral', 'qwen2', 'gpt2', 'qwen3', 'qwen3-sliding', 'smollm3', 'granite', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'olmo2'];
+for (const name of FAMILIES) {
+  test(`${name}: transformers.js generates from the exported graph what lorakit generates`, async (t) => {
+    const source = join(FIXTURES, name);
+    const out = join(await mkdtemp(join(tmpdir(), 'lorakit-onnx-')), 'model');
+    const model = await AutoModelForCausalLM.fromPretrained(source);
+    await exportOnnx(model, out, { source });
+    const prompt = [5, 17, 29, 3, 44];
+    const newTokens = name === 'phi3' ? 9 : 20;
+    const tjs = await TjsModel.from_pretrained(out, { local_files_only: true, dtype: 'fp32' });
+    const generated = (await tjs.generate({ input_ids: int64(prompt), attention_mask: int64(prompt.map(() => 1)), max_new_tokens: newTokens, do_sample: false, eos_token_id: null } as never)) as TjsTensor;
+    await tjs.dispose();
+    t.deepEqual(Array.from(generated.data as BigInt64Array, Number), generate(model, [prompt], { maxNewTokens: newTokens, eosTokenId: null, decoder: 'eager' })[0]);
+  });
+}
+
+test('a gemma3 checkpoint is written as its language model, gemma3_text, which transformers.js generates from as lorakit does', async (t) => {
+  const source = join(FIXTURES, 'gemma3');
+  const out = join(await mkdtemp(join(tmpdir(), 'lorakit-onnx-')), 'model');
+  const model = await AutoModelForCausalLM.fromPretrained(source, { onWarning: () => {} });
+  await exportOnnx(model, out, { source });
+  const config = JSON.parse(await readFile(join(out, 'config.json'), 'utf8'));
+  t.like(config, { model_type: 'gemma3_text', architectures: ['Gemma3ForCausalLM'], final_logit_softcapping: null });
+  const prompt = [5, 17, 29, 3, 44];
+  const tjs = await TjsModel.from_pretrained(out, { local_files_only: true, dtype: 'fp32' });
+  const generated = (await tjs.generate({ input_ids: int64(prompt), attention_mask: int64(prompt.map(() => 1)), max_new_tokens: 20, do_sample: false })) as TjsTensor;
+  await tjs.dispose();
+  t.deepEqual(Array.from(generated.data as BigInt64Array, Number), generate(model, [prompt], { maxNewTokens: 20, eosTokenId: null, decoder: 'eager' })[0]);
+});
+
+test('lora\'s q4 decoding generates what transformers.js generates from the exported q4 folder', async (t) => {
+  const prompt = (await AutoTokenizer.fromPretrained(TINY_CODE_LLAMA)).encode(PROMPT);
+  const dir = await exported('q4');
+  const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  const [ours] = generate(model, [prompt], { maxNewTokens: 40, dtype: 'q4' });
+  t.deepEqual((await transformersJs(dir, 'q4', prompt)).tokens, ours);
+  t.notDeepEqual(ours, generate(model, [prompt], { maxNewTokens: 40 })[0], 'the 4-bit weights make a difference');
 });
 
 test('weights past the inline limit go to model.onnx_data, which transformers.js reads', async (t) => {

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { writeFolderAtomically } from '@lorakit/core/io';
 import type { CausalLM } from '../causal-lm.ts';
 import { configJson } from '../config.ts';
+import { TEXT_TOKEN_IDS, type Gemma3Config } from '../gemma3/config.ts';
 import { copySideFiles } from '../save.ts';
 import { decoderGraph, DECODER_OPSET } from './decoder-graph.ts';
 import { withQ4Weights } from './matmul-nbits.ts';
@@ -53,12 +54,24 @@ export async function exportOnnx(model: CausalLM, out: string, { source, dtype =
     files.push(...written.map((f) => `onnx/${f}`));
     const external = written.length - 1;
     const jsConfig = { dtype, ...(external > 0 && { use_external_data_format: { [FILE_NAMES[dtype]]: external } }) };
-    await writeFile(join(dir, 'config.json'), `${configJson(model.config, { 'transformers.js_config': jsConfig })}\n`);
+    await writeFile(join(dir, 'config.json'), `${exportedConfig(model, { 'transformers.js_config': jsConfig })}\n`);
     const copied = await copySideFiles(source, dir);
     if (!copied.includes('generation_config.json')) await writeFile(join(dir, 'generation_config.json'), `${JSON.stringify(generationConfig(model), null, 2)}\n`);
     files.push('config.json', ...new Set([...copied, 'generation_config.json']));
   });
   return { files, nodes: graph.nodes.length, weights: weights.size };
+}
+
+/**
+ * config.json as transformers.js should read it. A gemma3 checkpoint (vision and language) is written as its
+ * language model, gemma3_text, which is what the graph holds (transformers.js would look for a vision encoder);
+ * with no final_logit_softcapping, since Gemma3ForConditionalGeneration's head has none.
+ */
+function exportedConfig(model: CausalLM, changes: Record<string, unknown>): string {
+  if (model.config.model_type !== 'gemma3') return configJson(model.config, changes);
+  const config = model.config as Gemma3Config;
+  const ids = Object.fromEntries(TEXT_TOKEN_IDS.map((k) => [k, config[k]]));
+  return configJson(config.text_config, { architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', final_logit_softcapping: null, ...ids, ...changes });
 }
 
 /** bos/eos/pad from the config, when the checkpoint has no generation_config.json. */

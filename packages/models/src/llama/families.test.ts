@@ -139,7 +139,7 @@ test('phi3 with the older rope_scaling of type "su" reads it as longrope', async
   t.true((await logitsMatch('phi3', { rope_scaling: { ...rest, type: 'su' } }, ['rope_parameters'])) <= 1e-4);
 });
 
-test('phi3 generation past original_max_position_embeddings runs the whole sequence again, so every step equals a full forward', async (t) => {
+test('phi3 generation past original_max_position_embeddings runs the whole sequence again, so every step equals a full forward, op by op and on the decoder graph', async (t) => {
   const model = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, 'phi3'));
   const steps: Float32Array[] = [];
   const call = model.call.bind(model);
@@ -148,13 +148,14 @@ test('phi3 generation past original_max_position_embeddings runs the whole seque
     steps.push(out.logits.values.slice(-128) as Float32Array);
     return out;
   }) as typeof model.call;
-  const [tokens] = generate(model, [[98, 17, 127, 121, 16]], { maxNewTokens: 20, eosTokenId: null });
+  const [tokens] = generate(model, [[98, 17, 127, 121, 16]], { maxNewTokens: 20, eosTokenId: null, decoder: 'eager' });
   model.call = call;
   steps.forEach((logits, step) => {
     const prefix = tokens.slice(0, 5 + step);
     const full = noGrad(() => model.call({ inputIds: Tensor.fromArray([prefix], 'int32') })).logits.values.slice(-128);
     t.true(logits.every((v, i) => Math.abs(v - full[i]) < 1e-5), `step ${step} (sequence of ${prefix.length})`);
   });
+  t.deepEqual(generate(model, [[98, 17, 127, 121, 16]], { maxNewTokens: 20, eosTokenId: null }), [tokens], 'the decoder graph restarts at the switch too');
 });
 
 test('qwen3 with use_sliding_window slides from max_window_layers on, as transformers derives layer_types', async (t) => {
