@@ -28,18 +28,31 @@ export function quantizeQ4(weight: Tensor): Q4Weight {
   const w = weight.values as Float32Array;
   const packed = new Uint8Array(n * blocks * BLOB);
   const scales = new Float32Array(n * blocks);
+  const codes = new Uint8Array(Q4_BLOCK);
   for (let row = 0; row < n; row++) {
     for (let b = 0; b < blocks; b++) {
       const from = row * k + b * Q4_BLOCK;
       const length = Math.min(Q4_BLOCK, k - b * Q4_BLOCK);
       let extreme = 0;
-      for (let i = 0; i < length; i++) if (Math.abs(w[from + i]) > Math.abs(extreme)) extreme = w[from + i];
+      let largest = 0;
+      for (let i = 0; i < length; i++) {
+        const v = w[from + i];
+        const magnitude = v < 0 ? -v : v;
+        if (magnitude > largest) {
+          largest = magnitude;
+          extreme = v;
+        }
+      }
       const scale = Math.fround(extreme / -8);
       scales[row * blocks + b] = scale;
       const inverse = scale === 0 ? 0 : 1 / scale;
-      const code = (i: number) => (i < length ? Math.min(15, Math.max(0, Math.round(w[from + i] * inverse) + 8)) : 8); // padding: zeros
+      codes.fill(8); // padding past K: zeros
+      for (let i = 0; i < length; i++) {
+        const q = (w[from + i] * inverse + 8.5) | 0; // round(w / scale) + 8, as floor(x + 0.5): Math.round is several times slower
+        codes[i] = q < 0 ? 0 : q > 15 ? 15 : q;
+      }
       const at = (row * blocks + b) * BLOB;
-      for (let j = 0; j < BLOB; j++) packed[at + j] = code(2 * j) | (code(2 * j + 1) << 4);
+      for (let j = 0; j < BLOB; j++) packed[at + j] = codes[2 * j] | (codes[2 * j + 1] << 4);
     }
   }
   return { packed: new Tensor(packed, [n, blocks, BLOB]), scales: new Tensor(scales, [n, blocks]) };
