@@ -5,6 +5,7 @@
 import test from 'ava';
 import { noGrad } from '@lorakit/core';
 import { AutoModelForCausalLM } from './auto.ts';
+import type { LlamaForCausalLM } from './llama/model.ts';
 import { generate } from './generation.ts';
 import { TINY_CODE_LLAMA } from './testing.ts';
 
@@ -19,7 +20,7 @@ test('the decoder graph generates what op-by-op decoding does, for a padded batc
 });
 
 test('the decoder graph sees weights changed in place after its session was made', async (t) => {
-  const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  const model = (await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA)) as LlamaForCausalLM;
   const before = generate(model, PROMPTS, { maxNewTokens: 20, eosTokenId: null });
   noGrad(() => model.model.layers[0].mlp.down_proj.weight.values.forEach((v, i, w) => (w[i] = 3 * v)));
   const after = generate(model, PROMPTS, { maxNewTokens: 20, eosTokenId: null });
@@ -28,7 +29,7 @@ test('the decoder graph sees weights changed in place after its session was made
 });
 
 test('a model with a forward hook decodes op by op, and says so once', async (t) => {
-  const model = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+  const model = (await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA)) as LlamaForCausalLM;
   let calls = 0;
   model.model.layers[1].registerForwardHook(() => void calls++);
   const lines: string[] = [];

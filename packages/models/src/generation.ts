@@ -82,7 +82,13 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
   const sequences = prompts.map((p) => [...new Array(width - p.length).fill(pad), ...p]); // [B, width + step], left-padded
   const stepper = stepperOf(model, options, batch, width + maxNewTokens);
 
-  return noGrad(() => {
+  try {
+    return noGrad(() => decodeAll());
+  } finally {
+    stepper.finish();
+  }
+
+  function decodeAll(): number[][] {
     let [inputIds, positionIds] = [sequences, positions];
     let cached = 0;
     for (let step = 0; step < maxNewTokens; step++) {
@@ -111,7 +117,7 @@ export function generate(model: GenerativeModel, prompts: number[][], options: G
       positionIds = positions.map((p) => [p[p.length - 1]]);
     }
     return outputs;
-  });
+  }
 }
 
 /** One step over the cached positions: the logits [B, T, V] (or only the last position's, [B, 1, V]). */
@@ -120,6 +126,8 @@ interface Stepper {
   readonly ropeSwitch: number | null;
   step(ids: number[][], mask: number[][], positions: number[][]): Tensor;
   restart(): void;
+  /** After the last step: what this generation alone held is released. */
+  finish(): void;
 }
 
 const said = new Set<string>();
@@ -129,7 +137,7 @@ function stepperOf(model: GenerativeModel, { decoder = 'graph', dtype = 'fp32' }
   const ropeSwitch = cache.ropeSwitch;
   if (decoder === 'graph' && model instanceof Module) {
     const graph = GraphDecoder.for(model, batch, capacity, dtype);
-    if (graph instanceof GraphDecoder) return { ropeSwitch, step: (ids, mask, positions) => graph.step(ids, mask, positions), restart: () => graph.restart() };
+    if (graph instanceof GraphDecoder) return { ropeSwitch, step: (ids, mask, positions) => graph.step(ids, mask, positions), restart: () => graph.restart(), finish: () => graph.finish() };
     if (dtype === 'q4') throw new Error(`generate: dtype q4 needs the decoder graph, and this model has none: ${graph.eager}`);
     const line = `lorakit: generate decodes op by op, not on the decoder graph: ${graph.eager}`;
     if (!said.has(line)) console.error(line);
@@ -142,5 +150,6 @@ function stepperOf(model: GenerativeModel, { decoder = 'graph', dtype = 'fp32' }
       return model.call({ inputIds, attentionMask, positionIds, cache, logitsToKeep: 1 }).logits;
     },
     restart: () => (cache = model.newCache()),
+    finish: () => {},
   };
 }

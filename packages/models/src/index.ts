@@ -29,5 +29,5 @@ export { createProgress, type ProgressMode } from './training/progress.ts';
 export { describeArchitecture } from './family-summary.ts';
 export { decoderGraph, DECODER_OPSET, type DecoderGraph } from './export/decoder-graph.ts';
 export { exportOnnx, type OnnxDtype, type OnnxExportOptions, type OnnxExportResult } from './export/onnx-folder.ts';
-export { quantizeQ4, withQ4Weights, q4Inputs, Q4_BLOCK, type Q4Weight } from './export/matmul-nbits.ts';
-export { GraphDecoder, type DecoderDtype } from './decoding.ts';
+export { quantizeQ4, withQ4Weights, Q4_BLOCK, type Q4Weight } from './export/matmul-nbits.ts';
+export { GraphDecoder, forgetDecoder, type DecoderDtype } from './decoding.ts';

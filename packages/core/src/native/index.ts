@@ -1,6 +1,6 @@
 // @lorakit/core/native: the kernels behind the ops. onnxruntime sessions built from
 // ONNX graphs written in code, and worker threads for work split across cores.
-export { nativeKernel, nativeThreads, NativeKernel, disposeKernels, setExecutionProviders, getExecutionProviders, availableExecutionProviders } from './session.ts';
+export { nativeKernel, nativeThreads, NativeKernel, disposeKernels, setExecutionProviders, getExecutionProviders, availableExecutionProviders, type ModelSource } from './session.ts';
 export { GraphBuilder, modelBytes, ONNX_OPSET, type ElemType, type GraphConstant, type GraphNode, type GraphValue, type DeclaredShape } from './graph.ts';
 export { attentionBiasNodes } from '../ops/attention.ts';
 export { choosesBySize, untraceable } from '../compile/trace.ts';

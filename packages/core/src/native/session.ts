@@ -19,7 +19,7 @@ import { Tensor as OrtTensor } from 'onnxruntime-node';
 import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { Tensor, type Storage } from '../tensor.ts';
 import type { ElemType } from './graph.ts';
-import { traceKernel } from '../compile/trace.ts';
+import { traceKernel, untraceable } from '../compile/trace.ts';
 
 type BindingSession = InstanceType<typeof binding.InferenceSession>;
 
@@ -69,17 +69,20 @@ export function getExecutionProviders(): string[] {
 
 // NOTE: float64 graphs (gradient checks) run with only the basic rewrites:
 // onnxruntime's extended fusions (QuickGelu, FusedMatMul) have float32 kernels only.
-function createSession(bytes: Uint8Array, key: string, dtype: ElemType, options: KernelOptions): BindingSession {
+/** A model to load: its bytes, or an ONNX file (whose external data onnxruntime reads beside it). */
+export type ModelSource = Uint8Array | { path: string };
+
+function createSession(source: ModelSource, key: string, dtype: ElemType, options: KernelOptions): BindingSession {
   initialize();
   const providers = getExecutionProviders();
   try {
-    return loadSession(bytes, key, dtype, providers.length > 0 ? providers : ['cpu'], options);
+    return loadSession(source, key, dtype, providers.length > 0 ? providers : ['cpu'], options);
   } catch (error) {
     const accelerators = providers.filter((p) => p !== 'cpu');
     if (accelerators.length === 0) throw error;
     for (const p of accelerators) unavailable.add(p);
     process.emitWarning(`lorakit: the ${accelerators.join(', ')} execution provider could not start (${(error as Error).message.split('\n')[0]}); running on the CPU`);
-    return createSession(bytes, key, dtype, options);
+    return createSession(source, key, dtype, options);
   }
 }
 
@@ -97,11 +100,12 @@ export interface KernelOptions {
    * the many small kernels of an eager step, which alternate and would spin against each other.
    */
   spinning?: boolean;
+  /** Keep the graph's bytes for traces that inline the kernel (default); a large session run on its own lets them go. */
+  keepGraph?: boolean;
 }
 
-function loadSession(bytes: Uint8Array, key: string, dtype: ElemType, executionProviders: string[], { arena = false, spinning = false }: KernelOptions): BindingSession {
+function loadSession(source: ModelSource, key: string, dtype: ElemType, executionProviders: string[], { arena = false, spinning = false }: KernelOptions): BindingSession {
   const session = new binding.InferenceSession();
-  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   const options = {
     executionProviders,
     intraOpNumThreads: nativeThreads(),
@@ -112,7 +116,8 @@ function loadSession(bytes: Uint8Array, key: string, dtype: ElemType, executionP
     extra: { session: { intra_op: { allow_spinning: spinning ? '1' : '0' }, inter_op: { allow_spinning: '0' } } },
   };
   try {
-    session.loadModel(buffer, 0, buffer.byteLength, options);
+    if (source instanceof Uint8Array) session.loadModel(source.buffer as ArrayBuffer, source.byteOffset, source.byteLength, options);
+    else session.loadModel(source.path, options);
   } catch (error) {
     throw new Error(`native kernel ${key}: onnxruntime rejected the graph: ${(error as Error).message}`);
   }
@@ -124,9 +129,12 @@ export class NativeKernel {
   readonly #inputNames: string[];
   readonly #outputNames: string[];
 
-  /** `bytes`: the ONNX graph, kept for traces that inline it. */
-  constructor(readonly key: string, dtype: ElemType, readonly bytes: Uint8Array, options: KernelOptions = {}) {
-    this.#session = createSession(bytes, key, dtype, options);
+  /** The ONNX graph, kept for traces that inline it (none for a model loaded from a file). */
+  readonly bytes: Uint8Array | null;
+
+  constructor(readonly key: string, dtype: ElemType, source: ModelSource, options: KernelOptions = {}) {
+    this.#session = createSession(source, key, dtype, options);
+    this.bytes = source instanceof Uint8Array && options.keepGraph !== false ? source : null;
     this.#inputNames = this.#session.inputMetadata.map((m) => m.name);
     this.#outputNames = this.#session.outputMetadata.map((m) => m.name);
   }
@@ -164,7 +172,8 @@ export class NativeKernel {
       const value = results[n] as OrtTensor;
       return new Tensor(value.data as Storage, value.dims);
     });
-    traceKernel(this.key, this.bytes, inputs, outputs);
+    if (this.bytes === null) untraceable(`${this.key} keeps no graph to inline`);
+    else traceKernel(this.key, this.bytes, inputs, outputs);
     return outputs;
   }
 }

@@ -103,16 +103,6 @@ function q4Of(weight: string, weights: ReadonlyMap<string, Tensor>, extra: Map<s
   return names;
 }
 
-/** The 4-bit tensors a withQ4Weights graph reads among `inputs`, quantized from the weights as they are now. */
-export function q4Inputs(inputs: readonly string[], weights: ReadonlyMap<string, Tensor>): Map<string, Tensor> {
-  const quantized = new Map<string, Tensor>();
-  for (const name of inputs) {
-    const weight = name.endsWith('_Q4') ? name.slice(0, -'_Q4'.length) : null;
-    if (weight !== null && weights.has(weight)) q4Of(weight, weights, quantized);
-  }
-  return quantized;
-}
-
 function matMulNBitsAttributes(weight: Tensor): Record<string, number> {
   const [n, k] = weight.shape;
   return { K: k, N: n, bits: 4, block_size: Q4_BLOCK };

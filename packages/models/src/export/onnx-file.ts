@@ -9,10 +9,8 @@
  * Each external initializer names its file, offset and length (ONNX's external_data), so onnxruntime reads
  * the files relative to the model's own path.
  */
-import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { finished } from 'node:stream/promises';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '@lorakit/core';
 import { modelBytes, type GraphBuilder, type GraphConstant } from '@lorakit/core/native';
 
@@ -43,15 +41,15 @@ function dataTypeOf(name: string, tensor: Tensor): number {
 }
 
 /** Write `path` (and its external data, if needed); returns the names of the files written. */
-export async function writeOnnxFile(path: string, graph: GraphBuilder, weights: ReadonlyMap<string, Tensor>, { opset, maxInlineBytes = MAX_INLINE_BYTES, chunkBytes = 2 * GIB }: OnnxFileOptions): Promise<string[]> {
+export function writeOnnxFile(path: string, graph: GraphBuilder, weights: ReadonlyMap<string, Tensor>, { opset, maxInlineBytes = MAX_INLINE_BYTES, chunkBytes = 2 * GIB }: OnnxFileOptions): string[] {
   const total = [...weights.values()].reduce((n, t) => n + t.data.byteLength, 0);
   if (total <= maxInlineBytes) {
-    await writeFile(path, onnxModelBytes(graph, weights, opset));
+    writeFileSync(path, onnxModelBytes(graph, weights, opset));
     return [basename(path)];
   }
   const initializers: GraphConstant[] = [];
-  const dataFiles = await writeExternalData(path, weights, chunkBytes, (name, tensor, location) => initializers.push(externalConstant(name, tensor, location)));
-  await writeFile(path, modelWith(graph, initializers, opset));
+  const dataFiles = writeExternalData(path, weights, chunkBytes, (name, tensor, location) => initializers.push(externalConstant(name, tensor, location)));
+  writeFileSync(path, modelWith(graph, initializers, opset));
   return [basename(path), ...dataFiles];
 }
 
@@ -79,35 +77,26 @@ function externalConstant(name: string, tensor: Tensor, { file, offset, length }
 }
 
 /** The weights into `<path>_data`, `_data_1`, ... ; `placed` is told where each went. Returns the files' names. */
-async function writeExternalData(path: string, weights: ReadonlyMap<string, Tensor>, chunkBytes: number, placed: (name: string, tensor: Tensor, at: Location) => void): Promise<string[]> {
+function writeExternalData(path: string, weights: ReadonlyMap<string, Tensor>, chunkBytes: number, placed: (name: string, tensor: Tensor, at: Location) => void): string[] {
   const files: string[] = [];
-  let stream: ReturnType<typeof createWriteStream> | null = null;
+  let fd: number | null = null;
   let offset = 0;
-  const open = () => {
-    const file = `${basename(path)}_data${files.length === 0 ? '' : `_${files.length}`}`;
-    files.push(file);
-    stream = createWriteStream(join(path, '..', file));
-    offset = 0;
-  };
-  const write = (bytes: Uint8Array) => new Promise<void>((resolve, reject) => stream!.write(bytes, (error) => (error ? reject(error) : resolve())));
-  for (const [name, tensor] of weights) {
-    const bytes = bytesOf(tensor);
-    const start = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
-    if (stream === null || (start + bytes.length > chunkBytes && offset > 0)) {
-      if (stream !== null) await closed(stream);
-      open();
+  try {
+    for (const [name, tensor] of weights) {
+      const bytes = bytesOf(tensor);
+      let at = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
+      if (fd === null || (at + bytes.length > chunkBytes && offset > 0)) {
+        if (fd !== null) closeSync(fd);
+        files.push(`${basename(path)}_data${files.length === 0 ? '' : `_${files.length}`}`);
+        fd = openSync(join(dirname(path), files[files.length - 1]), 'w');
+        [offset, at] = [0, 0];
+      }
+      writeSync(fd, bytes, 0, bytes.length, at);
+      placed(name, tensor, { file: files[files.length - 1], offset: at, length: bytes.length });
+      offset = at + bytes.length;
     }
-    const at = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
-    if (at > offset) await write(new Uint8Array(at - offset));
-    await write(bytes);
-    placed(name, tensor, { file: files[files.length - 1], offset: at, length: bytes.length });
-    offset = at + bytes.length;
+  } finally {
+    if (fd !== null) closeSync(fd);
   }
-  if (stream !== null) await closed(stream);
   return files;
-}
-
-async function closed(stream: ReturnType<typeof createWriteStream>): Promise<void> {
-  stream.end();
-  await finished(stream);
 }

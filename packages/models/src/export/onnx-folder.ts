@@ -50,7 +50,7 @@ export async function exportOnnx(model: CausalLM, out: string, { source, dtype =
   await writeFolderAtomically(out, async (dir) => {
     onStage('writing the ONNX model');
     await mkdir(join(dir, 'onnx'));
-    const written = await writeOnnxFile(join(dir, 'onnx', FILE_NAMES[dtype]), graph, weights, { opset: DECODER_OPSET, maxInlineBytes });
+    const written = writeOnnxFile(join(dir, 'onnx', FILE_NAMES[dtype]), graph, weights, { opset: DECODER_OPSET, maxInlineBytes });
     files.push(...written.map((f) => `onnx/${f}`));
     const external = written.length - 1;
     const jsConfig = { dtype, ...(external > 0 && { use_external_data_format: { [FILE_NAMES[dtype]]: external } }) };
