@@ -158,9 +158,16 @@ for (const [name, { dir, batch, sequence, newTokens }] of Object.entries(models)
   const inference = `inference, ${name}`;
   const forwardFlops = flopsPerToken(configOf(dir), sequence, 0).forward * tokens;
   const float32Bytes = weightsBytes(dir) * 2; // bf16 on disk, float32 in memory: each greedy token reads them all
-  tasks.push({ name: inference, lorakit: ['inference', dir, ...shape], pytorch: ['inference', dir, ...shape], limit: () => ({ forward: forwardFlops / peak, token: float32Bytes / bandwidth }) });
+  tasks.push({ name: inference, lorakit: ['inference', dir, ...shape], pytorch: ['inference', dir, ...shape], limit: () => ({ forward: forwardFlops / peak }) });
   rows.push({ task: inference, label: `forward, ${name} (${batch}x${sequence})`, seconds: (f) => tokens / f.forwardTokensPerSecond, limitSeconds: (l) => l.forward, unit: 'tokens/s', tokens });
-  rows.push({ task: inference, label: `greedy generation, ${name} (16 + ${newTokens})`, seconds: (f) => 1 / f.greedyTokensPerSecond, limitSeconds: (l) => l.token, unit: 'tokens/s', tokens: 1 });
+  // Greedy decoding on the decoder graph, float32 and q4 (MatMulNBits); PyTorch float32, and with bf16 weights (half the bytes a token reads).
+  for (const dtype of ['fp32', 'q4'] as const) {
+    const decode = `greedy decoding${dtype === 'q4' ? ' q4' : ''}, ${name}`;
+    const args = ['decode', dir, '--new-tokens', String(newTokens)];
+    tasks.push({ name: decode, lorakit: [...args, '--dtype', dtype], pytorch: args, pytorchBf16: [...args, '--bf16'], limit: dtype === 'fp32' ? () => ({ token: float32Bytes / bandwidth }) : undefined });
+    const label = dtype === 'q4' ? `greedy decoding, ${name}, lorakit q4 (MatMulNBits)` : `greedy decoding, ${name} (16 + ${newTokens}; limit: the float32 weights read once per token)`;
+    rows.push({ task: decode, label, seconds: (f) => 1 / f.greedyTokensPerSecond, limitSeconds: dtype === 'fp32' ? (l) => l.token : undefined, unit: 'tokens/s', tokens: 1 });
+  }
 }
 for (const [name, model, adapter] of [['135M', smol, adapters.smol], ['1.1B', large, adapters.large]] as const) {
   const task = `merge, ${name}`;
@@ -240,7 +247,8 @@ const lines = [
   `Written by \`npm run bench:compare\` on ${measured.date} (lorakit ${measured.commit}). Each task runs in its own process;`,
   `the sides alternate, ${measured.reps} rounds; figures are medians (a training step: the median of 5 timed steps after a warm-up,`,
   'in each process). PyTorch computes in float32 on 2 threads, as lorakit does; "PyTorch bf16" is its training step under',
-  'torch.autocast(bfloat16), what a user gets with one flag. "lorakit / PyTorch" is the ratio of times to float32 PyTorch',
+  'torch.autocast(bfloat16), what a user gets with one flag, and for greedy decoding its model with bfloat16 weights',
+  '(half the bytes each token reads). "lorakit / PyTorch" is the ratio of times to float32 PyTorch',
   '(below 1: lorakit is faster). "of the limit" is the time this machine needs at best (the measured fp32 peak for',
   'arithmetic, counting causal attention as half its square; measured memory or disk speed for bytes) divided by lorakit\'s.',
   `No run started while other work used ${100 * BUSY}% or more of the CPU (sampled over 2 s before each run).`,

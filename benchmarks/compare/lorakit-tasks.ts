@@ -6,6 +6,7 @@
  *   tsx benchmarks/compare/lorakit-tasks.ts train-step <model> [--qlora | --int8] [--gradient-checkpointing] [--eager] [--steps N] [--tokens 4x512]
  *   tsx benchmarks/compare/lorakit-tasks.ts train-cli <model> <data.jsonl> [--steps 6] [--tokens 4x512]
  *   tsx benchmarks/compare/lorakit-tasks.ts inference <model> [--eager] [--tokens 4x512] [--new-tokens 64]
+ *   tsx benchmarks/compare/lorakit-tasks.ts decode <model> [--new-tokens 64] [--dtype q4] [--eager]
  *   tsx benchmarks/compare/lorakit-tasks.ts merge <model> <adapter> <out>
  *   tsx benchmarks/compare/lorakit-tasks.ts quantize <model> [--threads N]
  */
@@ -83,7 +84,7 @@ async function trainCli(dir: string, data: string, steps: number) {
 
 /**
  * Forward tokens/s at --tokens (4x512; median of 2 after two warm-ups, the layers compiled as Trainer's evaluation
- * runs them) and greedy tokens/s (16-token prompt + --new-tokens, 64; with a cache the layers run op by op).
+ * runs them).
  */
 async function inference(dir: string) {
   const model = await AutoModelForCausalLM.fromPretrained(dir);
@@ -97,12 +98,21 @@ async function inference(dir: string) {
     noGrad(() => model.call({ inputIds }));
     return (performance.now() - start) / 1000;
   });
-  const prompt = Array.from({ length: 16 }, (_, i) => (i * 31) % vocab);
-  generate(model, [prompt], { maxNewTokens: 4, eosTokenId: null });
-  const start = performance.now();
-  generate(model, [prompt], { maxNewTokens: newTokens, eosTokenId: null });
-  const generation = (performance.now() - start) / 1000;
-  return { forwardTokensPerSecond: (batch * sequence) / median(forwards), greedyTokensPerSecond: newTokens / generation, peakRssBytes: peakRssBytes() };
+  return { forwardTokensPerSecond: (batch * sequence) / median(forwards), peakRssBytes: peakRssBytes() };
+}
+
+/**
+ * Greedy decoding tokens/s after a 16-token prompt: --new-tokens (64) tokens, timed from the first new token to the
+ * last (the prompt's forward left out), on the decoder graph (--dtype q4: its 4-bit weights; --eager: op by op).
+ */
+async function decode(dir: string, dtype: 'fp32' | 'q4') {
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 31) % model.config.vocab_size);
+  const decoder = process.argv.includes('--eager') ? 'eager' : 'graph';
+  generate(model, [prompt], { maxNewTokens: 4, eosTokenId: null, decoder, dtype }); // the session is made here
+  const times: number[] = [];
+  generate(model, [prompt], { maxNewTokens: newTokens, eosTokenId: null, decoder, dtype, onToken: () => times.push(performance.now()) });
+  return { greedyTokensPerSecond: (newTokens - 1) / ((times.at(-1)! - times[0]) / 1000), peakRssBytes: peakRssBytes() };
 }
 
 /** The streaming merge (`lora merge`), timed from opening the checkpoint to the renamed output folder. */
@@ -129,6 +139,7 @@ const tasks: Record<string, () => Promise<object>> = {
   'train-step': () => trainStep(args[0], args.includes('--qlora') ? 'qlora' : args.includes('--int8') ? 'int8' : 'float32', Number(option('--steps') ?? 5), args.includes('--gradient-checkpointing')),
   'train-cli': () => trainCli(args[0], args[1], Number(option('--steps') ?? 6)),
   inference: () => inference(args[0]),
+  decode: () => decode(args[0], option('--dtype') === 'q4' ? 'q4' : 'fp32'),
   merge: () => merge(args[0], args[1], args[2]),
   quantize: () => quantize(args[0], option('--threads') === undefined ? undefined : Number(option('--threads'))),
 };

@@ -4,7 +4,8 @@ fields as the lorakit side (benchmarks/compare/lorakit-tasks.ts).
 
     python benchmarks/compare/torch_tasks.py train-step <model> [--qlora | --int8] [--bf16] [--steps N] [--tokens 4x512]
     python benchmarks/compare/torch_tasks.py train-cli <model> <data.jsonl> [--steps 6] [--tokens 4x512]
-    python benchmarks/compare/torch_tasks.py inference <model> [--tokens 4x512] [--new-tokens 64]
+    python benchmarks/compare/torch_tasks.py inference <model> [--tokens 4x512]
+    python benchmarks/compare/torch_tasks.py decode <model> [--new-tokens 64] [--bf16]
     python benchmarks/compare/torch_tasks.py merge <model> <adapter> <out>
     python benchmarks/compare/torch_tasks.py quantize <model>
 """
@@ -77,10 +78,9 @@ def train_step(model_dir, qlora=False, steps=5, bf16=False, int8=False):
 
 
 def inference(model_dir):
-    """Forward tokens/s at --tokens (4x512; median of 2 after a warm-up) and greedy tokens/s (16-token prompt + --new-tokens, 64)."""
+    """Forward tokens/s at --tokens (4x512; median of 2 after a warm-up)."""
     model = load(model_dir).eval()
-    vocab = model.config.vocab_size
-    ids = token_ids(vocab, BATCH * SEQUENCE).reshape(BATCH, SEQUENCE)
+    ids = token_ids(model.config.vocab_size, BATCH * SEQUENCE).reshape(BATCH, SEQUENCE)
     with torch.no_grad():
         model(input_ids=ids)
         forwards = []
@@ -88,13 +88,37 @@ def inference(model_dir):
             start = time.perf_counter()
             model(input_ids=ids)
             forwards.append(time.perf_counter() - start)
-        prompt = torch.tensor([[(i * 31) % vocab for i in range(16)]])
+    return {"forwardTokensPerSecond": BATCH * SEQUENCE / statistics.median(forwards), "peakRssBytes": peak_rss_bytes()}
+
+
+class TokenTimes:
+    """A generate() streamer that notes when each new token arrives (its first put is the prompt)."""
+
+    def __init__(self):
+        self.puts, self.times = 0, []
+
+    def put(self, value):
+        self.puts += 1
+        if self.puts > 1:
+            self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
+def decode(model_dir, bf16=False):
+    """Greedy decoding tokens/s after a 16-token prompt: --new-tokens (64) tokens, timed from the first new token to
+    the last (the prompt's forward left out). bf16: the weights in bfloat16, which halves the bytes each token reads."""
+    model = load(model_dir).eval()
+    if bf16:
+        model = model.to(torch.bfloat16)
+    prompt = torch.tensor([[(i * 31) % model.config.vocab_size for i in range(16)]])
+    with torch.no_grad():
         model.generate(prompt, max_new_tokens=4, min_new_tokens=4, do_sample=False)
-        start = time.perf_counter()
-        out = model.generate(prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False)
-        generation = time.perf_counter() - start
-    assert out.shape[1] == 16 + NEW_TOKENS
-    return {"forwardTokensPerSecond": BATCH * SEQUENCE / statistics.median(forwards), "greedyTokensPerSecond": NEW_TOKENS / generation, "peakRssBytes": peak_rss_bytes()}
+        times = TokenTimes()
+        model.generate(prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False, streamer=times)
+    assert len(times.times) == NEW_TOKENS
+    return {"greedyTokensPerSecond": (NEW_TOKENS - 1) / (times.times[-1] - times.times[0]), "peakRssBytes": peak_rss_bytes()}
 
 
 def train_cli(model_dir, data, steps):
@@ -149,6 +173,8 @@ if __name__ == "__main__":
         result = train_cli(args[0], args[1], steps=int(option("--steps", "6")))
     elif task == "inference":
         result = inference(args[0])
+    elif task == "decode":
+        result = decode(args[0], bf16="--bf16" in args)
     elif task == "merge":
         result = merge(*args)
     elif task == "quantize":
