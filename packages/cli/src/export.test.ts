@@ -6,15 +6,15 @@ import test from 'ava';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, Tensor, env } from '@huggingface/transformers';
-import { MODEL, PEFT, fails, lora, scratch } from './testing.ts';
+import { MODEL, PEFT, REPO, fails, lora, scratch } from './testing.ts';
 
 env.allowRemoteModels = false;
 const ADAPTER = join(PEFT, 'codellama_qv_r8', 'adapter');
 const PROMPT = 'def add(a, b):';
 
 /** The 40 tokens transformers.js generates greedily from the exported folder after the prompt's ids. */
-async function transformersJsTokens(dir: string, prompt: number[]): Promise<number[]> {
-  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype: 'fp32' });
+async function transformersJsTokens(dir: string, prompt: number[], dtype: 'fp32' | 'q4' = 'fp32'): Promise<number[]> {
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, dtype });
   const ids = (values: number[]) => new Tensor('int64', BigInt64Array.from(values, BigInt), [1, values.length]);
   const out = (await model.generate({ input_ids: ids(prompt), attention_mask: ids(prompt.map(() => 1)), max_new_tokens: 40, do_sample: false })) as Tensor;
   await model.dispose();
@@ -41,6 +41,14 @@ async function promptIds(): Promise<number[]> {
   return (await AutoTokenizer.fromPretrained(MODEL)).encode(PROMPT);
 }
 
+test('lora generate --dtype q4 generates what transformers.js generates from lora export --dtype q4 --keep-lora', async (t) => {
+  const out = join(await scratch(), 'onnx-q4');
+  const exported = await lora('export', MODEL, '--adapter', ADAPTER, '--keep-lora', '--format', 'onnx', '--dtype', 'q4', '--out', out); // base weights 4-bit, LoRA's float, as generate's
+  t.is(exported.code, 0, exported.stderr);
+  const { stdout } = await lora('generate', MODEL, '--adapter', ADAPTER, '--prompt', PROMPT, '--max-new-tokens', '40', '--dtype', 'q4', '--json');
+  t.deepEqual(await transformersJsTokens(out, await promptIds(), 'q4'), (JSON.parse(stdout) as { tokens: number[] }).tokens);
+});
+
 test('lora export refuses an existing --out and leaves it as it was', async (t) => {
   const out = join(await scratch(), 'taken');
   await mkdir(out);
@@ -56,6 +64,16 @@ test('lora export refuses an adapter that loading refuses, and writes nothing', 
   await writeFile(join(adapter, 'adapter_config.json'), '{"peft_type": "LORA", "r": 0}');
   await fails(t, lora('export', MODEL, '--adapter', adapter, '--format', 'onnx', '--out', join(dir, 'onnx')), /adapter_config\.json/);
   t.deepEqual(await readdir(dir), ['broken']);
+});
+
+test('a DoRA adapter is folded in, and refused with a reason when asked to stay apart', async (t) => {
+  const dir = await scratch();
+  const [base, dora] = [join(REPO, 'packages/models/fixtures/llama-bf16-tied'), join(REPO, 'packages/adapters/fixtures/dora/adapter')];
+  await fails(t, lora('export', base, '--adapter', dora, '--keep-lora', '--format', 'onnx', '--out', join(dir, 'apart')), /DoRA's row norms are computed outside the graph \(fold the adapter in: merge it\)/);
+  t.deepEqual(await readdir(dir), []);
+  const folded = await lora('export', base, '--adapter', dora, '--format', 'onnx', '--out', join(dir, 'folded'));
+  t.is(folded.code, 0, folded.stderr);
+  t.deepEqual(await readdir(join(dir, 'folded', 'onnx')), ['model.onnx']);
 });
 
 test('lora export --keep-lora needs exactly one adapter', async (t) => {
