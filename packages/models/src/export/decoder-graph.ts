@@ -85,7 +85,7 @@ function familyOf(outer: Module & { config: GenerativeModel['config'] }): Family
   throw new Error(`a ${outer.config.model_type} model cannot be written as a decoder graph (the llama families and gpt2 can)`);
 }
 
-/** What the traced forward read from its context, by the source name it got. */
+/** A tensor the context hands out, by the name the trace knows it by: a rope table, a mask or the positions. */
 type ContextSource = { name: string; rope: string | null; part: 'cos' | 'sin' } | { name: string; window: number | null } | { name: 'positions' };
 
 /** One traced forward at `sizes`, on zeros: the ids, a cache of P positions and the context's tensors as sources. */
