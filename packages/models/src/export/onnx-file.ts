@@ -12,14 +12,12 @@
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '@lorakit/core';
-import { modelBytes, type GraphBuilder, type GraphConstant } from '@lorakit/core/native';
+import { elemTypeNumber, modelBytes, type GraphBuilder, type GraphConstant } from '@lorakit/core/native';
 
 const GIB = 2 ** 30;
 /** A model whose weights take more than this goes external: protobuf's limit is 2 GiB, the graph needs room too. */
 export const MAX_INLINE_BYTES = 2 * GIB - 64 * 2 ** 20;
 const ALIGNMENT = 4096;
-
-const DATA_TYPES: Partial<Record<Tensor['dtype'], number>> = { float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7 };
 
 export interface OnnxFileOptions {
   opset: number;
@@ -32,12 +30,6 @@ export interface OnnxFileOptions {
 function bytesOf(tensor: Tensor): Uint8Array {
   const data = tensor.data;
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-}
-
-function dataTypeOf(name: string, tensor: Tensor): number {
-  const type = DATA_TYPES[tensor.dtype];
-  if (type === undefined) throw new Error(`weight ${name}: ${tensor.dtype} cannot be written to an ONNX file`);
-  return type;
 }
 
 /** Write `path` (and its external data, if needed); returns the names of the files written. */
@@ -55,7 +47,7 @@ export function writeOnnxFile(path: string, graph: GraphBuilder, weights: Readon
 
 /** The model's bytes with every weight inline (under 2 GiB in all). */
 export function onnxModelBytes(graph: GraphBuilder, weights: ReadonlyMap<string, Tensor>, opset: number): Uint8Array {
-  return modelWith(graph, [...weights].map(([name, tensor]) => ({ name, dims: [...tensor.shape], dataType: dataTypeOf(name, tensor), rawData: bytesOf(tensor) })), opset);
+  return modelWith(graph, [...weights].map(([name, tensor]) => ({ name, dims: [...tensor.shape], dataType: elemTypeNumber(tensor.dtype), rawData: bytesOf(tensor) })), opset);
 }
 
 /** The graph's bytes with its constants and `weights`, those no node reads left out. */
@@ -73,7 +65,7 @@ interface Location {
 
 function externalConstant(name: string, tensor: Tensor, { file, offset, length }: Location): GraphConstant {
   const entries = { location: file, offset: String(offset), length: String(length) };
-  return { name, dims: [...tensor.shape], dataType: dataTypeOf(name, tensor), dataLocation: 1, externalData: Object.entries(entries).map(([key, value]) => ({ key, value })) };
+  return { name, dims: [...tensor.shape], dataType: elemTypeNumber(tensor.dtype), dataLocation: 1, externalData: Object.entries(entries).map(([key, value]) => ({ key, value })) };
 }
 
 /** The weights into `<path>_data`, `_data_1`, ... ; `placed` is told where each went. Returns the files' names. */
