@@ -1,0 +1,79 @@
+/**
+ * The tokenizer as llama.cpp reads it from a GGUF file, taken from the checkpoint's tokenizer.json and
+ * tokenizer_config.json so that llama.cpp splits text exactly as the Hugging Face tokenizer does:
+ *
+ *   tokenizer.ggml.model       "gpt2": byte-level BPE
+ *   tokenizer.ggml.pre         the pre-tokenizer's regex by llama.cpp's name for it ("gpt-2": GPT-2's own)
+ *   tokenizer.ggml.tokens      every token by id, as tokenizer.json spells it (byte-level characters)
+ *   tokenizer.ggml.token_type  1 normal, 3 control (special added tokens), 4 user-defined (other added tokens, padding rows)
+ *   tokenizer.ggml.merges      "left right", in rank order
+ *   bos / eos / padding ids, add_bos_token / add_eos_token, and the chat template when there is one
+ *
+ * Other tokenizers (SentencePiece, or a pre-tokenizer lorakit cannot name) are refused with what they are.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FileFormatError } from '@lorakit/core/io';
+import type { GgufValue } from '@lorakit/core/io';
+import type { LlamaFamilyConfig } from '../llama/config.ts';
+
+interface TokenizerJson {
+  model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]> };
+  pre_tokenizer: Record<string, unknown> | null;
+  added_tokens?: Array<{ id: number; content: string; special: boolean }>;
+}
+
+const TOKEN_TYPES = { normal: 1, control: 3, userDefined: 4 } as const;
+
+async function readJson(path: string): Promise<Record<string, unknown> | null> {
+  const text = await readFile(path, 'utf8').catch(() => null);
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new FileFormatError('ConfigParseError', path, `not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** llama.cpp's name for the pre-tokenizer, or an error saying what it is. */
+function preTokenizerName(pre: TokenizerJson['pre_tokenizer'], file: string): string {
+  if (pre?.type === 'ByteLevel' && pre.use_regex !== false) return 'gpt-2';
+  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 120)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's byte-level one)`);
+}
+
+export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig): Promise<Array<[string, GgufValue]>> {
+  const file = join(source, 'tokenizer.json');
+  const tokenizer = (await readJson(file)) as TokenizerJson | null;
+  if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
+  if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes byte-level BPE)`);
+  const pre = preTokenizerName(tokenizer.pre_tokenizer, file);
+  const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
+  const tokens = new Array<string>(config.vocab_size);
+  const types = new Array<number>(config.vocab_size).fill(TOKEN_TYPES.normal);
+  for (const [token, id] of Object.entries(tokenizer.model.vocab)) tokens[id] = token;
+  for (const { id, content, special } of tokenizer.added_tokens ?? []) {
+    tokens[id] = content;
+    types[id] = special ? TOKEN_TYPES.control : TOKEN_TYPES.userDefined;
+  }
+  for (let id = 0; id < tokens.length; id++) {
+    if (tokens[id] !== undefined) continue;
+    tokens[id] = `[PAD${id}]`; // embedding rows past the tokenizer's vocabulary
+    types[id] = TOKEN_TYPES.userDefined;
+  }
+  if (tokens.length > config.vocab_size) throw new FileFormatError('UnsupportedTokenizer', file, `holds token ids up to ${tokens.length - 1}, past the model's ${config.vocab_size} embeddings`);
+  const merges = tokenizer.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
+  const id = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
+  const ids: Array<[string, number | null | undefined]> = [['bos_token_id', id(config.bos_token_id)], ['eos_token_id', id(config.eos_token_id)], ['padding_token_id', id(config.pad_token_id)]];
+  const chatTemplate = (settings.chat_template as string | undefined) ?? (await readFile(join(source, 'chat_template.jinja'), 'utf8').catch(() => undefined));
+  return [
+    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+    ['tokenizer.ggml.pre', { type: 'string', value: pre }],
+    ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
+    ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
+    ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: settings.add_bos_token === true }],
+    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: settings.add_eos_token === true }],
+    ...(typeof chatTemplate === 'string' ? [['tokenizer.chat_template', { type: 'string', value: chatTemplate }] as [string, GgufValue]] : []),
+  ];
+}
