@@ -15,3 +15,4 @@ export { checkAdapterCompatibility, bakeScalingForLlamaCpp, type AdapterTarget, 
 export { addWeightedAdapter, type Combination } from './weighted.ts';
 export { quantizeModel, quantizeModel8bit, type QuantizeOptions, type Quantize8bitOptions } from './quantize-model.ts';
 export { mergeCheckpoint, type MergeOptions, type MergeResult } from './merge-checkpoint.ts';
+export { writeGgufAdapter } from './gguf-adapter.ts';
