@@ -82,8 +82,12 @@ test('lora export --keep-lora needs exactly one adapter', async (t) => {
   await fails(t, lora('export', MODEL, '--keep-lora', '--adapter', ADAPTER, '--adapter', ADAPTER, '--format', 'onnx', '--out', out), /2 were given/);
 });
 
-test('lora export names the formats and dtypes it writes', async (t) => {
+test('lora export names the formats and dtypes it writes, and which dtypes and flags go with which format', async (t) => {
   const out = join(await scratch(), 'onnx');
-  await fails(t, lora('export', MODEL, '--format', 'tflite', '--out', out), /format, Given: "tflite", Choices: "onnx"/);
-  await fails(t, lora('export', MODEL, '--format', 'onnx', '--dtype', 'q8', '--out', out), /dtype, Given: "q8", Choices: "fp32", "q4"/);
+  await fails(t, lora('export', MODEL, '--format', 'tflite', '--out', out), /format, Given: "tflite", Choices: "onnx", "gguf"/);
+  await fails(t, lora('export', MODEL, '--format', 'onnx', '--dtype', 'q8_0', '--out', out), /--dtype q8_0 is not a onnx dtype; --format onnx takes fp32, q4/);
+  await fails(t, lora('export', MODEL, '--format', 'gguf', '--dtype', 'q4', '--out', out), /--dtype q4 is not a gguf dtype; --format gguf takes f32, f16, bf16, q8_0/);
+  await fails(t, lora('export', MODEL, '--format', 'gguf', '--keep-lora', '--adapter', ADAPTER, '--out', out), /--keep-lora is for --format onnx/);
+  await fails(t, lora('export', MODEL, '--format', 'onnx', '--merge', '--adapter', ADAPTER, '--out', out), /--merge is for --format gguf/);
+  await fails(t, lora('export', MODEL, '--format', 'gguf', '--merge', '--out', out), /--merge folds adapters into the model: give them with --adapter/);
 });

@@ -14,7 +14,7 @@ import { basename } from 'node:path';
 import type { Tensor } from '@lorakit/core';
 import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '@lorakit/core/io';
 import type { CausalLM } from '../causal-lm.ts';
-import type { LlamaFamilyConfig } from '../llama/config.ts';
+import { layerConfig, type LlamaFamilyConfig } from '../llama/config.ts';
 import { ropeParameters, rotaryDims } from '../rope.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 
@@ -71,6 +71,9 @@ export function toInterleaved(values: Float32Array, rows: number, columns: numbe
 function architectureOf(model: CausalLM): { arch: string; permuteQK: boolean } {
   const known = GGUF_ARCHITECTURES[model.config.model_type];
   if (known === undefined) throw new Error(`a ${model.config.model_type} model cannot be written as GGUF yet (lorakit writes ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`);
+  const config = model.config as LlamaFamilyConfig;
+  const window = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window).find((w) => w !== null);
+  if (window !== undefined) throw new Error(`this ${config.model_type} model attends within a sliding window of ${window} positions, which llama.cpp's ${known.arch} architecture does not: it would attend to every position`);
   const rope = ropeParameters(model.config as LlamaFamilyConfig);
   if (rope.rope_type !== 'default' && rope.rope_type !== 'linear') throw new Error(`rope type ${rope.rope_type} cannot be written as GGUF yet (default and linear can)`);
   return known;

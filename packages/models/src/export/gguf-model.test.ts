@@ -1,0 +1,108 @@
+/**
+ * GGUF models read by llama.cpp itself (node-llama-cpp 3.21.1's prebuilt binaries, a test dependency): the
+ * tokenization of the PEFT fixture texts equals the Hugging Face tokenizer's, the log-probabilities of one
+ * evaluation equal lorakit's (f32 1e-3, f16 and bf16 looser), greedy generation equals lorakit's; the other
+ * architectures' fixtures give transformers' reference logits.
+ */
+import test from 'ava';
+import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Tensor, noGrad } from '@lorakit/core';
+import { SafetensorsFile } from '@lorakit/core/io';
+import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
+import { AutoModelForCausalLM } from '../auto.ts';
+import { generate } from '../generation.ts';
+import { FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA } from '../testing.ts';
+import { writeGgufModel, type GgufDtype } from './gguf-model.ts';
+
+// One thread: ggml's threads wait for each other by spinning, which collapses when ava's other process holds a core.
+const CACHE = { threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const;
+let llama: Promise<Llama> | null = null;
+const llamaCpp = () => (llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error }));
+
+async function exported(source: string, dtype: GgufDtype = 'f32'): Promise<LlamaModel> {
+  const path = join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf');
+  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(source), path, { source, dtype });
+  return (await llamaCpp()).loadModel({ modelPath: path });
+}
+
+/** llama.cpp's log-probabilities after `ids` (a float32 cache, so only the weights' type differs from lorakit). */
+async function logProbabilities(model: LlamaModel, ids: number[]): Promise<Float64Array> {
+  const context = await model.createContext({ contextSize: 256, ...CACHE });
+  const sampling = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } };
+  const input = ids.map((id, i): ControlledEvaluateInputItem => (i === ids.length - 1 ? [id as Token, { generateNext: sampling }] : (id as Token)));
+  const probabilities = (await context.getSequence().controlledEvaluate(input)).at(-1)!.next!.probabilities!;
+  await context.dispose();
+  return Float64Array.from({ length: probabilities.size }, (_, v) => Math.log(probabilities.get(v as Token) ?? 0));
+}
+
+/** lorakit's log-probabilities (the logits less their log-sum-exp) after `ids`. */
+function lorakitLogProbabilities(logits: Tensor): Float64Array {
+  const [, length, vocab] = logits.shape;
+  const last = Float64Array.from(logits.values.subarray((length - 1) * vocab, length * vocab));
+  const top = Math.max(...last);
+  const sum = Math.log(last.reduce((s, v) => s + Math.exp(v - top), 0)) + top;
+  return last.map((v) => v - sum);
+}
+
+const maxDiff = (a: Float64Array, b: Float64Array) => (a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) : Infinity);
+
+test('llama.cpp tokenizes the fixture texts as the Hugging Face tokenizer does', async (t) => {
+  const model = await exported(TINY_CODE_LLAMA);
+  const cases = JSON.parse(await readFile(join(PEFT_FIXTURES, 'tokenization.json'), 'utf8')) as Array<{ text: string; ids: number[] }>;
+  for (const { text, ids } of cases) t.deepEqual(Array.from(model.tokenize(text)), ids, JSON.stringify(text));
+  await model.dispose();
+});
+
+// measured here: f32 1.8e-5, f16 8.1e-3, bf16 3.4e-2, q8_0 0.28 (llama.cpp also quantizes the activations to 8 bits)
+for (const [dtype, tolerance] of [['f32', 1e-3], ['f16', 2e-2], ['bf16', 1e-1], ['q8_0', 0.4]] as const) {
+  test(`llama.cpp's log-probabilities from the ${dtype} GGUF equal lorakit's (${tolerance})${dtype === 'f32' ? ', and 40 greedy tokens are the same' : ''}`, async (t) => {
+    const model = await exported(TINY_CODE_LLAMA, dtype);
+    const lorakit = await AutoModelForCausalLM.fromPretrained(TINY_CODE_LLAMA);
+    const ids = [330, 1146, 9, 66, 13, 305, 328, 268, 353, 274, 475, 305, 200, 1040, 27];
+    const expected = lorakitLogProbabilities(noGrad(() => lorakit.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits);
+    const diff = maxDiff(await logProbabilities(model, ids), expected);
+    t.true(diff <= tolerance, `log-probabilities differ by ${diff}`);
+    if (dtype === 'f32') {
+      const context = await model.createContext({ contextSize: 256, ...CACHE });
+      const tokens: number[] = [];
+      for await (const token of context.getSequence().evaluate(ids.slice(0, 5) as Token[], { temperature: 0 })) if (tokens.push(token) >= 40) break;
+      await context.dispose();
+      t.deepEqual([...ids.slice(0, 5), ...tokens], generate(lorakit, [ids.slice(0, 5)], { maxNewTokens: 40, eosTokenId: null })[0]);
+    }
+    await model.dispose();
+  });
+}
+
+test('a model with a sliding window is refused by name: llama.cpp\'s llama architecture would attend to every position', async (t) => {
+  const model = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, 'mistral'));
+  const path = join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf');
+  await t.throwsAsync(writeGgufModel(model, path, { source: join(FIXTURES, 'mistral') }), { message: /attends within a sliding window of \d+ positions, which llama.cpp's llama architecture does not/ });
+});
+
+/** A fixture folder with a byte-level tokenizer of its vocabulary (no merges): the fixtures have none of their own. */
+async function withTokenizer(fixture: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `lorakit-gguf-${fixture}-`));
+  await cp(join(FIXTURES, fixture), dir, { recursive: true });
+  const { vocab_size: size } = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size: number };
+  const vocab = Object.fromEntries(Array.from({ length: size }, (_, i) => [String.fromCodePoint(0x100 + i), i]));
+  const tokenizer = { model: { type: 'BPE', vocab, merges: [] }, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true }, added_tokens: [] };
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  return dir;
+}
+
+for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3']) {
+  test(`${fixture}: llama.cpp's log-probabilities from the GGUF equal transformers' (1e-3)`, async (t) => {
+    const model = await exported(await withTokenizer(fixture));
+    const reference = await SafetensorsFile.open(join(FIXTURES, fixture, 'reference.safetensors'));
+    const [inputIds, logits] = [await reference.read('input_ids'), await reference.read('logits')];
+    await reference.close();
+    const length = inputIds.shape[1];
+    const ids = inputIds.toArray().slice(0, length); // row 0, unpadded
+    const expected = lorakitLogProbabilities(new Tensor(logits.values.slice(0, length * logits.shape[2]), [1, length, logits.shape[2]]));
+    const diff = maxDiff(await logProbabilities(model, ids), expected);
+    t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+    await model.dispose();
+  });
+}
