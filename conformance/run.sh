@@ -8,7 +8,8 @@
 #    `lora train`), 4-bit models (library, `lora quantize`) and `lora merge` output; bitsandbytes' LLM.int8
 #    codes and logits against quantizeModel8bit's.
 # 3. onnxruntime runs what `lora export --format onnx` writes, step by step with its cache, against
-#    transformers' and PEFT's logits, and numpy reads its 4-bit MatMulNBits weights back.
+#    transformers' and PEFT's logits, and numpy reads its 4-bit MatMulNBits weights back; the gguf package
+#    reads what `lora export --format gguf` writes, its tensors against transformers' and PEFT's.
 # Ends with "conformance: N passed, N failed", which .ci/run reads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +47,8 @@ check check_lorakit_int8.py lorakit-quantized-int8 int8-check.log
 check check_lorakit_merged.py lorakit-merged merged-check.log
 npx tsx conformance/write-lorakit-onnx.ts "$out/lorakit-onnx" > /dev/null
 check check_lorakit_onnx.py lorakit-onnx onnx-check.log
+npx tsx conformance/write-lorakit-gguf.ts "$out/lorakit-gguf" > /dev/null
+check check_lorakit_gguf.py lorakit-gguf gguf-check.log
 
 cat "$out"/*-check.log | awk '/^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 } END { printf "conformance: %d passed, %d failed\n", p, f }'
 exit "$status"
