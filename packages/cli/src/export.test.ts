@@ -6,6 +6,7 @@ import test from 'ava';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, Tensor, env } from '@huggingface/transformers';
+import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { MODEL, PEFT, REPO, fails, lora, scratch } from './testing.ts';
 
 env.allowRemoteModels = false;
@@ -47,6 +48,32 @@ test('lora generate --dtype q4 generates what transformers.js generates from lor
   t.is(exported.code, 0, exported.stderr);
   const { stdout } = await lora('generate', MODEL, '--adapter', ADAPTER, '--prompt', PROMPT, '--max-new-tokens', '40', '--dtype', 'q4', '--json');
   t.deepEqual(await transformersJsTokens(out, await promptIds(), 'q4'), (JSON.parse(stdout) as { tokens: number[] }).tokens);
+});
+
+/** llama.cpp's 40 greedy tokens after the prompt (one thread: ggml's threads spin-wait for each other). */
+async function llamaCppTokens(model: string, prompt: number[], adapter?: string): Promise<number[]> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const loaded = await llama.loadModel({ modelPath: model });
+  const context = await loaded.createContext({ contextSize: 128, threads: 1, ...(adapter ? { lora: { adapters: [{ filePath: adapter }] } } : {}) });
+  const tokens: number[] = [];
+  for await (const token of context.getSequence().evaluate(prompt as Token[], { temperature: 0 })) if (tokens.push(token) >= 40) break;
+  await loaded.dispose();
+  return tokens;
+}
+
+test('lora export --format gguf: llama.cpp with the adapter GGUF, and the --merge GGUF, generate what lora generate --adapter does', async (t) => {
+  const dir = await scratch();
+  const apart = await lora('export', MODEL, '--adapter', ADAPTER, '--format', 'gguf', '--out', join(dir, 'apart'), '--json');
+  t.is(apart.code, 0, apart.stderr);
+  t.deepEqual(JSON.parse(apart.stdout).files, ['model.gguf', 'adapter.gguf', 'Modelfile']);
+  t.is(await readFile(join(dir, 'apart', 'Modelfile'), 'utf8'), 'FROM ./model.gguf\nADAPTER ./adapter.gguf\n');
+  const merged = await lora('export', MODEL, '--adapter', ADAPTER, '--format', 'gguf', '--merge', '--out', join(dir, 'merged'));
+  t.is(merged.code, 0, merged.stderr);
+  const { stdout } = await lora('generate', MODEL, '--adapter', ADAPTER, '--prompt', PROMPT, '--max-new-tokens', '40', '--json');
+  const { tokens } = JSON.parse(stdout) as { tokens: number[] };
+  const prompt = await promptIds();
+  t.deepEqual(await llamaCppTokens(join(dir, 'apart', 'model.gguf'), prompt, join(dir, 'apart', 'adapter.gguf')), tokens);
+  t.deepEqual(await llamaCppTokens(join(dir, 'merged', 'model.gguf'), prompt), tokens);
 });
 
 test('lora export refuses an existing --out and leaves it as it was', async (t) => {

@@ -3,7 +3,7 @@
  * tokenizer_config.json so that llama.cpp splits text exactly as the Hugging Face tokenizer does:
  *
  *   tokenizer.ggml.model       "gpt2": byte-level BPE
- *   tokenizer.ggml.pre         the pre-tokenizer's regex by llama.cpp's name for it ("gpt-2": GPT-2's own)
+ *   tokenizer.ggml.pre         the pre-tokenizer by llama.cpp's name for it: gpt-2, llama-bpe (Llama 3), qwen2
  *   tokenizer.ggml.tokens      every token by id, as tokenizer.json spells it (byte-level characters)
  *   tokenizer.ggml.token_type  1 normal, 3 control (special added tokens), 4 user-defined (other added tokens, padding rows)
  *   tokenizer.ggml.merges      "left right", in rank order
@@ -19,7 +19,7 @@ import type { LlamaFamilyConfig } from '../llama/config.ts';
 
 interface TokenizerJson {
   model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]> };
-  pre_tokenizer: Record<string, unknown> | null;
+  pre_tokenizer: PreTokenizer | null;
   added_tokens?: Array<{ id: number; content: string; special: boolean }>;
 }
 
@@ -35,10 +35,24 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
   }
 }
 
+/** The split patterns llama.cpp implements under a name, as tokenizer.json files write them (before the byte-level step). */
+const SPLIT_PATTERNS: Record<string, string> = {
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe', // Llama 3
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'qwen2', // Qwen2, Qwen2.5, Qwen3
+};
+
+type PreTokenizer = Record<string, unknown> & { type?: string; pretokenizers?: PreTokenizer[] };
+
 /** llama.cpp's name for the pre-tokenizer, or an error saying what it is. */
-function preTokenizerName(pre: TokenizerJson['pre_tokenizer'], file: string): string {
-  if (pre?.type === 'ByteLevel' && pre.use_regex !== false) return 'gpt-2';
-  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 120)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's byte-level one)`);
+function preTokenizerName(pre: PreTokenizer | null, file: string): string {
+  const byteLevel = (p: PreTokenizer | undefined, regex: boolean) => p?.type === 'ByteLevel' && (p.use_regex !== false) === regex;
+  if (byteLevel(pre ?? undefined, true)) return 'gpt-2';
+  const [first, second, ...rest] = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []) : [];
+  if (rest.length === 0 && first?.type === 'Split' && byteLevel(second, false) && first.behavior === 'Isolated' && first.invert !== true) {
+    const name = SPLIT_PATTERNS[(first.pattern as { Regex?: string } | undefined)?.Regex ?? ''];
+    if (name !== undefined) return name;
+  }
+  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 160)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's, Llama 3's and Qwen2's)`);
 }
 
 export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig): Promise<Array<[string, GgufValue]>> {

@@ -1,0 +1,72 @@
+/**
+ * llama.cpp splits text as the Hugging Face tokenizer does for each pre-tokenizer lorakit names in a GGUF file:
+ * byte-level BPE tokenizers made here, one per pre-tokenizer, with a merge for every pair of neighbouring characters
+ * of the test texts (so where a pre-tokenizer cuts shows in the tokens), on tiny-code-llama's weights.
+ */
+import test from 'ava';
+import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+import { AutoModelForCausalLM } from '../auto.ts';
+import { AutoTokenizer } from '../tokenizer.ts';
+import { TINY_CODE_LLAMA } from '../testing.ts';
+import { writeGgufModel } from './gguf-model.ts';
+
+const TEXTS = ["x = 12345 + 6.78\n\n\n  it's 'S they'LL", 'def f(a):\r\n    return a**2  # ½ of 1000000\t\tok', 'Ünïcödé  wörds, 日本語 123abc abc123 !!??\n'];
+const LLAMA3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2 = LLAMA3.replace('\\p{N}{1,3}', '\\p{N}');
+const byteLevel = (useRegex: boolean) => ({ type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: useRegex });
+const split = (regex: string) => ({ type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false });
+const PRE_TOKENIZERS: Record<string, object> = {
+  'gpt-2': byteLevel(true),
+  'llama-bpe (Llama 3)': { type: 'Sequence', pretokenizers: [split(LLAMA3), byteLevel(false)] },
+  qwen2: { type: 'Sequence', pretokenizers: [split(QWEN2), byteLevel(false)] },
+};
+
+/** GPT-2's byte -> character table: printable bytes as themselves, the others from U+0100 on. */
+function byteCharacters(): string[] {
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  let next = 0;
+  return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 0x100 + next++));
+}
+
+function tokenizerJson(pre: object): object {
+  const chars = byteCharacters();
+  const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
+  const merges: string[] = [];
+  for (const text of TEXTS) {
+    const encoded = [...new TextEncoder().encode(text)].map((b) => chars[b]);
+    for (let i = 0; i + 1 < encoded.length; i++) {
+      const pair = `${encoded[i]}${encoded[i + 1]}`;
+      if (pair in vocab) continue;
+      vocab[pair] = Object.keys(vocab).length;
+      merges.push(`${encoded[i]} ${encoded[i + 1]}`);
+    }
+  }
+  return { version: '1.0', model: { type: 'BPE', vocab, merges, dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false }, normalizer: null, pre_tokenizer: pre, post_processor: null, decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, added_tokens: [] };
+}
+
+const llama = getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+
+for (const [name, pre] of Object.entries(PRE_TOKENIZERS)) {
+  test(`llama.cpp tokenizes as Hugging Face with the ${name} pre-tokenizer`, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
+    await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson(pre)));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', add_bos_token: false }));
+    await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir });
+    const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+    const tokenizer = await AutoTokenizer.fromPretrained(dir);
+    for (const text of TEXTS) t.deepEqual(Array.from(model.tokenize(text)), tokenizer.encode(text), JSON.stringify(text));
+    await model.dispose();
+  });
+}
+
+test('another pre-tokenizer is refused with what it is (SmolLM2\'s Digits: llama.cpp\'s smollm split the second text differently in this test)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
+  await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel(true)] })));
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Sequence","pretokenizers":\[\{"type":"Digits".* pre-tokenizer cannot be written as GGUF yet/ });
+});
