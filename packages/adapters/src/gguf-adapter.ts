@@ -49,7 +49,7 @@ export function writeGgufAdapter(peft: PeftModel, adapter: string, path: string)
   for (const [name, layer] of layersOf(peft)) {
     if (!layer.settings.has(adapter)) continue;
     const { r, scaling } = layer.settings.get(adapter)!;
-    const weight = ggufTensorName(`${name}.weight`);
+    const weight = ggufTensorName(`${name}.weight`, config.model_type);
     if (weight === null) throw new Error(`LoRA on ${name}: llama.cpp's ${architecture.arch} architecture has no such weight`);
     const heads = architecture.permuteQK ? (/\.self_attn\.q_proj$/.test(name) ? config.num_attention_heads : /\.self_attn\.k_proj$/.test(name) ? config.num_key_value_heads : null) : null;
     const [a, b] = layer instanceof LoraEmbedding ? [layer.lora_embedding_A.get(adapter)!.transpose(0, 1), layer.lora_embedding_B.get(adapter)!] : [layer.lora_A.get(adapter)!.weight, layer.lora_B.get(adapter)!.weight];

@@ -92,7 +92,7 @@ async function withTokenizer(fixture: string): Promise<string> {
   return dir;
 }
 
-for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3']) {
+for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3', 'granite', 'olmo2', 'gemma', 'gpt2']) {
   test(`${fixture}: llama.cpp's log-probabilities from the GGUF equal transformers' (1e-3)`, async (t) => {
     const model = await exported(await withTokenizer(fixture));
     const reference = await SafetensorsFile.open(join(FIXTURES, fixture, 'reference.safetensors'));
@@ -106,3 +106,18 @@ for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3']) {
     await model.dispose();
   });
 }
+
+test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and full layers and both soft caps (1e-3); a query scale llama.cpp does not take is refused', async (t) => {
+  const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, 'gemma2'));
+  await t.throwsAsync(writeGgufModel(refused, join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf'), { source: join(FIXTURES, 'gemma2') }), { message: /its query_pre_attn_scalar 24 is not its head_dim 16, and llama.cpp's gemma2 scales queries by 1\/√head_dim/ });
+  const dir = await withTokenizer('gemma2');
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, query_pre_attn_scalar: config.head_dim }));
+  const model = await exported(dir);
+  const lorakit = await AutoModelForCausalLM.fromPretrained(dir);
+  const ids = [5, 17, 29, 3, 44, 90, 12, 7, 61, 33, 2, 100]; // past the window of 4
+  const expected = lorakitLogProbabilities(noGrad(() => lorakit.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits);
+  const diff = maxDiff(await logProbabilities(model, ids), expected);
+  t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+  await model.dispose();
+});

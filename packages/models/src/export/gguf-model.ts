@@ -15,6 +15,7 @@ import type { Tensor } from '@lorakit/core';
 import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '@lorakit/core/io';
 import type { CausalLM } from '../causal-lm.ts';
 import { layerConfig, type LlamaFamilyConfig } from '../llama/config.ts';
+import type { GPT2Config } from '../gpt2/config.ts';
 import { ropeParameters, rotaryDims } from '../rope.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 
@@ -24,34 +25,107 @@ const GGML: Record<GgufDtype, GgmlType> = { f32: 'F32', f16: 'F16', bf16: 'BF16'
 /** general.file_type: llama_ftype's ALL_F32, MOSTLY_F16, MOSTLY_Q8_0, MOSTLY_BF16. */
 const FILE_TYPES: Record<GgufDtype, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
 
-/** lorakit's model_type -> llama.cpp's architecture, and whether its q/k rows go back to Meta's layout. */
-export const GGUF_ARCHITECTURES: Record<string, { arch: string; permuteQK: boolean }> = {
-  llama: { arch: 'llama', permuteQK: true },
-  mistral: { arch: 'llama', permuteQK: true },
-  qwen2: { arch: 'qwen2', permuteQK: false },
-  qwen3: { arch: 'qwen3', permuteQK: false },
-};
+/**
+ * What a model family becomes in llama.cpp: the architecture, its hyperparameter keys, the names of its weights
+ * (a layer's parts after `blk.N.`), how values change on the way (gemma's norms hold w where llama.cpp multiplies by
+ * w, not 1 + w; GPT-2's Conv1D weights are stored [in, out]), whether q/k rows go back to Meta's layout, whether the
+ * head may be left to the embedding, and what llama.cpp would compute differently (refused by name).
+ */
+interface GgufFamily {
+  arch: string;
+  permuteQK: boolean;
+  top: Record<string, string>;
+  /** Hugging Face names under a layer (`model.layers.N.` or `transformer.h.N.`) -> llama.cpp's under `blk.N.`. */
+  layer: Record<string, string>;
+  keys: (config: FamilyConfig) => Array<[string, GgufValue]>;
+  /** The head when tied: left out (llama.cpp reads token_embd), or written as a copy (olmo2 requires it). */
+  tiedHead: 'left out' | 'copied';
+  transform?: (name: string, values: Float32Array, shape: readonly number[]) => Float32Array;
+  /** What llama.cpp would compute otherwise for this config, or null. */
+  refusal?: (config: FamilyConfig) => string | null;
+}
 
-/** The llama.cpp name of a Hugging Face weight of these architectures, or null for one llama.cpp does not read. */
-export function ggufTensorName(name: string): string | null {
-  const top: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
-  if (name in top) return top[name];
-  const layer = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
-  if (layer === null) return null;
-  const parts: Record<string, string> = {
-    'input_layernorm.weight': 'attn_norm.weight', 'post_attention_layernorm.weight': 'ffn_norm.weight',
-    'self_attn.q_proj.weight': 'attn_q.weight', 'self_attn.k_proj.weight': 'attn_k.weight', 'self_attn.v_proj.weight': 'attn_v.weight', 'self_attn.o_proj.weight': 'attn_output.weight',
-    'self_attn.q_proj.bias': 'attn_q.bias', 'self_attn.k_proj.bias': 'attn_k.bias', 'self_attn.v_proj.bias': 'attn_v.bias', 'self_attn.o_proj.bias': 'attn_output.bias',
-    'self_attn.q_norm.weight': 'attn_q_norm.weight', 'self_attn.k_norm.weight': 'attn_k_norm.weight',
-    'mlp.gate_proj.weight': 'ffn_gate.weight', 'mlp.up_proj.weight': 'ffn_up.weight', 'mlp.down_proj.weight': 'ffn_down.weight',
-  };
-  const part = parts[layer[2]];
-  return part === undefined ? null : `blk.${layer[1]}.${part}`;
+type FamilyConfig = LlamaFamilyConfig & Omit<GPT2Config, 'model_type'>;
+
+const LLAMA_TOP = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
+const LLAMA_LAYER: Record<string, string> = {
+  'input_layernorm.weight': 'attn_norm.weight', 'post_attention_layernorm.weight': 'ffn_norm.weight',
+  'self_attn.q_proj.weight': 'attn_q.weight', 'self_attn.k_proj.weight': 'attn_k.weight', 'self_attn.v_proj.weight': 'attn_v.weight', 'self_attn.o_proj.weight': 'attn_output.weight',
+  'self_attn.q_proj.bias': 'attn_q.bias', 'self_attn.k_proj.bias': 'attn_k.bias', 'self_attn.v_proj.bias': 'attn_v.bias', 'self_attn.o_proj.bias': 'attn_output.bias',
+  'self_attn.q_norm.weight': 'attn_q_norm.weight', 'self_attn.k_norm.weight': 'attn_k_norm.weight',
+  'mlp.gate_proj.weight': 'ffn_gate.weight', 'mlp.up_proj.weight': 'ffn_up.weight', 'mlp.down_proj.weight': 'ffn_down.weight',
+  'mlp.gate_proj.bias': 'ffn_gate.bias', 'mlp.up_proj.bias': 'ffn_up.bias', 'mlp.down_proj.bias': 'ffn_down.bias',
+};
+/** Sandwich norms (gemma2): the norm after the attention, before and after the MLP. */
+const SANDWICH = { ...LLAMA_LAYER, 'post_attention_layernorm.weight': 'post_attention_norm.weight', 'pre_feedforward_layernorm.weight': 'ffn_norm.weight', 'post_feedforward_layernorm.weight': 'post_ffw_norm.weight' };
+
+const u32 = (value: number): GgufValue => ({ type: 'u32', value });
+const f32 = (value: number): GgufValue => ({ type: 'f32', value });
+
+/** gemma's RMSNorm multiplies by 1 + w; llama.cpp's by the weight it reads. */
+const plusOneOnNorms = (name: string, values: Float32Array) => (/norm\.weight$/.test(name) ? values.map((v) => v + 1) : values);
+
+function windowRefusal(config: FamilyConfig, arch: string): string | null {
+  const window = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window).find((w) => w !== null);
+  return window === undefined ? null : `attends within a sliding window of ${window} positions, which llama.cpp's ${arch} architecture does not: it would attend to every position`;
+}
+
+const GGUF_FAMILIES: Record<string, GgufFamily> = {
+  llama: { arch: 'llama', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'llama') },
+  qwen2: { arch: 'qwen2', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'qwen2') },
+  qwen3: { arch: 'qwen3', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'qwen3') },
+  olmo2: { arch: 'olmo2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, keys: llamaKeys, tiedHead: 'copied' },
+  granite: {
+    arch: 'granite', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, tiedHead: 'left out',
+    keys: (c) => [...llamaKeys(c), ['attention.scale', f32(c.attention_multiplier ?? 1)], ['embedding_scale', f32(c.embedding_multiplier ?? 1)], ['residual_scale', f32(c.residual_multiplier ?? 1)], ['logit_scale', f32(c.logits_scaling ?? 1)]],
+  },
+  gemma: { arch: 'gemma', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: gemmaKeys, tiedHead: 'left out', transform: plusOneOnNorms },
+  gemma2: {
+    arch: 'gemma2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
+    keys: (c) => [...gemmaKeys(c), ['attn_logit_softcapping', f32(c.attn_logit_softcapping ?? 0)], ['final_logit_softcapping', f32(c.final_logit_softcapping ?? 0)], ['attention.sliding_window', u32(c.sliding_window ?? 0)]],
+    refusal: (c) => {
+      if (c.query_pre_attn_scalar !== c.head_dim && !(c.num_hidden_layers === 46 && c.query_pre_attn_scalar === c.hidden_size / c.num_attention_heads)) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma2 scales queries by 1/√head_dim`;
+      const types = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
+      if (types.some((sliding, i) => sliding !== (i % 2 === 0))) return 'its sliding layers are not every other layer from the first, the one pattern llama.cpp\'s gemma2 has';
+      return null;
+    },
+  },
+  gpt2: {
+    arch: 'gpt2', permuteQK: false, tiedHead: 'left out',
+    top: { 'transformer.wte.weight': 'token_embd.weight', 'transformer.wpe.weight': 'position_embd.weight', 'transformer.ln_f.weight': 'output_norm.weight', 'transformer.ln_f.bias': 'output_norm.bias', 'lm_head.weight': 'output.weight' },
+    layer: {
+      'ln_1.weight': 'attn_norm.weight', 'ln_1.bias': 'attn_norm.bias', 'attn.c_attn.weight': 'attn_qkv.weight', 'attn.c_attn.bias': 'attn_qkv.bias', 'attn.c_proj.weight': 'attn_output.weight', 'attn.c_proj.bias': 'attn_output.bias',
+      'ln_2.weight': 'ffn_norm.weight', 'ln_2.bias': 'ffn_norm.bias', 'mlp.c_fc.weight': 'ffn_up.weight', 'mlp.c_fc.bias': 'ffn_up.bias', 'mlp.c_proj.weight': 'ffn_down.weight', 'mlp.c_proj.bias': 'ffn_down.bias',
+    },
+    keys: (c) => [['context_length', u32(c.n_positions)], ['embedding_length', u32(c.n_embd)], ['block_count', u32(c.n_layer)], ['feed_forward_length', u32(c.n_inner ?? 4 * c.n_embd)], ['attention.head_count', u32(c.n_head)], ['attention.layer_norm_epsilon', f32(c.layer_norm_epsilon)]],
+    transform: (name, values, shape) => (/\.(c_attn|c_proj|c_fc)\.weight$/.test(name) ? transposed(values, shape[0], shape[1]) : values),
+    refusal: (c) => (c.scale_attn_by_inverse_layer_idx ? 'it scales attention by the inverse layer index, which llama.cpp\'s gpt2 does not' : c.activation_function === 'relu' ? 'its activation is relu; llama.cpp\'s gpt2 computes GELU' : null),
+  },
+};
+GGUF_FAMILIES.mistral = GGUF_FAMILIES.llama;
+
+/** llama.cpp's architecture for each model_type lorakit writes. */
+export const GGUF_ARCHITECTURES: Record<string, { arch: string; permuteQK: boolean }> = GGUF_FAMILIES;
+
+/** [rows, columns] -> [columns, rows] (GPT-2's Conv1D weights, stored [in, out], as llama.cpp's [out, in]). */
+function transposed(values: Float32Array, rows: number, columns: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < columns; c++) out[c * rows + r] = values[r * columns + c];
+  return out;
+}
+
+/** The llama.cpp name of a Hugging Face weight of `modelType`, or null for one llama.cpp does not read. */
+export function ggufTensorName(name: string, modelType = 'llama'): string | null {
+  const family = GGUF_FAMILIES[modelType] ?? GGUF_FAMILIES.llama;
+  if (name in family.top) return family.top[name];
+  const layer = /^(?:model\.layers|transformer\.h)\.(\d+)\.(.+)$/.exec(name);
+  const part = layer === null ? undefined : family.layer[layer[2]];
+  return part === undefined ? null : `blk.${layer![1]}.${part}`;
 }
 
 /**
  * Rows [heads, 2, D/2] -> [heads, D/2, 2] per head: Hugging Face's rotate-half layout back to Meta's interleaved
- * one, which llama.cpp's llama architecture rotates. `values` is [rows, columns] (columns 1 for a bias).
+ * one, which llama.cpp's llama and granite architectures rotate. `values` is [rows, columns] (columns 1 for a bias).
  */
 export function toInterleaved(values: Float32Array, rows: number, columns: number, heads: number): Float32Array {
   const half = rows / heads / 2;
@@ -68,22 +142,10 @@ export function toInterleaved(values: Float32Array, rows: number, columns: numbe
   return out;
 }
 
-function architectureOf(model: CausalLM): { arch: string; permuteQK: boolean } {
-  const known = GGUF_ARCHITECTURES[model.config.model_type];
-  if (known === undefined) throw new Error(`a ${model.config.model_type} model cannot be written as GGUF yet (lorakit writes ${Object.keys(GGUF_ARCHITECTURES).join(', ')})`);
-  const config = model.config as LlamaFamilyConfig;
-  const window = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window).find((w) => w !== null);
-  if (window !== undefined) throw new Error(`this ${config.model_type} model attends within a sliding window of ${window} positions, which llama.cpp's ${known.arch} architecture does not: it would attend to every position`);
-  const rope = ropeParameters(model.config as LlamaFamilyConfig);
-  if (rope.rope_type !== 'default' && rope.rope_type !== 'linear') throw new Error(`rope type ${rope.rope_type} cannot be written as GGUF yet (default and linear can)`);
-  return known;
-}
-
-function hyperparameters(config: LlamaFamilyConfig, arch: string): Array<[string, GgufValue]> {
+/** The keys of the llama-like architectures (llama, qwen2, qwen3, olmo2, granite). */
+function llamaKeys(config: FamilyConfig): Array<[string, GgufValue]> {
   const rope = ropeParameters(config);
-  const u32 = (value: number): GgufValue => ({ type: 'u32', value });
-  const f32 = (value: number): GgufValue => ({ type: 'f32', value });
-  const entries: Array<[string, GgufValue]> = [
+  return [
     ['context_length', u32(config.max_position_embeddings)],
     ['embedding_length', u32(config.hidden_size)],
     ['block_count', u32(config.num_hidden_layers)],
@@ -96,9 +158,28 @@ function hyperparameters(config: LlamaFamilyConfig, arch: string): Array<[string
     ['rope.freq_base', f32(rope.rope_theta)],
     ['rope.dimension_count', u32(rotaryDims(config))],
     ['vocab_size', u32(config.vocab_size)],
+    ...(rope.rope_type === 'linear' ? ([['rope.scaling.type', { type: 'string', value: 'linear' }], ['rope.scaling.factor', f32(rope.factor!)]] as Array<[string, GgufValue]>) : []),
   ];
-  if (rope.rope_type === 'linear') entries.push(['rope.scaling.type', { type: 'string', value: 'linear' }], ['rope.scaling.factor', f32(rope.factor!)]);
-  return entries.map(([key, value]) => [`${arch}.${key}`, value]);
+}
+
+/** gemma's keys: no rope keys (llama.cpp takes base 10000 and every dim), no vocabulary size. */
+function gemmaKeys(config: FamilyConfig): Array<[string, GgufValue]> {
+  return llamaKeys(config).filter(([key]) => !key.startsWith('rope.') && key !== 'vocab_size');
+}
+
+function familyOf(model: CausalLM): GgufFamily {
+  const type = model.config.model_type;
+  const family = GGUF_FAMILIES[type];
+  if (family === undefined) throw new Error(`a ${type} model cannot be written as GGUF yet (lorakit writes ${Object.keys(GGUF_FAMILIES).join(', ')})`);
+  const config = model.config as FamilyConfig;
+  if (type !== 'gpt2') {
+    const rope = ropeParameters(config);
+    if (rope.rope_type !== 'default' && rope.rope_type !== 'linear') throw new Error(`rope type ${rope.rope_type} cannot be written as GGUF yet (default and linear can)`);
+    if (type === 'gemma' && (rope.rope_type !== 'default' || rope.rope_theta !== 10000)) throw new Error('a gemma model with a rope other than the default base 10000 cannot be written as GGUF: llama.cpp\'s gemma reads no rope keys');
+  }
+  const refused = family.refusal?.(config) ?? null;
+  if (refused !== null) throw new Error(`this ${type} model ${refused.startsWith('its') ? 'is refused: ' : ''}${refused}`);
+  return family;
 }
 
 export interface GgufModelOptions {
@@ -109,23 +190,24 @@ export interface GgufModelOptions {
 
 /** Write `model` as the GGUF file `path`. */
 export async function writeGgufModel(model: CausalLM, path: string, { source, dtype = 'f32' }: GgufModelOptions): Promise<void> {
-  const { arch, permuteQK } = architectureOf(model);
-  const config = model.config as LlamaFamilyConfig;
+  const family = familyOf(model);
+  const config = model.config as FamilyConfig;
   const metadata: Array<[string, GgufValue]> = [
-    ['general.architecture', { type: 'string', value: arch }],
+    ['general.architecture', { type: 'string', value: family.arch }],
     ['general.name', { type: 'string', value: basename(source) }],
-    ['general.file_type', { type: 'u32', value: FILE_TYPES[dtype] }],
-    ...(dtype === 'q8_0' ? [['general.quantization_version', { type: 'u32', value: 2 }] as [string, GgufValue]] : []),
-    ...hyperparameters(config, arch),
+    ['general.file_type', u32(FILE_TYPES[dtype])],
+    ...(dtype === 'q8_0' ? [['general.quantization_version', u32(2)] as [string, GgufValue]] : []),
+    ...family.keys(config).map(([key, value]): [string, GgufValue] => [`${family.arch}.${key}`, value]),
     ...(await tokenizerMetadata(source, config)),
   ];
-  const tied = new Set(model.tiedWeights().map(([alias]) => alias));
+  const tied = new Map(model.tiedWeights());
+  const state = model.stateDict();
   const tensors: GgufTensor[] = [];
-  for (const [name, tensor] of model.stateDict()) {
-    if (tied.has(name)) continue;
-    const ggufName = ggufTensorName(name);
-    if (ggufName === null) throw new Error(`the weight ${name} has no place in llama.cpp's ${arch} architecture`);
-    tensors.push(ggufTensor(ggufName, tensor, dtype, permuteQK ? qkHeads(name, config) : null));
+  for (const [name, tensor] of state) {
+    if (tied.has(name) && family.tiedHead === 'left out') continue;
+    const ggufName = ggufTensorName(name, config.model_type);
+    if (ggufName === null) throw new Error(`the weight ${name} has no place in llama.cpp's ${family.arch} architecture`);
+    tensors.push(ggufTensor(ggufName, name, tensor, dtype, family, family.permuteQK ? qkHeads(name, config) : null));
   }
   writeGguf(path, metadata, tensors);
 }
@@ -137,10 +219,14 @@ function qkHeads(name: string, config: LlamaFamilyConfig): number | null {
   return null;
 }
 
-function ggufTensor(name: string, tensor: Tensor, dtype: GgufDtype, heads: number | null): GgufTensor {
-  const matrix = tensor.ndim === 2;
-  const type = matrix ? GGML[dtype] : 'F32';
-  const [rows, columns] = matrix ? tensor.shape : [tensor.shape[0], 1];
-  const values = () => (heads === null ? floatValues(tensor) : toInterleaved(floatValues(tensor), rows, columns, heads));
-  return { name, shape: tensor.shape, type, values };
+function ggufTensor(ggufName: string, name: string, tensor: Tensor, dtype: GgufDtype, family: GgufFamily, heads: number | null): GgufTensor {
+  const matrix = tensor.ndim === 2 && ggufName !== 'position_embd.weight'; // llama.cpp's converter keeps GPT-2's positions f32
+  const transposes = family.transform !== undefined && /\.(c_attn|c_proj|c_fc)\.weight$/.test(name);
+  const shape = transposes ? [tensor.shape[1], tensor.shape[0]] : tensor.shape;
+  const [rows, columns] = tensor.ndim === 2 ? shape : [shape[0], 1];
+  const values = () => {
+    const changed = family.transform?.(name, floatValues(tensor), tensor.shape) ?? floatValues(tensor);
+    return heads === null ? changed : toInterleaved(changed, rows, columns, heads);
+  };
+  return { name: ggufName, shape, type: matrix ? GGML[dtype] : 'F32', values };
 }
