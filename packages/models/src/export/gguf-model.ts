@@ -3,12 +3,12 @@
  * `general.architecture` and the hyperparameters under its keys, the tokenizer (gguf-tokenizer.ts), and the
  * weights under llama.cpp's names (`token_embd.weight`, `blk.N.attn_q.weight`, ...).
  *
- *   llama's architecture (llama, mistral) keeps q and k in Meta's rotary layout, the two halves of each head
+ *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gpt2: one entry each in GGUF_FAMILIES
+ *   llama's and granite's architectures keep q and k in Meta's rotary layout, the two halves of each head
  *   interleaved: a Hugging Face q/k weight (or bias) is permuted back, rows [h, 2, D/2] -> [h, D/2, 2]
- *   qwen2 and qwen3 rotate the halves as Hugging Face does: no permutation
  *
- * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms and biases stay f32, as llama.cpp's
- * converter keeps them. A tied head is left out: llama.cpp reads token_embd then.
+ * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms, biases and GPT-2's positions stay f32, as
+ * llama.cpp's converter keeps them.
  */
 import { basename } from 'node:path';
 import type { Tensor } from '@lorakit/core';
@@ -40,7 +40,10 @@ interface GgufFamily {
   keys: (config: FamilyConfig) => Array<[string, GgufValue]>;
   /** The head when tied: left out (llama.cpp reads token_embd), or written as a copy (olmo2 requires it). */
   tiedHead: 'left out' | 'copied';
-  transform?: (name: string, values: Float32Array, shape: readonly number[]) => Float32Array;
+  /** Weights Hugging Face stores [in, out] (GPT-2's Conv1D), transposed to llama.cpp's [out, in]. */
+  storedTransposed?: RegExp;
+  /** A change of values on the way (gemma's norms). */
+  transform?: (name: string, values: Float32Array) => Float32Array;
   /** What llama.cpp would compute otherwise for this config, or null. */
   refusal?: (config: FamilyConfig) => string | null;
 }
@@ -98,7 +101,7 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
       'ln_2.weight': 'ffn_norm.weight', 'ln_2.bias': 'ffn_norm.bias', 'mlp.c_fc.weight': 'ffn_up.weight', 'mlp.c_fc.bias': 'ffn_up.bias', 'mlp.c_proj.weight': 'ffn_down.weight', 'mlp.c_proj.bias': 'ffn_down.bias',
     },
     keys: (c) => [['context_length', u32(c.n_positions)], ['embedding_length', u32(c.n_embd)], ['block_count', u32(c.n_layer)], ['feed_forward_length', u32(c.n_inner ?? 4 * c.n_embd)], ['attention.head_count', u32(c.n_head)], ['attention.layer_norm_epsilon', f32(c.layer_norm_epsilon)]],
-    transform: (name, values, shape) => (/\.(c_attn|c_proj|c_fc)\.weight$/.test(name) ? transposed(values, shape[0], shape[1]) : values),
+    storedTransposed: /\.(c_attn|c_proj|c_fc)\.weight$/,
     refusal: (c) => (c.scale_attn_by_inverse_layer_idx ? 'it scales attention by the inverse layer index, which llama.cpp\'s gpt2 does not' : c.activation_function === 'relu' ? 'its activation is relu; llama.cpp\'s gpt2 computes GELU' : null),
   },
 };
@@ -221,11 +224,12 @@ function qkHeads(name: string, config: LlamaFamilyConfig): number | null {
 
 function ggufTensor(ggufName: string, name: string, tensor: Tensor, dtype: GgufDtype, family: GgufFamily, heads: number | null): GgufTensor {
   const matrix = tensor.ndim === 2 && ggufName !== 'position_embd.weight'; // llama.cpp's converter keeps GPT-2's positions f32
-  const transposes = family.transform !== undefined && /\.(c_attn|c_proj|c_fc)\.weight$/.test(name);
+  const transposes = family.storedTransposed?.test(name) ?? false;
   const shape = transposes ? [tensor.shape[1], tensor.shape[0]] : tensor.shape;
   const [rows, columns] = tensor.ndim === 2 ? shape : [shape[0], 1];
   const values = () => {
-    const changed = family.transform?.(name, floatValues(tensor), tensor.shape) ?? floatValues(tensor);
+    const stored = transposes ? transposed(floatValues(tensor), columns, rows) : floatValues(tensor);
+    const changed = family.transform?.(name, stored) ?? stored;
     return heads === null ? changed : toInterleaved(changed, rows, columns, heads);
   };
   return { name: ggufName, shape, type: matrix ? GGML[dtype] : 'F32', values };
