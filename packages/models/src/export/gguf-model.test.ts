@@ -121,3 +121,29 @@ test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and f
   t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
   await model.dispose();
 });
+
+/** A fixture with a tokenizer and `changes` to its config, which llama.cpp's architecture would compute otherwise. */
+async function changed(fixture: string, changes: (config: Record<string, unknown>) => Record<string, unknown>): Promise<string> {
+  const dir = await withTokenizer(fixture);
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
+  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...changes(config) }));
+  return dir;
+}
+
+for (const [fixture, change, refusal] of [
+  ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['sliding_attention', 'sliding_attention'] }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
+  ['smollm3', () => ({ no_rope_layers: [1, 1] }), /its layers without rotary positions are not every fourth/],
+] as const) {
+  test(`${fixture}: llama.cpp's log-probabilities equal lorakit's (1e-3) for a config it computes as transformers does; the fixture's own is refused with why`, async (t) => {
+    const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, fixture));
+    await t.throwsAsync(writeGgufModel(refused, join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf'), { source: join(FIXTURES, fixture) }), { message: refusal });
+    const dir = await changed(fixture, change);
+    const model = await exported(dir);
+    const lorakit = await AutoModelForCausalLM.fromPretrained(dir);
+    const ids = [5, 17, 29, 3, 44, 90, 12, 7, 61, 33, 2, 100];
+    const expected = lorakitLogProbabilities(noGrad(() => lorakit.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits);
+    const diff = maxDiff(await logProbabilities(model, ids), expected);
+    t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+    await model.dispose();
+  });
+}

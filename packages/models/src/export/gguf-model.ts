@@ -3,8 +3,8 @@
  * `general.architecture` and the hyperparameters under its keys, the tokenizer (gguf-tokenizer.ts), and the
  * weights under llama.cpp's names (`token_embd.weight`, `blk.N.attn_q.weight`, ...).
  *
- *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gpt2: one entry each in GGUF_FAMILIES
- *   llama's and granite's architectures keep q and k in Meta's rotary layout, the two halves of each head
+ *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gemma3_text, smollm3, gpt2: one entry each in GGUF_FAMILIES
+ *   llama's, granite's and smollm3's architectures keep q and k in Meta's rotary layout, the two halves of each head
  *   interleaved: a Hugging Face q/k weight (or bias) is permuted back, rows [h, 2, D/2] -> [h, D/2, 2]
  *
  * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms, biases and GPT-2's positions stay f32, as
@@ -93,6 +93,25 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
       return null;
     },
   },
+  gemma3_text: {
+    arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
+    keys: gemma3Keys,
+    refusal: (c) => {
+      if (c.query_pre_attn_scalar !== c.head_dim) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma3 scales queries by 1/√head_dim`;
+      if ((c.attn_logit_softcapping ?? null) !== null) return 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do';
+      const sliding = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
+      if (sliding.some((s, i) => s !== ((i + 1) % 6 !== 0))) return 'its sliding layers are not five in every six, the pattern llama.cpp\'s gemma3 has';
+      return null;
+    },
+  },
+  smollm3: {
+    arch: 'smollm3', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
+    refusal: (c) => {
+      const nope = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).rope === null);
+      if (nope.some((n, i) => n !== ((i + 1) % 4 === 0))) return 'its layers without rotary positions are not every fourth, the one pattern llama.cpp\'s smollm3 has';
+      return windowRefusal(c, 'smollm3');
+    },
+  },
   gpt2: {
     arch: 'gpt2', permuteQK: false, tiedHead: 'left out',
     top: { 'transformer.wte.weight': 'token_embd.weight', 'transformer.wpe.weight': 'position_embd.weight', 'transformer.ln_f.weight': 'output_norm.weight', 'transformer.ln_f.bias': 'output_norm.bias', 'lm_head.weight': 'output.weight' },
@@ -170,14 +189,29 @@ function gemmaKeys(config: FamilyConfig): Array<[string, GgufValue]> {
   return llamaKeys(config).filter(([key]) => !key.startsWith('rope.') && key !== 'vocab_size');
 }
 
+/** gemma3's keys: gemma's, the full and sliding ropes' bases and the full one's linear scaling, the final soft cap, the window. */
+function gemma3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
+  const [full, sliding] = [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')];
+  return [
+    ...gemmaKeys(config),
+    ['rope.freq_base', f32(full.rope_theta)],
+    ['rope.freq_base_swa', f32(sliding.rope_theta)],
+    ...(full.rope_type === 'linear' ? ([['rope.scaling.type', { type: 'string', value: 'linear' }], ['rope.scaling.factor', f32(full.factor!)]] as Array<[string, GgufValue]>) : []),
+    ...((config.final_logit_softcapping ?? null) !== null ? [['final_logit_softcapping', f32(config.final_logit_softcapping!)] as [string, GgufValue]] : []),
+    ['attention.sliding_window', u32(config.sliding_window ?? 0)],
+  ];
+}
+
 function familyOf(model: CausalLM): GgufFamily {
   const type = model.config.model_type;
   const family = GGUF_FAMILIES[type];
   if (family === undefined) throw new Error(`a ${type} model cannot be written as GGUF yet (lorakit writes ${Object.keys(GGUF_FAMILIES).join(', ')})`);
   const config = model.config as FamilyConfig;
   if (type !== 'gpt2') {
-    const rope = ropeParameters(config);
-    if (rope.rope_type !== 'default' && rope.rope_type !== 'linear') throw new Error(`rope type ${rope.rope_type} cannot be written as GGUF yet (default and linear can)`);
+    const ropes = type === 'gemma3_text' ? [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')] : [ropeParameters(config)];
+    const rope = ropes[0];
+    const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear');
+    if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can)`);
     if (type === 'gemma' && (rope.rope_type !== 'default' || rope.rope_theta !== 10000)) throw new Error('a gemma model with a rope other than the default base 10000 cannot be written as GGUF: llama.cpp\'s gemma reads no rope keys');
   }
   const refused = family.refusal?.(config) ?? null;
