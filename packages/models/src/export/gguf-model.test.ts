@@ -92,8 +92,9 @@ async function withTokenizer(fixture: string): Promise<string> {
   return dir;
 }
 
-for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3', 'granite', 'olmo2', 'gemma', 'gpt2']) {
-  test(`${fixture}: llama.cpp's log-probabilities from the GGUF equal transformers' (1e-3)`, async (t) => {
+for (const fixture of ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'qwen2', 'qwen3', 'granite', 'olmo2', 'gemma', 'gpt2']) {
+  // measured 1.3e-7 (llama) to 3.2e-5 (gpt2); without llama3's rope_freqs that fixture is 4.4e-4 off
+  test(`${fixture}: llama.cpp's log-probabilities from the GGUF equal transformers' (1e-4)`, async (t) => {
     const model = await exported(await withTokenizer(fixture));
     const reference = await SafetensorsFile.open(join(FIXTURES, fixture, 'reference.safetensors'));
     const [inputIds, logits] = [await reference.read('input_ids'), await reference.read('logits')];
@@ -102,7 +103,7 @@ for (const fixture of ['llama', 'llama-rope-linear', 'qwen2', 'qwen3', 'granite'
     const ids = inputIds.toArray().slice(0, length); // row 0, unpadded
     const expected = lorakitLogProbabilities(new Tensor(logits.values.slice(0, length * logits.shape[2]), [1, length, logits.shape[2]]));
     const diff = maxDiff(await logProbabilities(model, ids), expected);
-    t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+    t.true(diff <= 1e-4, `log-probabilities differ by ${diff}`);
     await model.dispose();
   });
 }

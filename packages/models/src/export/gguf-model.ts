@@ -16,7 +16,7 @@ import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue 
 import type { CausalLM } from '../causal-lm.ts';
 import { layerConfig, type LlamaFamilyConfig } from '../llama/config.ts';
 import type { GPT2Config } from '../gpt2/config.ts';
-import { ropeParameters, rotaryDims } from '../rope.ts';
+import { Rotary, ropeParameters, rotaryDims } from '../rope.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 
 export type GgufDtype = 'f32' | 'f16' | 'bf16' | 'q8_0';
@@ -210,8 +210,9 @@ function familyOf(model: CausalLM): GgufFamily {
   if (type !== 'gpt2') {
     const ropes = type === 'gemma3_text' ? [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')] : [ropeParameters(config)];
     const rope = ropes[0];
-    const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear');
-    if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can)`);
+    const llama3 = family.arch === 'llama' && rope.rope_type === 'llama3'; // as rope_freqs.weight
+    const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear' && !llama3);
+    if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can, and llama3 for llama)`);
     if (type === 'gemma' && (rope.rope_type !== 'default' || rope.rope_theta !== 10000)) throw new Error('a gemma model with a rope other than the default base 10000 cannot be written as GGUF: llama.cpp\'s gemma reads no rope keys');
   }
   const refused = family.refusal?.(config) ?? null;
@@ -246,7 +247,19 @@ export async function writeGgufModel(model: CausalLM, path: string, { source, dt
     if (ggufName === null) throw new Error(`the weight ${name} has no place in llama.cpp's ${family.arch} architecture`);
     tensors.push(ggufTensor(ggufName, name, tensor, dtype, family, family.permuteQK ? qkHeads(name, config) : null));
   }
+  if (ropeParameters(config).rope_type === 'llama3') tensors.push(ropeFrequencyFactors(config));
   writeGguf(path, metadata, tensors);
+}
+
+/**
+ * llama3's rope as llama.cpp reads it: rope_freqs.weight [R/2], the factor each default frequency is divided by
+ * (1 for the high frequencies, `factor` for the low ones, a blend between), the ratio of the two ropes lorakit computes.
+ */
+function ropeFrequencyFactors(config: FamilyConfig): GgufTensor {
+  const scaled = new Rotary(config).inverseFrequencies();
+  const plain = new Rotary({ ...config, rope_scaling: undefined, rope_parameters: { rope_type: 'default', rope_theta: ropeParameters(config).rope_theta } }).inverseFrequencies();
+  const factors = Float32Array.from(plain, (inverse, i) => inverse / scaled[i]);
+  return { name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', values: () => factors };
 }
 
 /** For q and k weights and biases: the heads their rows are permuted by (k: the key/value heads). */
