@@ -70,3 +70,44 @@ test('another pre-tokenizer is refused with what it is (SmolLM2\'s Digits: llama
   const model = await AutoModelForCausalLM.fromPretrained(dir);
   await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Sequence","pretokenizers":\[\{"type":"Digits".* pre-tokenizer cannot be written as GGUF yet/ });
 });
+
+/**
+ * A SentencePiece tokenizer as tokenizer.json writes Llama 2's: <unk> <s> </s>, the 256 byte tokens, the texts'
+ * characters (spaces as ▁), then a merge for every neighbouring pair, by first appearance; one character left out
+ * of the vocabulary so that byte fallback shows.
+ */
+function sentencePieceJson(): object {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  const pieces = TEXTS.map((text) => [...`▁${text.replaceAll(' ', '▁')}`]);
+  for (const chars of pieces) for (const c of chars) if (!(c in vocab) && c !== '語') vocab[c] = Object.keys(vocab).length;
+  const merges: string[] = [];
+  for (const chars of pieces) {
+    for (let i = 0; i + 1 < chars.length; i++) {
+      const [a, b] = [chars[i], chars[i + 1]];
+      if (!(a in vocab) || !(b in vocab) || `${a}${b}` in vocab) continue;
+      vocab[`${a}${b}`] = Object.keys(vocab).length;
+      merges.push(`${a} ${b}`);
+    }
+  }
+  return {
+    version: '1.0',
+    model: { type: 'BPE', vocab, merges, dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true },
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null, post_processor: null,
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    added_tokens: [{ id: 0, content: '<unk>', special: true }, { id: 1, content: '<s>', special: true }, { id: 2, content: '</s>', special: true }],
+  };
+}
+
+test('llama.cpp tokenizes as Hugging Face with a SentencePiece tokenizer (Llama 2\'s kind: ▁ for spaces, byte fallback)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
+  await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(sentencePieceJson()));
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast', add_bos_token: false, legacy: false }));
+  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir });
+  const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+  const tokenizer = await AutoTokenizer.fromPretrained(dir);
+  for (const text of TEXTS) t.deepEqual(Array.from(model.tokenize(text)), tokenizer.encode(text), JSON.stringify(text));
+  await model.dispose();
+});

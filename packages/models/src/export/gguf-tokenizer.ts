@@ -9,7 +9,8 @@
  *   tokenizer.ggml.merges      "left right", in rank order
  *   bos / eos / padding ids, add_bos_token / add_eos_token, and the chat template when there is one
  *
- * Other tokenizers (SentencePiece, or a pre-tokenizer lorakit cannot name) are refused with what they are.
+ * A SentencePiece tokenizer (BPE with byte fallback, ▁ for spaces) becomes llama.cpp's "llama" tokenizer instead, with
+ * scores. Other tokenizers (unigram, or a pre-tokenizer lorakit cannot name) are refused with what they are.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -18,12 +19,13 @@ import type { GgufValue } from '@lorakit/core/io';
 import type { LlamaFamilyConfig } from '../llama/config.ts';
 
 interface TokenizerJson {
-  model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]> };
+  model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]>; byte_fallback?: boolean; unk_token?: string | null };
+  normalizer: Record<string, unknown> | null;
   pre_tokenizer: PreTokenizer | null;
   added_tokens?: Array<{ id: number; content: string; special: boolean }>;
 }
 
-const TOKEN_TYPES = { normal: 1, control: 3, userDefined: 4 } as const;
+const TOKEN_TYPES = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {
   const text = await readFile(path, 'utf8').catch(() => null);
@@ -55,12 +57,48 @@ function preTokenizerName(pre: PreTokenizer | null, file: string): string {
   throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 160)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's, Llama 3's and Qwen2's)`);
 }
 
+/**
+ * A SentencePiece tokenizer as tokenizer.json writes it (Llama 2, Mistral, TinyLlama): BPE over characters with
+ * byte fallback, spaces as ▁ and one put in front by the normalizer, no pre-tokenizer.
+ */
+function isSentencePiece(tokenizer: TokenizerJson): boolean {
+  const steps = (tokenizer.normalizer?.type === 'Sequence' ? (tokenizer.normalizer.normalizers as Array<Record<string, unknown>>) : [tokenizer.normalizer ?? {}]).map((n) => n.type);
+  return tokenizer.model.byte_fallback === true && tokenizer.pre_tokenizer === null && steps.includes('Prepend') && steps.includes('Replace');
+}
+
+/**
+ * llama.cpp's SentencePiece tokenizer ("llama") merges the neighbouring pair whose token scores highest: each token
+ * scores minus the rank of the merge that makes it, so merges happen in the order BPE's ranks give; bytes are <0xNN>.
+ */
+function sentencePieceMetadata(tokenizer: TokenizerJson, tokens: string[], types: number[]): Array<[string, GgufValue]> {
+  const scores = new Array<number>(tokens.length).fill(0);
+  tokenizer.model.merges.forEach((merge, rank) => {
+    const id = tokenizer.model.vocab[(Array.isArray(merge) ? merge : merge.split(' ')).join('')];
+    if (id !== undefined) scores[id] = -rank;
+  });
+  tokens.forEach((token, id) => {
+    if (/^<0x[0-9A-F]{2}>$/.test(token)) types[id] = TOKEN_TYPES.byte;
+    if (token === tokenizer.model.unk_token) types[id] = TOKEN_TYPES.unknown;
+  });
+  const unknown = tokenizer.model.unk_token ? tokenizer.model.vocab[tokenizer.model.unk_token] : undefined;
+  return [
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.pre', { type: 'string', value: 'default' }],
+    ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
+    ['tokenizer.ggml.scores', { type: 'f32[]', value: scores }],
+    ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
+    ['tokenizer.ggml.add_space_prefix', { type: 'bool', value: true }],
+    ...(unknown === undefined ? [] : [['tokenizer.ggml.unknown_token_id', { type: 'u32', value: unknown }] as [string, GgufValue]]),
+  ];
+}
+
 export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig): Promise<Array<[string, GgufValue]>> {
   const file = join(source, 'tokenizer.json');
   const tokenizer = (await readJson(file)) as TokenizerJson | null;
   if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
-  if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes byte-level BPE)`);
-  const pre = preTokenizerName(tokenizer.pre_tokenizer, file);
+  if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
+  const sentencePiece = isSentencePiece(tokenizer);
+  const pre = sentencePiece ? 'default' : preTokenizerName(tokenizer.pre_tokenizer, file);
   const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
   const tokens = new Array<string>(config.vocab_size);
   const types = new Array<number>(config.vocab_size).fill(TOKEN_TYPES.normal);
@@ -79,12 +117,17 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
   const id = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
   const ids: Array<[string, number | null | undefined]> = [['bos_token_id', id(config.bos_token_id)], ['eos_token_id', id(config.eos_token_id)], ['padding_token_id', id(config.pad_token_id)]];
   const chatTemplate = (settings.chat_template as string | undefined) ?? (await readFile(join(source, 'chat_template.jinja'), 'utf8').catch(() => undefined));
+  const vocabulary: Array<[string, GgufValue]> = sentencePiece
+    ? sentencePieceMetadata(tokenizer, tokens, types)
+    : [
+        ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+        ['tokenizer.ggml.pre', { type: 'string', value: pre }],
+        ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
+        ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
+        ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
+      ];
   return [
-    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
-    ['tokenizer.ggml.pre', { type: 'string', value: pre }],
-    ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
-    ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
-    ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
+    ...vocabulary,
     ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: settings.add_bos_token === true }],
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: settings.add_eos_token === true }],
