@@ -15,7 +15,7 @@
  */
 import type { Tensor } from '@lorakit/core';
 import { floatValues, writeGguf, type GgufTensor } from '@lorakit/core/io';
-import { GGUF_ARCHITECTURES, ggufTensorName, toInterleaved, type LlamaFamilyConfig } from '@lorakit/models';
+import { GGUF_ARCHITECTURES, ggufTensorName, qkHeads, toInterleaved, type LlamaFamilyConfig } from '@lorakit/models';
 import type { PeftModel } from './peft-model.ts';
 import { LoraEmbedding } from './lora-embedding.ts';
 import { isLoraLayer, type LoraLayer } from './lora-layers.ts';
@@ -51,7 +51,7 @@ export function writeGgufAdapter(peft: PeftModel, adapter: string, path: string)
     const { r, scaling } = layer.settings.get(adapter)!;
     const weight = ggufTensorName(`${name}.weight`, config.model_type);
     if (weight === null) throw new Error(`LoRA on ${name}: llama.cpp's ${architecture.arch} architecture has no such weight`);
-    const heads = architecture.permuteQK ? (/\.self_attn\.q_proj$/.test(name) ? config.num_attention_heads : /\.self_attn\.k_proj$/.test(name) ? config.num_key_value_heads : null) : null;
+    const heads = architecture.permuteQK ? qkHeads(`${name}.weight`, config) : null;
     const [a, b] = layer instanceof LoraEmbedding ? [layer.lora_embedding_A.get(adapter)!.transpose(0, 1), layer.lora_embedding_B.get(adapter)!] : [layer.lora_A.get(adapter)!.weight, layer.lora_B.get(adapter)!.weight];
     const folded = scaling / (alpha / r); // 1 unless rsLoRA or an alpha_pattern: llama.cpp applies alpha / r
     tensors.push({ name: `${weight}.lora_a`, shape: a.shape, type: 'F32', values: () => floatValues(a) });

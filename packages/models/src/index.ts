@@ -31,4 +31,4 @@ export { decoderGraph, DECODER_OPSET, type DecoderGraph } from './export/decoder
 export { exportOnnx, type OnnxDtype, type OnnxExportOptions, type OnnxExportResult } from './export/onnx-folder.ts';
 export { quantizeQ4, withQ4Weights, Q4_BLOCK, type Q4Weight } from './export/matmul-nbits.ts';
 export { GraphDecoder, forgetDecoder, type DecoderDtype } from './decoding.ts';
-export { writeGgufModel, ggufTensorName, toInterleaved, GGUF_ARCHITECTURES, type GgufDtype, type GgufModelOptions } from './export/gguf-model.ts';
+export { writeGgufModel, ggufTensorName, toInterleaved, qkHeads, GGUF_ARCHITECTURES, type GgufDtype, type GgufModelOptions } from './export/gguf-model.ts';

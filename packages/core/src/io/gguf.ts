@@ -10,6 +10,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { f32ArrayToBf16, f32ArrayToF16 } from '../dtype.ts';
+import { bytesOf } from './tensor-bytes.ts';
 import type { Tensor } from '../tensor.ts';
 
 export const GGUF_ALIGNMENT = 32;
@@ -109,11 +110,10 @@ function writeValue(out: Bytes, { type, value }: GgufValue): void {
 
 /** The bytes of `values` stored as `type`. */
 export function ggmlBytes(values: Float32Array, type: GgmlType): Uint8Array {
-  const view = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   switch (type) {
-    case 'F32': return view(values);
-    case 'F16': return view(f32ArrayToF16(values));
-    case 'BF16': return view(f32ArrayToBf16(values));
+    case 'F32': return bytesOf(values);
+    case 'F16': return bytesOf(f32ArrayToF16(values));
+    case 'BF16': return bytesOf(f32ArrayToBf16(values));
     case 'Q8_0': return q8_0(values);
   }
 }

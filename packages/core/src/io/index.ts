@@ -5,6 +5,7 @@ export { tensorToBytes } from './tensor-bytes.ts';
 export { type TensorEntry, MAX_HEADER_BYTES } from './safetensors-header.ts';
 export { SafetensorsFile } from './safetensors-reader.ts';
 export { saveSafetensors, tensorRecord, encodeHeader, type TensorRecord } from './safetensors-writer.ts';
+export { bytesOf } from './tensor-bytes.ts';
 export { writeGguf, ggmlBytes, floatValues, GGML_TYPES, GGUF_ALIGNMENT, type GgufValue, type GgufTensor, type GgmlType } from './gguf.ts';
 export { Checkpoint, SINGLE_FILE, INDEX_FILE } from './checkpoint.ts';
 export { planShards, shardFileName, indexJson, saveShardedSafetensors } from './sharded-writer.ts';

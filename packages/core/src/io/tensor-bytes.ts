@@ -3,7 +3,8 @@ import type { Tensor } from '../tensor.ts';
 import { f32ArrayToBf16, f32ArrayToF16 } from '../dtype.ts';
 import type { SafetensorsDtype } from './dtypes.ts';
 
-function bytesOf(a: ArrayBufferView): Uint8Array {
+/** The bytes of a typed array, shared (no copy). */
+export function bytesOf(a: ArrayBufferView): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 

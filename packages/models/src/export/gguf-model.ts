@@ -263,7 +263,7 @@ function ropeFrequencyFactors(config: FamilyConfig): GgufTensor {
 }
 
 /** For q and k weights and biases: the heads their rows are permuted by (k: the key/value heads). */
-function qkHeads(name: string, config: LlamaFamilyConfig): number | null {
+export function qkHeads(name: string, config: LlamaFamilyConfig): number | null {
   if (/\.self_attn\.q_proj\.(weight|bias)$/.test(name)) return config.num_attention_heads;
   if (/\.self_attn\.k_proj\.(weight|bias)$/.test(name)) return config.num_key_value_heads;
   return null;

@@ -12,6 +12,7 @@
 import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tensor } from '@lorakit/core';
+import { bytesOf } from '@lorakit/core/io';
 import { elemTypeNumber, modelBytes, type GraphBuilder, type GraphConstant } from '@lorakit/core/native';
 
 const GIB = 2 ** 30;
@@ -25,11 +26,6 @@ export interface OnnxFileOptions {
   maxInlineBytes?: number;
   /** The most bytes in one external data file (default 2 GiB, what a browser reads as one buffer). */
   chunkBytes?: number;
-}
-
-function bytesOf(tensor: Tensor): Uint8Array {
-  const data = tensor.data;
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Write `path` (and its external data, if needed); returns the names of the files written. */
@@ -47,7 +43,7 @@ export function writeOnnxFile(path: string, graph: GraphBuilder, weights: Readon
 
 /** The model's bytes with every weight inline (under 2 GiB in all). */
 export function onnxModelBytes(graph: GraphBuilder, weights: ReadonlyMap<string, Tensor>, opset: number): Uint8Array {
-  return modelWith(graph, [...weights].map(([name, tensor]) => ({ name, dims: [...tensor.shape], dataType: elemTypeNumber(tensor.dtype), rawData: bytesOf(tensor) })), opset);
+  return modelWith(graph, [...weights].map(([name, tensor]) => ({ name, dims: [...tensor.shape], dataType: elemTypeNumber(tensor.dtype), rawData: bytesOf(tensor.data) })), opset);
 }
 
 /** The graph's bytes with its constants and `weights`, those no node reads left out. */
@@ -75,7 +71,7 @@ function writeExternalData(path: string, weights: ReadonlyMap<string, Tensor>, c
   let offset = 0;
   try {
     for (const [name, tensor] of weights) {
-      const bytes = bytesOf(tensor);
+      const bytes = bytesOf(tensor.data);
       let at = Math.ceil(offset / ALIGNMENT) * ALIGNMENT;
       if (fd === null || (at + bytes.length > chunkBytes && offset > 0)) {
         if (fd !== null) closeSync(fd);
