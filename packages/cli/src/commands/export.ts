@@ -78,7 +78,7 @@ async function exportGguf(args: ExportArgs, stage: (line: string) => void): Prom
   await writeFolderAtomically(args.out, async (dir) => {
     const model = args.merge ? (await withAdapters(base, args)).mergeAndUnload({ adapterNames: adapterNames(args) }) : base;
     stage(`writing model.gguf (${dtype})`);
-    await writeGgufModel(model, join(dir, 'model.gguf'), { source: args.model, dtype });
+    await writeGgufModel(model, join(dir, 'model.gguf'), { source: args.model, dtype, onWarning: warn });
     if (apart) {
       const peft = await withAdapters(base, args);
       adapterFiles(args).forEach((file, i) => {

@@ -224,10 +224,12 @@ export interface GgufModelOptions {
   /** The checkpoint folder the model came from: its tokenizer goes into the file. */
   source: string;
   dtype?: GgufDtype;
+  /** Told what llama.cpp will do differently from the checkpoint (default: process.emitWarning). */
+  onWarning?: (message: string) => void;
 }
 
 /** Write `model` as the GGUF file `path`. */
-export async function writeGgufModel(model: CausalLM, path: string, { source, dtype = 'f32' }: GgufModelOptions): Promise<void> {
+export async function writeGgufModel(model: CausalLM, path: string, { source, dtype = 'f32', onWarning = (m) => process.emitWarning(m) }: GgufModelOptions): Promise<void> {
   const family = familyOf(model);
   const config = model.config as FamilyConfig;
   const metadata: Array<[string, GgufValue]> = [
@@ -236,7 +238,7 @@ export async function writeGgufModel(model: CausalLM, path: string, { source, dt
     ['general.file_type', u32(FILE_TYPES[dtype])],
     ...(dtype === 'q8_0' ? [['general.quantization_version', u32(2)] as [string, GgufValue]] : []),
     ...family.keys(config).map(([key, value]): [string, GgufValue] => [`${family.arch}.${key}`, value]),
-    ...(await tokenizerMetadata(source, config)),
+    ...(await tokenizerMetadata(source, config, onWarning)),
   ];
   const tied = new Map(model.tiedWeights());
   const state = model.stateDict();

@@ -63,23 +63,43 @@ for (const [name, pre] of Object.entries(PRE_TOKENIZERS)) {
   });
 }
 
-test('another pre-tokenizer is refused with what it is (SmolLM2\'s Digits: llama.cpp\'s smollm split the second text differently in this test)', async (t) => {
+test("SmolLM's pre-tokenizer (Digits, then GPT-2's) is written as llama.cpp's smollm, with the one difference said", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
   await cp(TINY_CODE_LLAMA, dir, { recursive: true });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson({ type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, byteLevel(true)] })));
-  const model = await AutoModelForCausalLM.fromPretrained(dir);
-  await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Sequence","pretokenizers":\[\{"type":"Digits".* pre-tokenizer cannot be written as GGUF yet/ });
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', add_bos_token: false }));
+  const warnings: string[] = [];
+  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir, onWarning: (m) => warnings.push(m) });
+  t.is(warnings.length, 1);
+  t.regex(warnings[0], /tokenizer\.json: llama\.cpp's smollm pre-tokenizer sets apart every Unicode number character \(½/);
+  const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+  const tokenizer = await AutoTokenizer.fromPretrained(dir);
+  const [withoutHalf, withHalf] = [TEXTS[1].replace('½', 'half'), TEXTS[1]];
+  for (const text of [TEXTS[0], withoutHalf, TEXTS[2]]) t.deepEqual(Array.from(model.tokenize(text)), tokenizer.encode(text), JSON.stringify(text));
+  t.notDeepEqual(Array.from(model.tokenize(withHalf)), tokenizer.encode(withHalf), 'the difference said: ½ is a number character');
+  await model.dispose();
 });
+
+const PREPEND_AND_REPLACE = { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] };
+const BOS_FIRST = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } };
+
+/** The forms tokenizer.json gives a SentencePiece tokenizer, with what encoding does around the text. */
+const SENTENCE_PIECE_FORMS = {
+  "Llama 2's (a normalizer puts ▁ in front)": { spacePrefix: true, normalizer: PREPEND_AND_REPLACE, pre_tokenizer: null, post_processor: null, add_bos_token: false, bos_token: undefined },
+  'the newer Metaspace pre-tokenizer, BOS from the post-processor': { spacePrefix: true, normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false }, post_processor: BOS_FIRST, add_bos_token: undefined, bos_token: undefined },
+  "Gemma's (no ▁ in front, a split at spaces that finds none)": { spacePrefix: false, normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '▁' }, pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'MergedWithPrevious', invert: false }, post_processor: BOS_FIRST, add_bos_token: true, bos_token: '<s>' },
+};
+type SentencePieceForm = (typeof SENTENCE_PIECE_FORMS)[keyof typeof SENTENCE_PIECE_FORMS];
 
 /**
  * A SentencePiece tokenizer as tokenizer.json writes Llama 2's: <unk> <s> </s>, the 256 byte tokens, the texts'
  * characters (spaces as ▁), then a merge for every neighbouring pair, by first appearance; one character left out
  * of the vocabulary so that byte fallback shows.
  */
-function sentencePieceJson(): object {
+function sentencePieceJson({ spacePrefix, normalizer, pre_tokenizer, post_processor }: SentencePieceForm): object {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
-  const pieces = TEXTS.map((text) => [...`▁${text.replaceAll(' ', '▁')}`]);
+  const pieces = TEXTS.map((text) => [...`${spacePrefix ? '▁' : ''}${text.replaceAll(' ', '▁')}`]);
   for (const chars of pieces) for (const c of chars) if (!(c in vocab) && c !== '語') vocab[c] = Object.keys(vocab).length;
   const merges: string[] = [];
   for (const chars of pieces) {
@@ -93,21 +113,34 @@ function sentencePieceJson(): object {
   return {
     version: '1.0',
     model: { type: 'BPE', vocab, merges, dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true },
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
-    pre_tokenizer: null, post_processor: null,
-    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    normalizer, pre_tokenizer, post_processor,
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] },
     added_tokens: [{ id: 0, content: '<unk>', special: true }, { id: 1, content: '<s>', special: true }, { id: 2, content: '</s>', special: true }],
   };
 }
 
-test('llama.cpp tokenizes as Hugging Face with a SentencePiece tokenizer (Llama 2\'s kind: ▁ for spaces, byte fallback)', async (t) => {
+for (const [name, form] of Object.entries(SENTENCE_PIECE_FORMS)) {
+  test(`llama.cpp tokenizes as Hugging Face with a SentencePiece tokenizer in ${name} form (▁ for spaces, byte fallback)`, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
+    await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(sentencePieceJson(form)));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', add_bos_token: form.add_bos_token, bos_token: form.bos_token }));
+    await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir });
+    const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+    const tokenizer = await AutoTokenizer.fromPretrained(dir);
+    const bos = model.tokens.shouldPrependBosToken ? [model.tokens.bos] : [];
+    t.is(bos.length, form.post_processor === null ? 0 : 1);
+    for (const text of TEXTS) t.deepEqual([...bos, ...model.tokenize(text)], tokenizer.encode(text, { addSpecialTokens: true }), JSON.stringify(text));
+    await model.dispose();
+  });
+}
+
+test('a Metaspace pre-tokenizer that splits at every ▁ is refused with what it is', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
   await cp(TINY_CODE_LLAMA, dir, { recursive: true });
-  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(sentencePieceJson()));
-  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast', add_bos_token: false, legacy: false }));
-  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir });
-  const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
-  const tokenizer = await AutoTokenizer.fromPretrained(dir);
-  for (const text of TEXTS) t.deepEqual(Array.from(model.tokenize(text)), tokenizer.encode(text), JSON.stringify(text));
-  await model.dispose();
+  const form = { ...SENTENCE_PIECE_FORMS['the newer Metaspace pre-tokenizer, BOS from the post-processor'] };
+  form.pre_tokenizer = { ...form.pre_tokenizer, split: true };
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(sentencePieceJson(form)));
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Metaspace".*"split":true\} pre-tokenizer cannot be written as GGUF yet/ });
 });

@@ -3,7 +3,7 @@
  * tokenizer_config.json so that llama.cpp splits text exactly as the Hugging Face tokenizer does:
  *
  *   tokenizer.ggml.model       "gpt2": byte-level BPE
- *   tokenizer.ggml.pre         the pre-tokenizer by llama.cpp's name for it: gpt-2, llama-bpe (Llama 3), qwen2
+ *   tokenizer.ggml.pre         the pre-tokenizer by llama.cpp's name for it: gpt-2, llama-bpe (Llama 3), qwen2, smollm
  *   tokenizer.ggml.tokens      every token by id, as tokenizer.json spells it (byte-level characters)
  *   tokenizer.ggml.token_type  1 normal, 3 control (special added tokens), 4 user-defined (other added tokens, padding rows)
  *   tokenizer.ggml.merges      "left right", in rank order
@@ -20,8 +20,9 @@ import type { LlamaFamilyConfig } from '../llama/config.ts';
 
 interface TokenizerJson {
   model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]>; byte_fallback?: boolean; unk_token?: string | null };
-  normalizer: Record<string, unknown> | null;
+  normalizer: Step | null;
   pre_tokenizer: PreTokenizer | null;
+  post_processor: Step | null;
   added_tokens?: Array<{ id: number; content: string; special: boolean }>;
 }
 
@@ -45,32 +46,54 @@ const SPLIT_PATTERNS: Record<string, string> = {
 
 type PreTokenizer = Record<string, unknown> & { type?: string; pretokenizers?: PreTokenizer[] };
 
-/** llama.cpp's name for the pre-tokenizer, or an error saying what it is. */
-function preTokenizerName(pre: PreTokenizer | null, file: string): string {
+/** What llama.cpp's smollm pre-tokenizer does differently from SmolLM's Digits + ByteLevel, said when it is written. */
+const SMOLLM_DIFFERENCE = "llama.cpp's smollm pre-tokenizer sets apart every Unicode number character (½, ², ٣, ...), where the Hugging Face tokenizer's Digits step sets apart only 0-9: texts with other number characters tokenize differently under llama.cpp";
+
+/** llama.cpp's name for the pre-tokenizer and what it does differently, if anything, or an error saying what it is. */
+function preTokenizerName(pre: PreTokenizer | null, file: string): { name: string; difference?: string } {
   const byteLevel = (p: PreTokenizer | undefined, regex: boolean) => p?.type === 'ByteLevel' && (p.use_regex !== false) === regex;
-  if (byteLevel(pre ?? undefined, true)) return 'gpt-2';
+  if (byteLevel(pre ?? undefined, true)) return { name: 'gpt-2' };
   const [first, second, ...rest] = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []) : [];
   if (rest.length === 0 && first?.type === 'Split' && byteLevel(second, false) && first.behavior === 'Isolated' && first.invert !== true) {
     const name = SPLIT_PATTERNS[(first.pattern as { Regex?: string } | undefined)?.Regex ?? ''];
-    if (name !== undefined) return name;
+    if (name !== undefined) return { name };
   }
-  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 160)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's, Llama 3's and Qwen2's)`);
+  if (rest.length === 0 && first?.type === 'Digits' && first.individual_digits === true && byteLevel(second, true)) return { name: 'smollm', difference: SMOLLM_DIFFERENCE };
+  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 160)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's, Llama 3's, Qwen2's and SmolLM's)`);
 }
 
+type Step = Record<string, unknown>;
+const stepsOf = (step: Step | null, list: string): Step[] => (step === null ? [] : step.type === 'Sequence' ? (step[list] as Step[]) : [step]);
+const replacesSpaces = (n: Step) => n.type === 'Replace' && (n.pattern as { String?: string } | undefined)?.String === ' ' && n.content === '▁';
+const splitsAtSpaces = (p: Step) => p.type === 'Split' && (p.pattern as { String?: string } | undefined)?.String === ' ' && p.behavior === 'MergedWithPrevious';
+
 /**
- * A SentencePiece tokenizer as tokenizer.json writes it (Llama 2, Mistral, TinyLlama): BPE over characters with
- * byte fallback, spaces as ▁ and one put in front by the normalizer, no pre-tokenizer.
+ * Whether a SentencePiece tokenizer (BPE over characters with byte fallback, spaces as ▁) puts a ▁ in front of the
+ * text, or null when the tokenizer is not one. tokenizer.json writes the three forms lorakit knows:
+ *   - a Prepend ▁ and Replace ' ' -> ▁ normalizer, no pre-tokenizer (Llama 2, Mistral, TinyLlama): ▁ in front;
+ *   - a Replace ' ' -> ▁ normalizer alone, and no pre-tokenizer or a split at spaces, which finds none (Gemma): none;
+ *   - no normalizer and a Metaspace pre-tokenizer that does not split (newer files): ▁ in front unless it says never.
  */
-function isSentencePiece(tokenizer: TokenizerJson): boolean {
-  const steps = (tokenizer.normalizer?.type === 'Sequence' ? (tokenizer.normalizer.normalizers as Array<Record<string, unknown>>) : [tokenizer.normalizer ?? {}]).map((n) => n.type);
-  return tokenizer.model.byte_fallback === true && tokenizer.pre_tokenizer === null && steps.includes('Prepend') && steps.includes('Replace');
+function sentencePieceSpacePrefix(tokenizer: TokenizerJson): boolean | null {
+  if (tokenizer.model.byte_fallback !== true) return null;
+  const normalizers = stepsOf(tokenizer.normalizer, 'normalizers');
+  const pre = stepsOf(tokenizer.pre_tokenizer, 'pretokenizers');
+  const [only] = normalizers;
+  if (normalizers.length === 2 && normalizers.some((n) => n.type === 'Prepend' && n.prepend === '▁') && normalizers.some(replacesSpaces) && pre.length === 0) return true;
+  if (normalizers.length === 1 && replacesSpaces(only) && pre.every(splitsAtSpaces)) return false;
+  const [metaspace] = pre;
+  if (normalizers.length === 0 && pre.length === 1 && metaspace.type === 'Metaspace' && metaspace.replacement === '▁' && metaspace.split === false) {
+    const scheme = metaspace.prepend_scheme ?? (metaspace.add_prefix_space === false ? 'never' : 'always');
+    return scheme !== 'never';
+  }
+  return null;
 }
 
 /**
  * llama.cpp's SentencePiece tokenizer ("llama") merges the neighbouring pair whose token scores highest: each token
  * scores minus the rank of the merge that makes it, so merges happen in the order BPE's ranks give; bytes are <0xNN>.
  */
-function sentencePieceMetadata(tokenizer: TokenizerJson, tokens: string[], types: number[]): Array<[string, GgufValue]> {
+function sentencePieceMetadata(tokenizer: TokenizerJson, spacePrefix: boolean, tokens: string[], types: number[]): Array<[string, GgufValue]> {
   const scores = new Array<number>(tokens.length).fill(0);
   tokenizer.model.merges.forEach((merge, rank) => {
     const id = tokenizer.model.vocab[(Array.isArray(merge) ? merge : merge.split(' ')).join('')];
@@ -87,18 +110,44 @@ function sentencePieceMetadata(tokenizer: TokenizerJson, tokens: string[], types
     ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
     ['tokenizer.ggml.scores', { type: 'f32[]', value: scores }],
     ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
-    ['tokenizer.ggml.add_space_prefix', { type: 'bool', value: true }],
+    ['tokenizer.ggml.add_space_prefix', { type: 'bool', value: spacePrefix }],
     ...(unknown === undefined ? [] : [['tokenizer.ggml.unknown_token_id', { type: 'u32', value: unknown }] as [string, GgufValue]]),
   ];
 }
 
-export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig): Promise<Array<[string, GgufValue]>> {
+/**
+ * What encoding puts around a text: tokenizer_config.json's add_bos_token / add_eos_token where it says, else
+ * whether tokenizer.json's template post-processor starts / ends a single text with a special token; and the BOS id
+ * that template names.
+ */
+function specialTokensAround(tokenizer: TokenizerJson, settings: Record<string, unknown>): { addsBos: boolean; addsEos: boolean; templateBos?: number } {
+  const template = stepsOf(tokenizer.post_processor ?? null, 'processors').find((p) => p.type === 'TemplateProcessing');
+  const single = (template?.single as Array<{ SpecialToken?: { id: string } }> | undefined) ?? [];
+  const specials = (template?.special_tokens ?? {}) as Record<string, { ids: number[] }>;
+  const said = (value: unknown, otherwise: boolean) => (typeof value === 'boolean' ? value : otherwise);
+  const first = single[0]?.SpecialToken;
+  return {
+    addsBos: said(settings.add_bos_token, first !== undefined),
+    addsEos: said(settings.add_eos_token, single.length > 1 && single.at(-1)?.SpecialToken !== undefined),
+    templateBos: first === undefined ? undefined : specials[first.id]?.ids[0],
+  };
+}
+
+/** The id of a token tokenizer_config.json names (bos_token: "<s>" or { content: "<s>" }), if the vocabulary has it. */
+function namedTokenId(tokenizer: TokenizerJson, named: unknown): number | undefined {
+  const content = typeof named === 'string' ? named : (named as { content?: string } | null | undefined)?.content;
+  if (content === undefined) return undefined;
+  return tokenizer.added_tokens?.find((t) => t.content === content)?.id ?? tokenizer.model.vocab[content];
+}
+
+export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig, onWarning: (message: string) => void): Promise<Array<[string, GgufValue]>> {
   const file = join(source, 'tokenizer.json');
   const tokenizer = (await readJson(file)) as TokenizerJson | null;
   if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
   if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
-  const sentencePiece = isSentencePiece(tokenizer);
-  const pre = sentencePiece ? 'default' : preTokenizerName(tokenizer.pre_tokenizer, file);
+  const spacePrefix = sentencePieceSpacePrefix(tokenizer);
+  const pre = spacePrefix !== null ? { name: 'default' } : preTokenizerName(tokenizer.pre_tokenizer, file);
+  if (pre.difference !== undefined) onWarning(`${file}: ${pre.difference}`);
   const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
   const tokens = new Array<string>(config.vocab_size);
   const types = new Array<number>(config.vocab_size).fill(TOKEN_TYPES.normal);
@@ -114,14 +163,19 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
   }
   if (tokens.length > config.vocab_size) throw new FileFormatError('UnsupportedTokenizer', file, `holds token ids up to ${tokens.length - 1}, past the model's ${config.vocab_size} embeddings`);
   const merges = tokenizer.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
-  const id = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
-  const ids: Array<[string, number | null | undefined]> = [['bos_token_id', id(config.bos_token_id)], ['eos_token_id', id(config.eos_token_id)], ['padding_token_id', id(config.pad_token_id)]];
+  const around = specialTokensAround(tokenizer, settings);
+  const configured = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
+  const ids: Array<[string, number | null | undefined]> = [
+    ['bos_token_id', namedTokenId(tokenizer, settings.bos_token) ?? around.templateBos ?? configured(config.bos_token_id)],
+    ['eos_token_id', namedTokenId(tokenizer, settings.eos_token) ?? configured(config.eos_token_id)],
+    ['padding_token_id', namedTokenId(tokenizer, settings.pad_token) ?? configured(config.pad_token_id)],
+  ];
   const chatTemplate = (settings.chat_template as string | undefined) ?? (await readFile(join(source, 'chat_template.jinja'), 'utf8').catch(() => undefined));
-  const vocabulary: Array<[string, GgufValue]> = sentencePiece
-    ? sentencePieceMetadata(tokenizer, tokens, types)
+  const vocabulary: Array<[string, GgufValue]> = spacePrefix !== null
+    ? sentencePieceMetadata(tokenizer, spacePrefix, tokens, types)
     : [
         ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
-        ['tokenizer.ggml.pre', { type: 'string', value: pre }],
+        ['tokenizer.ggml.pre', { type: 'string', value: pre.name }],
         ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
         ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
         ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
@@ -129,8 +183,8 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
   return [
     ...vocabulary,
     ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
-    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: settings.add_bos_token === true }],
-    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: settings.add_eos_token === true }],
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: around.addsBos }],
+    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: around.addsEos }],
     ...(typeof chatTemplate === 'string' ? [['tokenizer.chat_template', { type: 'string', value: chatTemplate }] as [string, GgufValue]] : []),
   ];
 }
