@@ -85,7 +85,8 @@ test('a model with a sliding window is refused by name: llama.cpp\'s llama archi
 async function withTokenizer(fixture: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `lorakit-gguf-${fixture}-`));
   await cp(join(FIXTURES, fixture), dir, { recursive: true });
-  const { vocab_size: size } = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size: number };
+  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size?: number; text_config?: { vocab_size: number } };
+  const size = config.vocab_size ?? config.text_config!.vocab_size;
   const vocab = Object.fromEntries(Array.from({ length: size }, (_, i) => [String.fromCodePoint(0x100 + i), i]));
   const tokenizer = { model: { type: 'BPE', vocab, merges: [] }, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true }, added_tokens: [] };
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
@@ -134,6 +135,8 @@ async function changed(fixture: string, changes: (config: Record<string, unknown
 for (const [fixture, change, refusal] of [
   ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['sliding_attention', 'sliding_attention'] }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
   ['smollm3', () => ({ no_rope_layers: [1, 1] }), /its layers without rotary positions are not every fourth/],
+  // a checkpoint with a vision model beside the language model: the language model is written, as llama.cpp's gemma3
+  ['gemma3', (c: Record<string, unknown>) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16, layer_types: ['sliding_attention', 'sliding_attention'] } }), /this gemma3 model is refused: its query_pre_attn_scalar 24 is not its head_dim 16/],
 ] as const) {
   test(`${fixture}: llama.cpp's log-probabilities equal lorakit's (1e-3) for a config it computes as transformers does; the fixture's own is refused with why`, async (t) => {
     const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, fixture));

@@ -3,7 +3,8 @@
  * `general.architecture` and the hyperparameters under its keys, the tokenizer (gguf-tokenizer.ts), and the
  * weights under llama.cpp's names (`token_embd.weight`, `blk.N.attn_q.weight`, ...).
  *
- *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gemma3_text, smollm3, gpt2: one entry each in GGUF_FAMILIES
+ *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gemma3_text, gemma3 (its language model), smollm3,
+ *   gpt2: one entry each in GGUF_FAMILIES
  *   llama's, granite's and smollm3's architectures keep q and k in Meta's rotary layout, the two halves of each head
  *   interleaved: a Hugging Face q/k weight (or bias) is permuted back, rows [h, 2, D/2] -> [h, D/2, 2]
  *
@@ -16,6 +17,7 @@ import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue 
 import type { CausalLM } from '../causal-lm.ts';
 import { layerConfig, type LlamaFamilyConfig } from '../llama/config.ts';
 import type { GPT2Config } from '../gpt2/config.ts';
+import { TEXT_TOKEN_IDS, type Gemma3Config } from '../gemma3/config.ts';
 import { Rotary, ropeParameters, rotaryDims } from '../rope.ts';
 import { tokenizerMetadata } from './gguf-tokenizer.ts';
 
@@ -46,6 +48,8 @@ interface GgufFamily {
   transform?: (name: string, values: Float32Array) => Float32Array;
   /** What llama.cpp would compute otherwise for this config, or null. */
   refusal?: (config: FamilyConfig) => string | null;
+  /** The language model's config, where the checkpoint holds more than one model (gemma3: vision and language). */
+  languageModel?: (config: FamilyConfig) => FamilyConfig;
 }
 
 type FamilyConfig = LlamaFamilyConfig & Omit<GPT2Config, 'model_type'>;
@@ -73,6 +77,32 @@ function windowRefusal(config: FamilyConfig, arch: string): string | null {
   return window === undefined ? null : `attends within a sliding window of ${window} positions, which llama.cpp's ${arch} architecture does not: it would attend to every position`;
 }
 
+const GEMMA3_TEXT: GgufFamily = {
+  arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
+  keys: gemma3Keys,
+  refusal: (c) => {
+    if (c.query_pre_attn_scalar !== c.head_dim) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma3 scales queries by 1/√head_dim`;
+    if ((c.attn_logit_softcapping ?? null) !== null) return 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do';
+    const sliding = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
+    if (sliding.some((s, i) => s !== ((i + 1) % 6 !== 0))) return 'its sliding layers are not five in every six, the pattern llama.cpp\'s gemma3 has';
+    return null;
+  },
+};
+
+/**
+ * gemma3's checkpoints (vision and language) as llama.cpp's converter writes them: the language model alone, its
+ * config text_config with the top level's token ids and no final soft cap (the vision model's head has none); the
+ * vision tower would be a separate projector file llama.cpp reads beside it, which lorakit does not load.
+ */
+const GEMMA3: GgufFamily = {
+  ...GEMMA3_TEXT,
+  top: { 'model.language_model.embed_tokens.weight': 'token_embd.weight', 'model.language_model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' },
+  languageModel: (c) => {
+    const outer = c as unknown as Gemma3Config;
+    return { ...outer.text_config, ...Object.fromEntries(TEXT_TOKEN_IDS.map((k) => [k, outer[k]])), final_logit_softcapping: null } as FamilyConfig;
+  },
+};
+
 const GGUF_FAMILIES: Record<string, GgufFamily> = {
   llama: { arch: 'llama', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'llama') },
   qwen2: { arch: 'qwen2', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'qwen2') },
@@ -93,17 +123,8 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
       return null;
     },
   },
-  gemma3_text: {
-    arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
-    keys: gemma3Keys,
-    refusal: (c) => {
-      if (c.query_pre_attn_scalar !== c.head_dim) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma3 scales queries by 1/√head_dim`;
-      if ((c.attn_logit_softcapping ?? null) !== null) return 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do';
-      const sliding = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
-      if (sliding.some((s, i) => s !== ((i + 1) % 6 !== 0))) return 'its sliding layers are not five in every six, the pattern llama.cpp\'s gemma3 has';
-      return null;
-    },
-  },
+  gemma3_text: GEMMA3_TEXT,
+  gemma3: GEMMA3,
   smollm3: {
     arch: 'smollm3', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
     refusal: (c) => {
@@ -140,7 +161,7 @@ function transposed(values: Float32Array, rows: number, columns: number): Float3
 export function ggufTensorName(name: string, modelType = 'llama'): string | null {
   const family = GGUF_FAMILIES[modelType] ?? GGUF_FAMILIES.llama;
   if (name in family.top) return family.top[name];
-  const layer = /^(?:model\.layers|transformer\.h)\.(\d+)\.(.+)$/.exec(name);
+  const layer = /^(?:model\.layers|model\.language_model\.layers|transformer\.h)\.(\d+)\.(.+)$/.exec(name);
   const part = layer === null ? undefined : family.layer[layer[2]];
   return part === undefined ? null : `blk.${layer![1]}.${part}`;
 }
@@ -202,13 +223,14 @@ function gemma3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
   ];
 }
 
-function familyOf(model: CausalLM): GgufFamily {
+/** The model's family, and the config of what is written (the language model's), or an error saying why neither. */
+function familyOf(model: CausalLM): { family: GgufFamily; config: FamilyConfig } {
   const type = model.config.model_type;
   const family = GGUF_FAMILIES[type];
   if (family === undefined) throw new Error(`a ${type} model cannot be written as GGUF yet (lorakit writes ${Object.keys(GGUF_FAMILIES).join(', ')})`);
-  const config = model.config as FamilyConfig;
+  const config = family.languageModel?.(model.config as FamilyConfig) ?? (model.config as FamilyConfig);
   if (type !== 'gpt2') {
-    const ropes = type === 'gemma3_text' ? [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')] : [ropeParameters(config)];
+    const ropes = family.arch === 'gemma3' ? [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')] : [ropeParameters(config)];
     const rope = ropes[0];
     const llama3 = family.arch === 'llama' && rope.rope_type === 'llama3'; // as rope_freqs.weight
     const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear' && !llama3);
@@ -217,7 +239,7 @@ function familyOf(model: CausalLM): GgufFamily {
   }
   const refused = family.refusal?.(config) ?? null;
   if (refused !== null) throw new Error(`this ${type} model ${refused.startsWith('its') ? 'is refused: ' : ''}${refused}`);
-  return family;
+  return { family, config };
 }
 
 export interface GgufModelOptions {
@@ -230,8 +252,7 @@ export interface GgufModelOptions {
 
 /** Write `model` as the GGUF file `path`. */
 export async function writeGgufModel(model: CausalLM, path: string, { source, dtype = 'f32', onWarning = (m) => process.emitWarning(m) }: GgufModelOptions): Promise<void> {
-  const family = familyOf(model);
-  const config = model.config as FamilyConfig;
+  const { family, config } = familyOf(model);
   const metadata: Array<[string, GgufValue]> = [
     ['general.architecture', { type: 'string', value: family.arch }],
     ['general.name', { type: 'string', value: basename(source) }],
@@ -245,7 +266,7 @@ export async function writeGgufModel(model: CausalLM, path: string, { source, dt
   const tensors: GgufTensor[] = [];
   for (const [name, tensor] of state) {
     if (tied.has(name) && family.tiedHead === 'left out') continue;
-    const ggufName = ggufTensorName(name, config.model_type);
+    const ggufName = ggufTensorName(name, model.config.model_type);
     if (ggufName === null) throw new Error(`the weight ${name} has no place in llama.cpp's ${family.arch} architecture`);
     tensors.push(ggufTensor(ggufName, name, tensor, dtype, family, family.permuteQK ? qkHeads(name, config) : null));
   }
