@@ -95,6 +95,11 @@ export class Rotary {
     }
   }
 
+  /** The factor cos and sin are multiplied by (longrope's attention factor; 1 for the other ropes). */
+  get attentionFactor(): number {
+    return this.#scale;
+  }
+
   /** longrope: the sequence length past which the long factors apply; else null. */
   get switchesAfter(): number | null {
     return this.#long === null ? null : this.#params.original_max_position_embeddings!;

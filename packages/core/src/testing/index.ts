@@ -1,2 +1,3 @@
 export { gradcheck, type GradcheckResult } from './gradcheck.ts';
 export { allClose, maxAbsDiff, maxMaskedDiff, relativeErrorOf } from './assert.ts';
+export { fixtureWithTokenizer } from './fixtures.ts';

@@ -5,11 +5,12 @@
  * architectures' fixtures give transformers' reference logits.
  */
 import test from 'ava';
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, noGrad } from '@lorakit/core';
 import { SafetensorsFile } from '@lorakit/core/io';
+import { fixtureWithTokenizer } from '@lorakit/core/testing';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { AutoModelForCausalLM } from '../auto.ts';
 import { generate } from '../generation.ts';
@@ -21,15 +22,15 @@ const CACHE = { threads: 1, flashAttention: false, experimentalKvCacheKeyType: '
 let llama: Promise<Llama> | null = null;
 const llamaCpp = () => (llama ??= getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error }));
 
-async function exported(source: string, dtype: GgufDtype = 'f32'): Promise<LlamaModel> {
+async function exported(source: string, dtype: GgufDtype = 'f32', warnings: string[] = []): Promise<LlamaModel> {
   const path = join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf');
-  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(source), path, { source, dtype });
+  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(source), path, { source, dtype, onWarning: (m) => warnings.push(m) });
   return (await llamaCpp()).loadModel({ modelPath: path });
 }
 
 /** llama.cpp's log-probabilities after `ids` (a float32 cache, so only the weights' type differs from lorakit). */
-async function logProbabilities(model: LlamaModel, ids: number[]): Promise<Float64Array> {
-  const context = await model.createContext({ contextSize: 256, ...CACHE });
+async function logProbabilities(model: LlamaModel, ids: number[], contextSize = 256): Promise<Float64Array> {
+  const context = await model.createContext({ contextSize, ...CACHE });
   const sampling = { probabilities: true, options: { temperature: 1, topK: 0, topP: 1, minP: 0 } };
   const input = ids.map((id, i): ControlledEvaluateInputItem => (i === ids.length - 1 ? [id as Token, { generateNext: sampling }] : (id as Token)));
   const probabilities = (await context.getSequence().controlledEvaluate(input)).at(-1)!.next!.probabilities!;
@@ -46,7 +47,16 @@ function lorakitLogProbabilities(logits: Tensor): Float64Array {
   return last.map((v) => v - sum);
 }
 
+/** lorakit's log-probabilities after `ids` from the checkpoint in `dir`. */
+async function lorakitAfter(dir: string, ids: number[]): Promise<Float64Array> {
+  const lorakit = await AutoModelForCausalLM.fromPretrained(dir);
+  return lorakitLogProbabilities(noGrad(() => lorakit.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits);
+}
+
 const maxDiff = (a: Float64Array, b: Float64Array) => (a.length === b.length ? a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) : Infinity);
+
+/** An architecture fixture with a byte-level tokenizer (they have none), and `changes` to its config. */
+const withTokenizer = (fixture: string, changes?: (config: Record<string, unknown>) => Record<string, unknown>) => fixtureWithTokenizer(join(FIXTURES, fixture), changes);
 
 test('llama.cpp tokenizes the fixture texts as the Hugging Face tokenizer does', async (t) => {
   const model = await exported(TINY_CODE_LLAMA);
@@ -75,23 +85,16 @@ for (const [dtype, tolerance] of [['f32', 1e-3], ['f16', 2e-2], ['bf16', 1e-1], 
   });
 }
 
-test('a model with a sliding window is refused by name: llama.cpp\'s llama architecture would attend to every position', async (t) => {
-  const model = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, 'mistral'));
-  const path = join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf');
-  await t.throwsAsync(writeGgufModel(model, path, { source: join(FIXTURES, 'mistral') }), { message: /attends within a sliding window of \d+ positions, which llama.cpp's llama architecture does not/ });
+test('a sliding window llama.cpp\'s llama architecture ignores is said, and within it the log-probabilities equal lorakit\'s (1e-3)', async (t) => {
+  const dir = await withTokenizer('mistral'); // a window of 4 positions
+  const warnings: string[] = [];
+  const model = await exported(dir, 'f32', warnings);
+  t.deepEqual(warnings, [`${dir}: the model attends within a sliding window of 4 positions, llama.cpp's llama architecture to every position: outputs differ once a sequence is longer than 4 tokens`]);
+  const ids = [5, 17, 29, 3];
+  const diff = maxDiff(await logProbabilities(model, ids), await lorakitAfter(dir, ids));
+  t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+  await model.dispose();
 });
-
-/** A fixture folder with a byte-level tokenizer of its vocabulary (no merges): the fixtures have none of their own. */
-async function withTokenizer(fixture: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), `lorakit-gguf-${fixture}-`));
-  await cp(join(FIXTURES, fixture), dir, { recursive: true });
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size?: number; text_config?: { vocab_size: number } };
-  const size = config.vocab_size ?? config.text_config!.vocab_size;
-  const vocab = Object.fromEntries(Array.from({ length: size }, (_, i) => [String.fromCodePoint(0x100 + i), i]));
-  const tokenizer = { model: { type: 'BPE', vocab, merges: [] }, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true }, added_tokens: [] };
-  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  return dir;
-}
 
 for (const fixture of ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'qwen2', 'qwen3', 'granite', 'olmo2', 'gemma', 'gpt2']) {
   // measured 1.3e-7 (llama) to 3.2e-5 (gpt2); without llama3's rope_freqs that fixture is 4.4e-4 off
@@ -112,9 +115,7 @@ for (const fixture of ['llama', 'llama-rope-linear', 'llama-rope-llama3', 'qwen2
 test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and full layers and both soft caps (1e-3); a query scale llama.cpp does not take is refused', async (t) => {
   const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, 'gemma2'));
   await t.throwsAsync(writeGgufModel(refused, join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf'), { source: join(FIXTURES, 'gemma2') }), { message: /its query_pre_attn_scalar 24 is not its head_dim 16, and llama.cpp's gemma2 scales queries by 1\/√head_dim/ });
-  const dir = await withTokenizer('gemma2');
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, query_pre_attn_scalar: config.head_dim }));
+  const dir = await withTokenizer('gemma2', (c) => ({ query_pre_attn_scalar: c.head_dim }));
   const model = await exported(dir);
   const lorakit = await AutoModelForCausalLM.fromPretrained(dir);
   const ids = [5, 17, 29, 3, 44, 90, 12, 7, 61, 33, 2, 100]; // past the window of 4
@@ -123,14 +124,6 @@ test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and f
   t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
   await model.dispose();
 });
-
-/** A fixture with a tokenizer and `changes` to its config, which llama.cpp's architecture would compute otherwise. */
-async function changed(fixture: string, changes: (config: Record<string, unknown>) => Record<string, unknown>): Promise<string> {
-  const dir = await withTokenizer(fixture);
-  const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ ...config, ...changes(config) }));
-  return dir;
-}
 
 for (const [fixture, change, refusal] of [
   ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['sliding_attention', 'sliding_attention'] }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
@@ -141,7 +134,7 @@ for (const [fixture, change, refusal] of [
   test(`${fixture}: llama.cpp's log-probabilities equal lorakit's (1e-3) for a config it computes as transformers does; the fixture's own is refused with why`, async (t) => {
     const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, fixture));
     await t.throwsAsync(writeGgufModel(refused, join(await mkdtemp(join(tmpdir(), 'lorakit-gguf-')), 'model.gguf'), { source: join(FIXTURES, fixture) }), { message: refusal });
-    const dir = await changed(fixture, change);
+    const dir = await withTokenizer(fixture, change);
     const model = await exported(dir);
     const lorakit = await AutoModelForCausalLM.fromPretrained(dir);
     const ids = [5, 17, 29, 3, 44, 90, 12, 7, 61, 33, 2, 100];
@@ -151,3 +144,17 @@ for (const [fixture, change, refusal] of [
     await model.dispose();
   });
 }
+
+test('phi3: llama.cpp\'s log-probabilities equal lorakit\'s (1e-3) with longrope\'s short factors and with its long ones, the difference in when they apply said', async (t) => {
+  const dir = await withTokenizer('phi3', (c) => ({ sliding_window: null, max_position_embeddings: 1024, original_max_position_embeddings: 256, rope_parameters: { ...(c.rope_parameters as object), original_max_position_embeddings: 256 } }));
+  const warnings: string[] = [];
+  const model = await exported(dir, 'f32', warnings);
+  t.deepEqual(warnings, [`${dir}: llama.cpp takes longrope's long factors for every token once its context is larger than 256 positions, transformers (and lorakit) only for a sequence longer than 256 tokens: run it with a context of at most 256 for the short factors`]);
+  const short = [5, 17, 29, 3, 44, 90, 12, 7, 61, 33, 2, 100];
+  const long = Array.from({ length: 300 }, (_, i) => (i * 37 + 5) % 128);
+  for (const [ids, contextSize] of [[short, 256], [long, 512]] as const) {
+    const diff = maxDiff(await logProbabilities(model, [...ids], contextSize), await lorakitAfter(dir, [...ids]));
+    t.true(diff <= 1e-3, `${ids.length} tokens: log-probabilities differ by ${diff}`);
+  }
+  await model.dispose();
+});

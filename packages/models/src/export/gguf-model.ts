@@ -4,14 +4,13 @@
  * weights under llama.cpp's names (`token_embd.weight`, `blk.N.attn_q.weight`, ...).
  *
  *   llama, mistral, qwen2, qwen3, olmo2, granite, gemma, gemma2, gemma3_text, gemma3 (its language model), smollm3,
- *   gpt2: one entry each in GGUF_FAMILIES
+ *   phi3, gpt2: one entry each in GGUF_FAMILIES
  *   llama's, granite's and smollm3's architectures keep q and k in Meta's rotary layout, the two halves of each head
  *   interleaved: a Hugging Face q/k weight (or bias) is permuted back, rows [h, 2, D/2] -> [h, D/2, 2]
  *
  * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms, biases and GPT-2's positions stay f32, as
  * llama.cpp's converter keeps them.
  */
-import { basename } from 'node:path';
 import type { Tensor } from '@lorakit/core';
 import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '@lorakit/core/io';
 import type { CausalLM } from '../causal-lm.ts';
@@ -48,6 +47,8 @@ interface GgufFamily {
   transform?: (name: string, values: Float32Array) => Float32Array;
   /** What llama.cpp would compute otherwise for this config, or null. */
   refusal?: (config: FamilyConfig) => string | null;
+  /** Where llama.cpp's results part from the model's in some runs only (said when written), or null. */
+  differences?: (config: FamilyConfig) => Array<string | null>;
   /** The language model's config, where the checkpoint holds more than one model (gemma3: vision and language). */
   languageModel?: (config: FamilyConfig) => FamilyConfig;
 }
@@ -72,9 +73,18 @@ const f32 = (value: number): GgufValue => ({ type: 'f32', value });
 /** gemma's RMSNorm multiplies by 1 + w; llama.cpp's by the weight it reads. */
 const plusOneOnNorms = (name: string, values: Float32Array) => (/norm\.weight$/.test(name) ? values.map((v) => v + 1) : values);
 
-function windowRefusal(config: FamilyConfig, arch: string): string | null {
+/** The sliding window llama.cpp's `arch` ignores, said when it is shorter than the positions the model takes. */
+function windowDifference(config: FamilyConfig, arch: string): string | null {
   const window = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window).find((w) => w !== null);
-  return window === undefined ? null : `attends within a sliding window of ${window} positions, which llama.cpp's ${arch} architecture does not: it would attend to every position`;
+  if (window === undefined || window >= config.max_position_embeddings) return null;
+  return `the model attends within a sliding window of ${window} positions, llama.cpp's ${arch} architecture to every position: outputs differ once a sequence is longer than ${window} tokens`;
+}
+
+/** longrope's switch to its long factors, which llama.cpp makes by the context size and transformers by the sequence length. */
+function longropeDifference(config: FamilyConfig): string | null {
+  const after = new Rotary(config).switchesAfter;
+  if (after === null) return null;
+  return `llama.cpp takes longrope's long factors for every token once its context is larger than ${after} positions, transformers (and lorakit) only for a sequence longer than ${after} tokens: run it with a context of at most ${after} for the short factors`;
 }
 
 const GEMMA3_TEXT: GgufFamily = {
@@ -104,9 +114,9 @@ const GEMMA3: GgufFamily = {
 };
 
 const GGUF_FAMILIES: Record<string, GgufFamily> = {
-  llama: { arch: 'llama', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'llama') },
-  qwen2: { arch: 'qwen2', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'qwen2') },
-  qwen3: { arch: 'qwen3', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', refusal: (c) => windowRefusal(c, 'qwen3') },
+  llama: { arch: 'llama', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'llama')] },
+  qwen2: { arch: 'qwen2', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen2')] },
+  qwen3: { arch: 'qwen3', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen3')] },
   olmo2: { arch: 'olmo2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, keys: llamaKeys, tiedHead: 'copied' },
   granite: {
     arch: 'granite', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, tiedHead: 'left out',
@@ -129,9 +139,14 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
     arch: 'smollm3', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
     refusal: (c) => {
       const nope = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).rope === null);
-      if (nope.some((n, i) => n !== ((i + 1) % 4 === 0))) return 'its layers without rotary positions are not every fourth, the one pattern llama.cpp\'s smollm3 has';
-      return windowRefusal(c, 'smollm3');
+      return nope.some((n, i) => n !== ((i + 1) % 4 === 0)) ? 'its layers without rotary positions are not every fourth, the one pattern llama.cpp\'s smollm3 has' : null;
     },
+    differences: (c) => [windowDifference(c, 'smollm3')],
+  },
+  phi3: {
+    arch: 'phi3', permuteQK: false, top: LLAMA_TOP, layer: { ...LLAMA_LAYER, 'self_attn.qkv_proj.weight': 'attn_qkv.weight', 'mlp.gate_up_proj.weight': 'ffn_up.weight' }, tiedHead: 'left out',
+    keys: phi3Keys,
+    differences: (c) => [windowDifference(c, 'phi3'), longropeDifference(c)],
   },
   gpt2: {
     arch: 'gpt2', permuteQK: false, tiedHead: 'left out',
@@ -224,6 +239,16 @@ function gemma3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
 }
 
 /** The model's family, and the config of what is written (the language model's), or an error saying why neither. */
+/** phi3's keys: llama's, and longrope's original context and cos/sin factor; its window, which llama.cpp reads and ignores. */
+function phi3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
+  const rotary = new Rotary(config);
+  return [
+    ...llamaKeys(config),
+    ...(rotary.switchesAfter === null ? [] : ([['rope.scaling.original_context_length', u32(rotary.switchesAfter)], ['rope.scaling.attn_factor', f32(rotary.attentionFactor)]] as Array<[string, GgufValue]>)),
+    ...(config.sliding_window ? [['attention.sliding_window', u32(config.sliding_window)] as [string, GgufValue]] : []),
+  ];
+}
+
 function familyOf(model: CausalLM): { family: GgufFamily; config: FamilyConfig } {
   const type = model.config.model_type;
   const family = GGUF_FAMILIES[type];
@@ -232,9 +257,9 @@ function familyOf(model: CausalLM): { family: GgufFamily; config: FamilyConfig }
   if (type !== 'gpt2') {
     const ropes = family.arch === 'gemma3' ? [ropeParameters(config, 'full_attention'), ropeParameters(config, 'sliding_attention')] : [ropeParameters(config)];
     const rope = ropes[0];
-    const llama3 = family.arch === 'llama' && rope.rope_type === 'llama3'; // as rope_freqs.weight
-    const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear' && !llama3);
-    if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can, and llama3 for llama)`);
+    const asTensors = (family.arch === 'llama' && rope.rope_type === 'llama3') || (family.arch === 'phi3' && rope.rope_type === 'longrope'); // ropeTensors()
+    const other = ropes.find((r) => r.rope_type !== 'default' && r.rope_type !== 'linear' && !asTensors);
+    if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can, llama3 for llama, longrope for phi3)`);
     if (type === 'gemma' && (rope.rope_type !== 'default' || rope.rope_theta !== 10000)) throw new Error('a gemma model with a rope other than the default base 10000 cannot be written as GGUF: llama.cpp\'s gemma reads no rope keys');
   }
   const refused = family.refusal?.(config) ?? null;
@@ -253,9 +278,9 @@ export interface GgufModelOptions {
 /** Write `model` as the GGUF file `path`. */
 export async function writeGgufModel(model: CausalLM, path: string, { source, dtype = 'f32', onWarning = (m) => process.emitWarning(m) }: GgufModelOptions): Promise<void> {
   const { family, config } = familyOf(model);
+  for (const difference of family.differences?.(config) ?? []) if (difference !== null) onWarning(`${source}: ${difference}`);
   const metadata: Array<[string, GgufValue]> = [
     ['general.architecture', { type: 'string', value: family.arch }],
-    ['general.name', { type: 'string', value: basename(source) }],
     ['general.file_type', u32(FILE_TYPES[dtype])],
     ...(dtype === 'q8_0' ? [['general.quantization_version', u32(2)] as [string, GgufValue]] : []),
     ...family.keys(config).map(([key, value]): [string, GgufValue] => [`${family.arch}.${key}`, value]),
@@ -270,19 +295,22 @@ export async function writeGgufModel(model: CausalLM, path: string, { source, dt
     if (ggufName === null) throw new Error(`the weight ${name} has no place in llama.cpp's ${family.arch} architecture`);
     tensors.push(ggufTensor(ggufName, name, tensor, dtype, family, family.permuteQK ? qkHeads(name, config) : null));
   }
-  if (ropeParameters(config).rope_type === 'llama3') tensors.push(ropeFrequencyFactors(config));
-  writeGguf(path, metadata, tensors);
+  writeGguf(path, metadata, family.arch === 'gpt2' ? tensors : [...tensors, ...ropeTensors(config)]);
 }
 
 /**
- * llama3's rope as llama.cpp reads it: rope_freqs.weight [R/2], the factor each default frequency is divided by
- * (1 for the high frequencies, `factor` for the low ones, a blend between), the ratio of the two ropes lorakit computes.
+ * A rope llama.cpp reads as tensors: llama3's as rope_freqs.weight [R/2], the factor each default frequency is
+ * divided by (1 for the high frequencies, `factor` for the low ones, a blend between: the ratio of the two ropes
+ * lorakit computes); longrope's two lists as rope_factors_short/long.weight [R/2]. None for the other ropes.
  */
-function ropeFrequencyFactors(config: FamilyConfig): GgufTensor {
+function ropeTensors(config: FamilyConfig): GgufTensor[] {
+  const rope = ropeParameters(config);
+  const tensor = (name: string, factors: ArrayLike<number>): GgufTensor => ({ name, shape: [factors.length], type: 'F32', values: () => Float32Array.from(factors) });
+  if (rope.rope_type === 'longrope') return [tensor('rope_factors_long.weight', rope.long_factor!), tensor('rope_factors_short.weight', rope.short_factor!)];
+  if (rope.rope_type !== 'llama3') return [];
   const scaled = new Rotary(config).inverseFrequencies();
-  const plain = new Rotary({ ...config, rope_scaling: undefined, rope_parameters: { rope_type: 'default', rope_theta: ropeParameters(config).rope_theta } }).inverseFrequencies();
-  const factors = Float32Array.from(plain, (inverse, i) => inverse / scaled[i]);
-  return { name: 'rope_freqs.weight', shape: [factors.length], type: 'F32', values: () => factors };
+  const plain = new Rotary({ ...config, rope_scaling: undefined, rope_parameters: { rope_type: 'default', rope_theta: rope.rope_theta } }).inverseFrequencies();
+  return [tensor('rope_freqs.weight', Float32Array.from(plain, (inverse, i) => inverse / scaled[i]))];
 }
 
 /** For q and k weights and biases: the heads their rows are permuted by (k: the key/value heads). */

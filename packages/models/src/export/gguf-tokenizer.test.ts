@@ -144,3 +144,27 @@ test('a Metaspace pre-tokenizer that splits at every ▁ is refused with what it
   const model = await AutoModelForCausalLM.fromPretrained(dir);
   await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Metaspace".*"split":true\} pre-tokenizer cannot be written as GGUF yet/ });
 });
+
+/** Phi-3's added tokens: its chat tokens strip the spaces after them, as does </s>; <unk>, <s> and <|endoftext|> do not. */
+function withPhi3Tokens(json: { model: { vocab: Record<string, number> }; added_tokens: object[] }): object {
+  const chat = ['<|endoftext|>', '<|assistant|>', '<|end|>', '<|user|>'];
+  for (const content of chat) json.model.vocab[content] = Object.keys(json.model.vocab).length;
+  const added = ['<unk>', '<s>', '</s>', ...chat].map((content) => ({ id: json.model.vocab[content], content, special: true, lstrip: false, rstrip: !['<unk>', '<s>', '<|endoftext|>'].includes(content), normalized: false, single_word: false }));
+  return { ...json, added_tokens: added };
+}
+
+test('llama.cpp strips the spaces after Phi-3\'s special tokens as its tokenizer does, whatever the folder is called, and a folder called phi3 does not make it strip others\'', async (t) => {
+  const texts = ['<|user|>  x = 12345 + 6.78<|end|>\n<|assistant|> it\'s 1000000\t\tok</s>  <|endoftext|>  ok'];
+  for (const [phi3Tokens, folder] of [[true, 'my-finetune-'], [false, 'phi3-lookalike-'], [false, 'Phi-3-']] as const) {
+    const dir = await mkdtemp(join(tmpdir(), folder));
+    await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+    const json = sentencePieceJson(SENTENCE_PIECE_FORMS["Llama 2's (a normalizer puts ▁ in front)"]) as Parameters<typeof withPhi3Tokens>[0];
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(phi3Tokens ? withPhi3Tokens(json) : json));
+    await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast', add_bos_token: false, legacy: false }));
+    await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir });
+    const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+    const tokenizer = await AutoTokenizer.fromPretrained(dir);
+    for (const text of texts) t.deepEqual(Array.from(model.tokenize(text, true)), tokenizer.encode(text), `${folder} ${JSON.stringify(text)}`);
+    await model.dispose();
+  }
+});

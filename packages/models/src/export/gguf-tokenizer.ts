@@ -13,7 +13,7 @@
  * scores. Other tokenizers (unigram, or a pre-tokenizer lorakit cannot name) are refused with what they are.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { FileFormatError } from '@lorakit/core/io';
 import type { GgufValue } from '@lorakit/core/io';
 import type { LlamaFamilyConfig } from '../llama/config.ts';
@@ -23,7 +23,7 @@ interface TokenizerJson {
   normalizer: Step | null;
   pre_tokenizer: PreTokenizer | null;
   post_processor: Step | null;
-  added_tokens?: Array<{ id: number; content: string; special: boolean }>;
+  added_tokens?: Array<{ id: number; content: string; special: boolean; lstrip?: boolean; rstrip?: boolean }>;
 }
 
 const TOKEN_TYPES = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
@@ -140,6 +140,25 @@ function namedTokenId(tokenizer: TokenizerJson, named: unknown): number | undefi
   return tokenizer.added_tokens?.find((t) => t.content === content)?.id ?? tokenizer.model.vocab[content];
 }
 
+/** The tokens llama.cpp leaves unstripped when it strips Phi-3's (it needs all four, with </s>, in the vocabulary). */
+const PHI3_UNSTRIPPED = ['<unk>', '<s>', '<|endoftext|>'];
+const PHI3_NAME = /phi-?3/i;
+
+/**
+ * general.name: the checkpoint folder's name, which llama.cpp also reads for token flags. A name holding "phi3" or
+ * "phi-3" makes it strip the spaces after every added token but <unk>, <s> and <|endoftext|> (Phi-3's rstrip flags),
+ * and requires those tokens. The word is kept, or added, when tokenizer.json's flags are those; else taken out,
+ * leaving llama.cpp stripping nothing; flags that are neither are said.
+ */
+function modelName(folder: string, tokenizer: TokenizerJson, file: string, onWarning: (message: string) => void): string {
+  const added = tokenizer.added_tokens ?? [];
+  const strips = (phi3: boolean) => added.every((t) => t.lstrip !== true && (t.rstrip === true) === (phi3 && !PHI3_UNSTRIPPED.includes(t.content)));
+  const hasPhi3Tokens = [...PHI3_UNSTRIPPED, '</s>'].every((c) => c in tokenizer.model.vocab || added.some((t) => t.content === c));
+  if (hasPhi3Tokens && strips(true)) return PHI3_NAME.test(folder) ? folder : `${folder} (phi3)`;
+  if (!strips(false)) onWarning(`${file}: llama.cpp will not strip the spaces around ${added.filter((t) => t.lstrip || t.rstrip).map((t) => t.content).join(', ')} that this tokenizer's lstrip/rstrip flags strip`);
+  return folder.replace(new RegExp(PHI3_NAME, 'gi'), (word) => word.replace('3', '_3'));
+}
+
 export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig, onWarning: (message: string) => void): Promise<Array<[string, GgufValue]>> {
   const file = join(source, 'tokenizer.json');
   const tokenizer = (await readJson(file)) as TokenizerJson | null;
@@ -181,6 +200,7 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
         ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
       ];
   return [
+    ['general.name', { type: 'string', value: modelName(basename(resolve(source)), tokenizer, file, onWarning) }],
     ...vocabulary,
     ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: around.addsBos }],
