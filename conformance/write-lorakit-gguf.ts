@@ -17,7 +17,7 @@ const MODEL = 'examples/models/tiny-code-llama';
 const ADAPTER = 'packages/adapters/peft-fixtures/codellama_qv_r8/adapter';
 const GEMMA3_ADAPTER = 'packages/adapters/fixtures/gemma3-language-model-qv/adapter';
 type Changes = (config: Record<string, unknown>) => Record<string, unknown>;
-const GEMMA3_TEXT: Changes = (c) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['sliding_attention', 'sliding_attention'] });
+const GEMMA3_TEXT: Changes = (c) => ({ query_pre_attn_scalar: c.head_dim });
 const ARCHITECTURES: Record<string, Changes> = {
   llama: () => ({}), 'llama-rope-linear': () => ({}), 'llama-rope-llama3': () => ({}), 'llama-bf16-tied': () => ({}), mistral: () => ({}),
   qwen2: () => ({}), qwen3: () => ({}), 'qwen3-sliding': () => ({}), granite: () => ({}), olmo2: () => ({}), gemma: () => ({}), gpt2: () => ({}), phi3: () => ({}),

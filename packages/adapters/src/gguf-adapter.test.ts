@@ -94,7 +94,7 @@ test('an all-linear rsLoRA adapter with an alpha_pattern gives lorakit\'s log-pr
 // phi3's fused qkv_proj and gate_up_proj; gemma3's language model inside a vision checkpoint; qwen2's biases
 const ARCHITECTURES: Array<[string, (config: Record<string, unknown>) => Record<string, unknown>]> = [
   ['phi3', (c) => ({ sliding_window: null, max_position_embeddings: 1024, original_max_position_embeddings: 256, rope_parameters: { ...(c.rope_parameters as object), original_max_position_embeddings: 256 } })],
-  ['gemma3', (c) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16, layer_types: ['sliding_attention', 'sliding_attention'] } })],
+  ['gemma3', (c) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16 } })],
   ['qwen2', () => ({})],
 ];
 for (const [fixture, changes] of ARCHITECTURES) {

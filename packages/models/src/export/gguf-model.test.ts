@@ -126,10 +126,11 @@ test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and f
 });
 
 for (const [fixture, change, refusal] of [
-  ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['sliding_attention', 'sliding_attention'] }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
+  ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
   ['smollm3', () => ({ no_rope_layers: [1, 1] }), /its layers without rotary positions are not every fourth/],
+  // the fixtures' layers: one sliding, one full, as llama.cpp's sliding_window_pattern 2
   // a checkpoint with a vision model beside the language model: the language model is written, as llama.cpp's gemma3
-  ['gemma3', (c: Record<string, unknown>) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16, layer_types: ['sliding_attention', 'sliding_attention'] } }), /this gemma3 model is refused: its query_pre_attn_scalar 24 is not its head_dim 16/],
+  ['gemma3', (c: Record<string, unknown>) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16 } }), /this gemma3 model is refused: its query_pre_attn_scalar 24 is not its head_dim 16/],
 ] as const) {
   test(`${fixture}: llama.cpp's log-probabilities equal lorakit's (1e-3) for a config it computes as transformers does; the fixture's own is refused with why`, async (t) => {
     const refused = await AutoModelForCausalLM.fromPretrained(join(FIXTURES, fixture));
@@ -144,6 +145,12 @@ for (const [fixture, change, refusal] of [
     await model.dispose();
   });
 }
+
+test('gemma3: sliding layers with no pattern llama.cpp has (the last of every p layers full) are refused by name', async (t) => {
+  const dir = await withTokenizer('gemma3_text', (c) => ({ query_pre_attn_scalar: c.head_dim, layer_types: ['full_attention', 'sliding_attention'] }));
+  const model = await AutoModelForCausalLM.fromPretrained(dir);
+  await t.throwsAsync(writeGgufModel(model, join(dir, 'model.gguf'), { source: dir }), { message: /this gemma3_text model is refused: its sliding layers follow no pattern llama.cpp's gemma3 has/ });
+});
 
 test('phi3: llama.cpp\'s log-probabilities equal lorakit\'s (1e-3) with longrope\'s short factors and with its long ones, the difference in when they apply said', async (t) => {
   const dir = await withTokenizer('phi3', (c) => ({ sliding_window: null, max_position_embeddings: 1024, original_max_position_embeddings: 256, rope_parameters: { ...(c.rope_parameters as object), original_max_position_embeddings: 256 } }));

@@ -87,16 +87,31 @@ function longropeDifference(config: FamilyConfig): string | null {
   return `llama.cpp takes longrope's long factors for every token once its context is larger than ${after} positions, transformers (and lorakit) only for a sequence longer than ${after} tokens: run it with a context of at most ${after} for the short factors`;
 }
 
+/**
+ * llama.cpp's sliding layers for gemma2/3: `attention.sliding_window_pattern` p, layer i sliding when i % p < p - 1
+ * (0: every layer). The p that gives the model's layers, or null when none does.
+ */
+function slidingPeriod(config: FamilyConfig): number | null {
+  const sliding = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window !== null);
+  for (let p = 0; p <= sliding.length; p++) if (sliding.every((s, i) => s === (p === 0 || i % p < p - 1))) return p;
+  return null;
+}
+
+/**
+ * Why llama.cpp's gemma2/3 would scale queries otherwise, or null: they take 1/√head_dim, or 1/√(hidden / heads) for
+ * the 27B model (told apart by its layer count), where transformers takes 1/√query_pre_attn_scalar.
+ */
+function gemmaAttentionRefusal(c: FamilyConfig, arch: string, layersOf27B: number): string | null {
+  const sizes = c.num_hidden_layers === layersOf27B ? `hidden_size / num_attention_heads ${c.hidden_size / c.num_attention_heads}, which llama.cpp's ${arch} takes for its ${layersOf27B} layers` : `its head_dim ${c.head_dim}, and llama.cpp's ${arch} scales queries by 1/√head_dim`;
+  const scalar = c.num_hidden_layers === layersOf27B ? c.hidden_size / c.num_attention_heads : c.head_dim;
+  if (c.query_pre_attn_scalar !== scalar) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not ${sizes}`;
+  return slidingPeriod(c) === null ? `its sliding layers follow no pattern llama.cpp's ${arch} has (the last of every p layers full)` : null;
+}
+
 const GEMMA3_TEXT: GgufFamily = {
   arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
   keys: gemma3Keys,
-  refusal: (c) => {
-    if (c.query_pre_attn_scalar !== c.head_dim) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma3 scales queries by 1/√head_dim`;
-    if ((c.attn_logit_softcapping ?? null) !== null) return 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do';
-    const sliding = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
-    if (sliding.some((s, i) => s !== ((i + 1) % 6 !== 0))) return 'its sliding layers are not five in every six, the pattern llama.cpp\'s gemma3 has';
-    return null;
-  },
+  refusal: (c) => ((c.attn_logit_softcapping ?? null) !== null ? 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do' : gemmaAttentionRefusal(c, 'gemma3', 62)),
 };
 
 /**
@@ -125,13 +140,8 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
   gemma: { arch: 'gemma', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: gemmaKeys, tiedHead: 'left out', transform: plusOneOnNorms },
   gemma2: {
     arch: 'gemma2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
-    keys: (c) => [...gemmaKeys(c), ['attn_logit_softcapping', f32(c.attn_logit_softcapping ?? 0)], ['final_logit_softcapping', f32(c.final_logit_softcapping ?? 0)], ['attention.sliding_window', u32(c.sliding_window ?? 0)]],
-    refusal: (c) => {
-      if (c.query_pre_attn_scalar !== c.head_dim && !(c.num_hidden_layers === 46 && c.query_pre_attn_scalar === c.hidden_size / c.num_attention_heads)) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not its head_dim ${c.head_dim}, and llama.cpp's gemma2 scales queries by 1/√head_dim`;
-      const types = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).sliding_window !== null);
-      if (types.some((sliding, i) => sliding !== (i % 2 === 0))) return 'its sliding layers are not every other layer from the first, the one pattern llama.cpp\'s gemma2 has';
-      return null;
-    },
+    keys: (c) => [...gemmaKeys(c), ['attn_logit_softcapping', f32(c.attn_logit_softcapping ?? 0)], ['final_logit_softcapping', f32(c.final_logit_softcapping ?? 0)], ...slidingKeys(c)],
+    refusal: (c) => gemmaAttentionRefusal(c, 'gemma2', 46),
   },
   gemma3_text: GEMMA3_TEXT,
   gemma3: GEMMA3,
@@ -234,11 +244,15 @@ function gemma3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
     ['rope.freq_base_swa', f32(sliding.rope_theta)],
     ...(full.rope_type === 'linear' ? ([['rope.scaling.type', { type: 'string', value: 'linear' }], ['rope.scaling.factor', f32(full.factor!)]] as Array<[string, GgufValue]>) : []),
     ...((config.final_logit_softcapping ?? null) !== null ? [['final_logit_softcapping', f32(config.final_logit_softcapping!)] as [string, GgufValue]] : []),
-    ['attention.sliding_window', u32(config.sliding_window ?? 0)],
+    ...slidingKeys(config),
   ];
 }
 
-/** The model's family, and the config of what is written (the language model's), or an error saying why neither. */
+/** gemma2/3's window and which layers it applies to. */
+function slidingKeys(config: FamilyConfig): Array<[string, GgufValue]> {
+  return [['attention.sliding_window', u32(config.sliding_window ?? 0)], ['attention.sliding_window_pattern', u32(slidingPeriod(config)!)]];
+}
+
 /** phi3's keys: llama's, and longrope's original context and cos/sin factor; its window, which llama.cpp reads and ignores. */
 function phi3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
   const rotary = new Rotary(config);
@@ -249,6 +263,7 @@ function phi3Keys(config: FamilyConfig): Array<[string, GgufValue]> {
   ];
 }
 
+/** The model's family, and the config of what is written (the language model's), or an error saying why neither. */
 function familyOf(model: CausalLM): { family: GgufFamily; config: FamilyConfig } {
   const type = model.config.model_type;
   const family = GGUF_FAMILIES[type];
