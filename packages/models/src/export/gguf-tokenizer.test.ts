@@ -31,7 +31,7 @@ function byteCharacters(): string[] {
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : 0x100 + next++));
 }
 
-function tokenizerJson(pre: object): object {
+function tokenizerJson(pre: object, normalizer: object | null = null): object {
   const chars = byteCharacters();
   const vocab: Record<string, number> = Object.fromEntries(chars.map((c, i) => [c, i]));
   const merges: string[] = [];
@@ -44,7 +44,7 @@ function tokenizerJson(pre: object): object {
       merges.push(`${encoded[i]} ${encoded[i + 1]}`);
     }
   }
-  return { version: '1.0', model: { type: 'BPE', vocab, merges, dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false }, normalizer: null, pre_tokenizer: pre, post_processor: null, decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, added_tokens: [] };
+  return { version: '1.0', model: { type: 'BPE', vocab, merges, dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false }, normalizer, pre_tokenizer: pre, post_processor: null, decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }, added_tokens: [] };
 }
 
 const llama = getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
@@ -62,6 +62,22 @@ for (const [name, pre] of Object.entries(PRE_TOKENIZERS)) {
     await model.dispose();
   });
 }
+
+test('a byte-level tokenizer\'s NFC normalizer (Qwen2\'s) is said, since llama.cpp does not normalize; text in NFC tokenizes the same, and another normalizer is refused', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));
+  await cp(TINY_CODE_LLAMA, dir, { recursive: true });
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson(PRE_TOKENIZERS.qwen2, { type: 'NFC' })));
+  await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast', add_bos_token: false }));
+  const warnings: string[] = [];
+  await writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'model.gguf'), { source: dir, onWarning: (m) => warnings.push(m) });
+  t.deepEqual(warnings, [`${join(dir, 'tokenizer.json')}: llama.cpp does not put text in Unicode NFC first, as this tokenizer's normalizer does: text not already in NFC (decomposed accents, say) tokenizes differently`]);
+  const model = await (await llama).loadModel({ modelPath: join(dir, 'model.gguf') });
+  const tokenizer = await AutoTokenizer.fromPretrained(dir);
+  for (const text of TEXTS) t.deepEqual(Array.from(model.tokenize(text)), tokenizer.encode(text), JSON.stringify(text));
+  await model.dispose();
+  await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(tokenizerJson(PRE_TOKENIZERS.qwen2, { type: 'Lowercase' })));
+  await t.throwsAsync(writeGgufModel(await AutoModelForCausalLM.fromPretrained(dir), join(dir, 'lowercase.gguf'), { source: dir }), { message: /tokenizer\.json: a \{"type":"Lowercase"\} normalizer cannot be written as GGUF/ });
+});
 
 test("SmolLM's pre-tokenizer (Digits, then GPT-2's) is written as llama.cpp's smollm, with the one difference said", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'lorakit-gguf-tokenizer-'));

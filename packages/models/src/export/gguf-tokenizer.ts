@@ -63,6 +63,13 @@ function preTokenizerName(pre: PreTokenizer | null, file: string): { name: strin
 }
 
 type Step = Record<string, unknown>;
+
+/** What llama.cpp does otherwise with a byte-level tokenizer's normalizer: nothing for none, NFC said; others refused. */
+function normalizerDifference(normalizer: Step | null, file: string): string | null {
+  if (normalizer === null) return null;
+  if (normalizer.type === 'NFC') return "llama.cpp does not put text in Unicode NFC first, as this tokenizer's normalizer does: text not already in NFC (decomposed accents, say) tokenizes differently";
+  throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(normalizer).slice(0, 160)} normalizer cannot be written as GGUF: llama.cpp's byte-level tokenizers normalize nothing`);
+}
 const stepsOf = (step: Step | null, list: string): Step[] => (step === null ? [] : step.type === 'Sequence' ? (step[list] as Step[]) : [step]);
 const replacesSpaces = (n: Step) => n.type === 'Replace' && (n.pattern as { String?: string } | undefined)?.String === ' ' && n.content === '▁';
 const splitsAtSpaces = (p: Step) => p.type === 'Split' && (p.pattern as { String?: string } | undefined)?.String === ' ' && p.behavior === 'MergedWithPrevious';
@@ -166,7 +173,8 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
   if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
   const spacePrefix = sentencePieceSpacePrefix(tokenizer);
   const pre = spacePrefix !== null ? { name: 'default' } : preTokenizerName(tokenizer.pre_tokenizer, file);
-  if (pre.difference !== undefined) onWarning(`${file}: ${pre.difference}`);
+  const differences = [pre.difference, spacePrefix === null ? normalizerDifference(tokenizer.normalizer, file) : null];
+  for (const difference of differences) if (difference !== undefined && difference !== null) onWarning(`${file}: ${difference}`);
   const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
   const tokens = new Array<string>(config.vocab_size);
   const types = new Array<number>(config.vocab_size).fill(TOKEN_TYPES.normal);
