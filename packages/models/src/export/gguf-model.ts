@@ -8,8 +8,10 @@
  *   llama's, granite's and smollm3's architectures keep q and k in Meta's rotary layout, the two halves of each head
  *   interleaved: a Hugging Face q/k weight (or bias) is permuted back, rows [h, 2, D/2] -> [h, D/2, 2]
  *
- * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms, biases and GPT-2's positions stay f32, as
- * llama.cpp's converter keeps them.
+ * What llama.cpp would compute otherwise in every run is refused by name; what it computes otherwise in some runs
+ * only (past a sliding window it ignores, longrope's switch) is written and said through onWarning.
+ * Matrices are written in the chosen type (f32, f16, bf16, q8_0); norms, biases, rope factors and GPT-2's positions
+ * stay f32, as llama.cpp's converter keeps them.
  */
 import type { Tensor } from '@lorakit/core';
 import { floatValues, writeGguf, type GgmlType, type GgufTensor, type GgufValue } from '@lorakit/core/io';

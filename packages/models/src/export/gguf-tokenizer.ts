@@ -20,9 +20,9 @@ import type { LlamaFamilyConfig } from '../llama/config.ts';
 
 interface TokenizerJson {
   model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]>; byte_fallback?: boolean; unk_token?: string | null };
-  normalizer: Step | null;
-  pre_tokenizer: PreTokenizer | null;
-  post_processor: Step | null;
+  normalizer?: Step | null;
+  pre_tokenizer?: PreTokenizer | null;
+  post_processor?: Step | null;
   added_tokens?: Array<{ id: number; content: string; special: boolean; lstrip?: boolean; rstrip?: boolean }>;
 }
 
@@ -65,12 +65,12 @@ function preTokenizerName(pre: PreTokenizer | null, file: string): { name: strin
 type Step = Record<string, unknown>;
 
 /** What llama.cpp does otherwise with a byte-level tokenizer's normalizer: nothing for none, NFC said; others refused. */
-function normalizerDifference(normalizer: Step | null, file: string): string | null {
-  if (normalizer === null) return null;
+function normalizerDifference(normalizer: Step | null | undefined, file: string): string | null {
+  if (normalizer === null || normalizer === undefined) return null;
   if (normalizer.type === 'NFC') return "llama.cpp does not put text in Unicode NFC first, as this tokenizer's normalizer does: text not already in NFC (decomposed accents, say) tokenizes differently";
   throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(normalizer).slice(0, 160)} normalizer cannot be written as GGUF: llama.cpp's byte-level tokenizers normalize nothing`);
 }
-const stepsOf = (step: Step | null, list: string): Step[] => (step === null ? [] : step.type === 'Sequence' ? (step[list] as Step[]) : [step]);
+const stepsOf = (step: Step | null | undefined, list: string): Step[] => (step === null || step === undefined ? [] : step.type === 'Sequence' ? (step[list] as Step[]) : [step]);
 const replacesSpaces = (n: Step) => n.type === 'Replace' && (n.pattern as { String?: string } | undefined)?.String === ' ' && n.content === '▁';
 const splitsAtSpaces = (p: Step) => p.type === 'Split' && (p.pattern as { String?: string } | undefined)?.String === ' ' && p.behavior === 'MergedWithPrevious';
 
@@ -128,7 +128,7 @@ function sentencePieceMetadata(tokenizer: TokenizerJson, spacePrefix: boolean, t
  * that template names.
  */
 function specialTokensAround(tokenizer: TokenizerJson, settings: Record<string, unknown>): { addsBos: boolean; addsEos: boolean; templateBos?: number } {
-  const template = stepsOf(tokenizer.post_processor ?? null, 'processors').find((p) => p.type === 'TemplateProcessing');
+  const template = stepsOf(tokenizer.post_processor, 'processors').find((p) => p.type === 'TemplateProcessing');
   const single = (template?.single as Array<{ SpecialToken?: { id: string } }> | undefined) ?? [];
   const specials = (template?.special_tokens ?? {}) as Record<string, { ids: number[] }>;
   const said = (value: unknown, otherwise: boolean) => (typeof value === 'boolean' ? value : otherwise);
@@ -172,7 +172,7 @@ export async function tokenizerMetadata(source: string, config: LlamaFamilyConfi
   if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
   if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
   const spacePrefix = sentencePieceSpacePrefix(tokenizer);
-  const pre = spacePrefix !== null ? { name: 'default' } : preTokenizerName(tokenizer.pre_tokenizer, file);
+  const pre = spacePrefix !== null ? { name: 'default' } : preTokenizerName(tokenizer.pre_tokenizer ?? null, file);
   const differences = [pre.difference, spacePrefix === null ? normalizerDifference(tokenizer.normalizer, file) : null];
   for (const difference of differences) if (difference !== undefined && difference !== null) onWarning(`${file}: ${difference}`);
   const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
