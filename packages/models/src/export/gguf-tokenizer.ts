@@ -2,15 +2,16 @@
  * The tokenizer as llama.cpp reads it from a GGUF file, taken from the checkpoint's tokenizer.json and
  * tokenizer_config.json so that llama.cpp splits text exactly as the Hugging Face tokenizer does:
  *
- *   tokenizer.ggml.model       "gpt2": byte-level BPE
- *   tokenizer.ggml.pre         the pre-tokenizer by llama.cpp's name for it: gpt-2, llama-bpe (Llama 3), qwen2, smollm
- *   tokenizer.ggml.tokens      every token by id, as tokenizer.json spells it (byte-level characters)
- *   tokenizer.ggml.token_type  1 normal, 3 control (special added tokens), 4 user-defined (other added tokens, padding rows)
- *   tokenizer.ggml.merges      "left right", in rank order
- *   bos / eos / padding ids, add_bos_token / add_eos_token, and the chat template when there is one
+ *   tokenizer.ggml.model       "gpt2": byte-level BPE, or "llama": SentencePiece BPE (byte fallback, ▁ for spaces)
+ *   tokenizer.ggml.pre         gpt2's pre-tokenizer by llama.cpp's name for it: gpt-2, llama-bpe (Llama 3), qwen2, smollm
+ *   tokenizer.ggml.tokens      every token by id, as tokenizer.json spells it
+ *   tokenizer.ggml.token_type  1 normal, 2 unknown, 3 control (special added tokens), 4 user-defined (other added
+ *                              tokens, padding rows), 6 byte (<0xNN>)
+ *   tokenizer.ggml.merges      gpt2: "left right", in rank order; llama: tokenizer.ggml.scores instead
+ *   bos / eos / padding ids, add_bos_token / add_eos_token, the chat template when there is one, and general.name
  *
- * A SentencePiece tokenizer (BPE with byte fallback, ▁ for spaces) becomes llama.cpp's "llama" tokenizer instead, with
- * scores. Other tokenizers (unigram, or a pre-tokenizer lorakit cannot name) are refused with what they are.
+ * What llama.cpp does otherwise in some texts only is said through onWarning; other tokenizers (unigram, or a
+ * normalizer or pre-tokenizer lorakit cannot name) are refused with what they are.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -18,13 +19,18 @@ import { FileFormatError } from '@lorakit/core/io';
 import type { GgufValue } from '@lorakit/core/io';
 import type { LlamaFamilyConfig } from '../llama/config.ts';
 
+/** A normalizer, pre-tokenizer or post-processor of tokenizer.json; a Sequence lists its steps. */
+type Step = Record<string, unknown> & { type?: string };
+
 interface TokenizerJson {
   model: { type: string; vocab: Record<string, number>; merges: Array<string | [string, string]>; byte_fallback?: boolean; unk_token?: string | null };
   normalizer?: Step | null;
-  pre_tokenizer?: PreTokenizer | null;
+  pre_tokenizer?: Step | null;
   post_processor?: Step | null;
   added_tokens?: Array<{ id: number; content: string; special: boolean; lstrip?: boolean; rstrip?: boolean }>;
 }
+
+type Metadata = Array<[string, GgufValue]>;
 
 const TOKEN_TYPES = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
 
@@ -38,22 +44,28 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
   }
 }
 
+/** A step's parts: the steps of a Sequence (under `list`), the step itself, or none. */
+function stepsOf(step: Step | null | undefined, list: string): Step[] {
+  if (step === null || step === undefined) return [];
+  return step.type === 'Sequence' ? (step[list] as Step[]) : [step];
+}
+
+// ---- byte-level BPE ("gpt2") ----
+
 /** The split patterns llama.cpp implements under a name, as tokenizer.json files write them (before the byte-level step). */
 const SPLIT_PATTERNS: Record<string, string> = {
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe', // Llama 3
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'qwen2', // Qwen2, Qwen2.5, Qwen3
 };
 
-type PreTokenizer = Record<string, unknown> & { type?: string; pretokenizers?: PreTokenizer[] };
-
-/** What llama.cpp's smollm pre-tokenizer does differently from SmolLM's Digits + ByteLevel, said when it is written. */
 const SMOLLM_DIFFERENCE = "llama.cpp's smollm pre-tokenizer sets apart every Unicode number character (½, ², ٣, ...), where the Hugging Face tokenizer's Digits step sets apart only 0-9: texts with other number characters tokenize differently under llama.cpp";
+const NFC_DIFFERENCE = "llama.cpp does not put text in Unicode NFC first, as this tokenizer's normalizer does: text not already in NFC (decomposed accents, say) tokenizes differently";
 
-/** llama.cpp's name for the pre-tokenizer and what it does differently, if anything, or an error saying what it is. */
-function preTokenizerName(pre: PreTokenizer | null, file: string): { name: string; difference?: string } {
-  const byteLevel = (p: PreTokenizer | undefined, regex: boolean) => p?.type === 'ByteLevel' && (p.use_regex !== false) === regex;
+/** llama.cpp's name for a byte-level tokenizer's pre-tokenizer and what it does otherwise, or an error saying what it is. */
+function byteLevelPreTokenizer(pre: Step | null, file: string): { name: string; difference?: string } {
+  const byteLevel = (p: Step | undefined, regex: boolean) => p?.type === 'ByteLevel' && (p.use_regex !== false) === regex;
   if (byteLevel(pre ?? undefined, true)) return { name: 'gpt-2' };
-  const [first, second, ...rest] = pre?.type === 'Sequence' ? (pre.pretokenizers ?? []) : [];
+  const [first, second, ...rest] = pre?.type === 'Sequence' ? stepsOf(pre, 'pretokenizers') : [];
   if (rest.length === 0 && first?.type === 'Split' && byteLevel(second, false) && first.behavior === 'Isolated' && first.invert !== true) {
     const name = SPLIT_PATTERNS[(first.pattern as { Regex?: string } | undefined)?.Regex ?? ''];
     if (name !== undefined) return { name };
@@ -62,15 +74,25 @@ function preTokenizerName(pre: PreTokenizer | null, file: string): { name: strin
   throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(pre).slice(0, 160)} pre-tokenizer cannot be written as GGUF yet (lorakit writes GPT-2's, Llama 3's, Qwen2's and SmolLM's)`);
 }
 
-type Step = Record<string, unknown>;
-
 /** What llama.cpp does otherwise with a byte-level tokenizer's normalizer: nothing for none, NFC said; others refused. */
-function normalizerDifference(normalizer: Step | null | undefined, file: string): string | null {
-  if (normalizer === null || normalizer === undefined) return null;
-  if (normalizer.type === 'NFC') return "llama.cpp does not put text in Unicode NFC first, as this tokenizer's normalizer does: text not already in NFC (decomposed accents, say) tokenizes differently";
+function byteLevelNormalizer(normalizer: Step | null | undefined, file: string): string | undefined {
+  if (normalizer === null || normalizer === undefined) return undefined;
+  if (normalizer.type === 'NFC') return NFC_DIFFERENCE;
   throw new FileFormatError('UnsupportedTokenizer', file, `a ${JSON.stringify(normalizer).slice(0, 160)} normalizer cannot be written as GGUF: llama.cpp's byte-level tokenizers normalize nothing`);
 }
-const stepsOf = (step: Step | null | undefined, list: string): Step[] => (step === null || step === undefined ? [] : step.type === 'Sequence' ? (step[list] as Step[]) : [step]);
+
+function byteLevelMetadata(tokenizer: TokenizerJson, pre: string, tokens: string[], types: number[]): Metadata {
+  return [
+    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+    ['tokenizer.ggml.pre', { type: 'string', value: pre }],
+    ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
+    ['tokenizer.ggml.merges', { type: 'string[]', value: tokenizer.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m)) }],
+  ];
+}
+
+// ---- SentencePiece BPE ("llama") ----
+
 const replacesSpaces = (n: Step) => n.type === 'Replace' && (n.pattern as { String?: string } | undefined)?.String === ' ' && n.content === '▁';
 const splitsAtSpaces = (p: Step) => p.type === 'Split' && (p.pattern as { String?: string } | undefined)?.String === ' ' && p.behavior === 'MergedWithPrevious';
 
@@ -85,22 +107,20 @@ function sentencePieceSpacePrefix(tokenizer: TokenizerJson): boolean | null {
   if (tokenizer.model.byte_fallback !== true) return null;
   const normalizers = stepsOf(tokenizer.normalizer, 'normalizers');
   const pre = stepsOf(tokenizer.pre_tokenizer, 'pretokenizers');
-  const [only] = normalizers;
   if (normalizers.length === 2 && normalizers.some((n) => n.type === 'Prepend' && n.prepend === '▁') && normalizers.some(replacesSpaces) && pre.length === 0) return true;
-  if (normalizers.length === 1 && replacesSpaces(only) && pre.every(splitsAtSpaces)) return false;
+  if (normalizers.length === 1 && replacesSpaces(normalizers[0]) && pre.every(splitsAtSpaces)) return false;
   const [metaspace] = pre;
   if (normalizers.length === 0 && pre.length === 1 && metaspace.type === 'Metaspace' && metaspace.replacement === '▁' && metaspace.split === false) {
-    const scheme = metaspace.prepend_scheme ?? (metaspace.add_prefix_space === false ? 'never' : 'always');
-    return scheme !== 'never';
+    return (metaspace.prepend_scheme ?? (metaspace.add_prefix_space === false ? 'never' : 'always')) !== 'never';
   }
   return null;
 }
 
 /**
- * llama.cpp's SentencePiece tokenizer ("llama") merges the neighbouring pair whose token scores highest: each token
- * scores minus the rank of the merge that makes it, so merges happen in the order BPE's ranks give; bytes are <0xNN>.
+ * llama.cpp's SentencePiece tokenizer merges the neighbouring pair whose token scores highest: each token scores minus
+ * the rank of the merge that makes it, so merges happen in the order BPE's ranks give; bytes are <0xNN>.
  */
-function sentencePieceMetadata(tokenizer: TokenizerJson, spacePrefix: boolean, tokens: string[], types: number[]): Array<[string, GgufValue]> {
+function sentencePieceMetadata(tokenizer: TokenizerJson, spacePrefix: boolean, tokens: string[], types: number[]): Metadata {
   const scores = new Array<number>(tokens.length).fill(0);
   tokenizer.model.merges.forEach((merge, rank) => {
     const id = tokenizer.model.vocab[(Array.isArray(merge) ? merge : merge.split(' ')).join('')];
@@ -122,29 +142,35 @@ function sentencePieceMetadata(tokenizer: TokenizerJson, spacePrefix: boolean, t
   ];
 }
 
+// ---- special tokens ----
+
 /**
- * What encoding puts around a text: tokenizer_config.json's add_bos_token / add_eos_token where it says, else
- * whether tokenizer.json's template post-processor starts / ends a single text with a special token; and the BOS id
- * that template names.
+ * The special ids and what encoding puts around a text. An id is the token tokenizer_config.json names (bos_token:
+ * "<s>" or { content: "<s>" }), else (BOS) the one tokenizer.json's template post-processor starts a text with, else
+ * config.json's. add_bos_token / add_eos_token: tokenizer_config.json's where it says, else whether that template
+ * starts / ends a single text with a special token.
  */
-function specialTokensAround(tokenizer: TokenizerJson, settings: Record<string, unknown>): { addsBos: boolean; addsEos: boolean; templateBos?: number } {
+function specialTokens(tokenizer: TokenizerJson, settings: Record<string, unknown>, config: LlamaFamilyConfig): Metadata {
   const template = stepsOf(tokenizer.post_processor, 'processors').find((p) => p.type === 'TemplateProcessing');
   const single = (template?.single as Array<{ SpecialToken?: { id: string } }> | undefined) ?? [];
-  const specials = (template?.special_tokens ?? {}) as Record<string, { ids: number[] }>;
-  const said = (value: unknown, otherwise: boolean) => (typeof value === 'boolean' ? value : otherwise);
   const first = single[0]?.SpecialToken;
-  return {
-    addsBos: said(settings.add_bos_token, first !== undefined),
-    addsEos: said(settings.add_eos_token, single.length > 1 && single.at(-1)?.SpecialToken !== undefined),
-    templateBos: first === undefined ? undefined : specials[first.id]?.ids[0],
+  const templateBos = first === undefined ? undefined : (template!.special_tokens as Record<string, { ids: number[] }>)[first.id]?.ids[0];
+  const named = (value: unknown) => {
+    const content = typeof value === 'string' ? value : (value as { content?: string } | null | undefined)?.content;
+    return content === undefined ? undefined : (tokenizer.added_tokens?.find((t) => t.content === content)?.id ?? tokenizer.model.vocab[content]);
   };
-}
-
-/** The id of a token tokenizer_config.json names (bos_token: "<s>" or { content: "<s>" }), if the vocabulary has it. */
-function namedTokenId(tokenizer: TokenizerJson, named: unknown): number | undefined {
-  const content = typeof named === 'string' ? named : (named as { content?: string } | null | undefined)?.content;
-  if (content === undefined) return undefined;
-  return tokenizer.added_tokens?.find((t) => t.content === content)?.id ?? tokenizer.model.vocab[content];
+  const configured = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
+  const ids: Array<[string, number | null | undefined]> = [
+    ['bos_token_id', named(settings.bos_token) ?? templateBos ?? configured(config.bos_token_id)],
+    ['eos_token_id', named(settings.eos_token) ?? configured(config.eos_token_id)],
+    ['padding_token_id', named(settings.pad_token) ?? configured(config.pad_token_id)],
+  ];
+  const said = (value: unknown, otherwise: boolean) => (typeof value === 'boolean' ? value : otherwise);
+  return [
+    ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
+    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: said(settings.add_bos_token, first !== undefined) }],
+    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: said(settings.add_eos_token, single.length > 1 && single.at(-1)?.SpecialToken !== undefined) }],
+  ];
 }
 
 /** The tokens llama.cpp leaves unstripped when it strips Phi-3's (it needs all four, with </s>, in the vocabulary). */
@@ -166,53 +192,47 @@ function modelName(folder: string, tokenizer: TokenizerJson, file: string, onWar
   return folder.replace(new RegExp(PHI3_NAME, 'gi'), (word) => word.replace('3', '_3'));
 }
 
-export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig, onWarning: (message: string) => void): Promise<Array<[string, GgufValue]>> {
-  const file = join(source, 'tokenizer.json');
-  const tokenizer = (await readJson(file)) as TokenizerJson | null;
-  if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
-  if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
-  const spacePrefix = sentencePieceSpacePrefix(tokenizer);
-  const pre = spacePrefix !== null ? { name: 'default' } : preTokenizerName(tokenizer.pre_tokenizer ?? null, file);
-  const differences = [pre.difference, spacePrefix === null ? normalizerDifference(tokenizer.normalizer, file) : null];
-  for (const difference of differences) if (difference !== undefined && difference !== null) onWarning(`${file}: ${difference}`);
-  const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
-  const tokens = new Array<string>(config.vocab_size);
-  const types = new Array<number>(config.vocab_size).fill(TOKEN_TYPES.normal);
+// ---- the whole ----
+
+/** Every token by id (rows past the tokenizer's vocabulary as [PADn]) and its type, before the kind's own types. */
+function vocabulary(tokenizer: TokenizerJson, size: number, file: string): { tokens: string[]; types: number[] } {
+  const tokens = new Array<string>(size);
+  const types = new Array<number>(size).fill(TOKEN_TYPES.normal);
   for (const [token, id] of Object.entries(tokenizer.model.vocab)) tokens[id] = token;
   for (const { id, content, special } of tokenizer.added_tokens ?? []) {
     tokens[id] = content;
     types[id] = special ? TOKEN_TYPES.control : TOKEN_TYPES.userDefined;
   }
-  for (let id = 0; id < tokens.length; id++) {
+  if (tokens.length > size) throw new FileFormatError('UnsupportedTokenizer', file, `holds token ids up to ${tokens.length - 1}, past the model's ${size} embeddings`);
+  for (let id = 0; id < size; id++) {
     if (tokens[id] !== undefined) continue;
-    tokens[id] = `[PAD${id}]`; // embedding rows past the tokenizer's vocabulary
+    tokens[id] = `[PAD${id}]`;
     types[id] = TOKEN_TYPES.userDefined;
   }
-  if (tokens.length > config.vocab_size) throw new FileFormatError('UnsupportedTokenizer', file, `holds token ids up to ${tokens.length - 1}, past the model's ${config.vocab_size} embeddings`);
-  const merges = tokenizer.model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
-  const around = specialTokensAround(tokenizer, settings);
-  const configured = (value: unknown) => (Array.isArray(value) ? value[0] : value) as number | null | undefined;
-  const ids: Array<[string, number | null | undefined]> = [
-    ['bos_token_id', namedTokenId(tokenizer, settings.bos_token) ?? around.templateBos ?? configured(config.bos_token_id)],
-    ['eos_token_id', namedTokenId(tokenizer, settings.eos_token) ?? configured(config.eos_token_id)],
-    ['padding_token_id', namedTokenId(tokenizer, settings.pad_token) ?? configured(config.pad_token_id)],
-  ];
+  return { tokens, types };
+}
+
+export async function tokenizerMetadata(source: string, config: LlamaFamilyConfig, onWarning: (message: string) => void): Promise<Metadata> {
+  const file = join(source, 'tokenizer.json');
+  const tokenizer = (await readJson(file)) as TokenizerJson | null;
+  if (tokenizer === null) throw new FileFormatError('MissingTokenizer', file, 'missing; GGUF files carry the tokenizer, read from tokenizer.json');
+  if (tokenizer.model?.type !== 'BPE') throw new FileFormatError('UnsupportedTokenizer', file, `a ${tokenizer.model?.type} tokenizer cannot be written as GGUF yet (lorakit writes BPE)`);
+  const { tokens, types } = vocabulary(tokenizer, config.vocab_size, file);
+  const spacePrefix = sentencePieceSpacePrefix(tokenizer);
+  let kind: Metadata;
+  if (spacePrefix !== null) {
+    kind = sentencePieceMetadata(tokenizer, spacePrefix, tokens, types);
+  } else {
+    const pre = byteLevelPreTokenizer(tokenizer.pre_tokenizer ?? null, file);
+    for (const difference of [pre.difference, byteLevelNormalizer(tokenizer.normalizer, file)]) if (difference !== undefined) onWarning(`${file}: ${difference}`);
+    kind = byteLevelMetadata(tokenizer, pre.name, tokens, types);
+  }
+  const settings = (await readJson(join(source, 'tokenizer_config.json'))) ?? {};
   const chatTemplate = (settings.chat_template as string | undefined) ?? (await readFile(join(source, 'chat_template.jinja'), 'utf8').catch(() => undefined));
-  const vocabulary: Array<[string, GgufValue]> = spacePrefix !== null
-    ? sentencePieceMetadata(tokenizer, spacePrefix, tokens, types)
-    : [
-        ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
-        ['tokenizer.ggml.pre', { type: 'string', value: pre.name }],
-        ['tokenizer.ggml.tokens', { type: 'string[]', value: tokens }],
-        ['tokenizer.ggml.token_type', { type: 'i32[]', value: types }],
-        ['tokenizer.ggml.merges', { type: 'string[]', value: merges }],
-      ];
   return [
     ['general.name', { type: 'string', value: modelName(basename(resolve(source)), tokenizer, file, onWarning) }],
-    ...vocabulary,
-    ...ids.filter(([, v]) => typeof v === 'number').map(([key, v]): [string, GgufValue] => [`tokenizer.ggml.${key}`, { type: 'u32', value: v as number }]),
-    ['tokenizer.ggml.add_bos_token', { type: 'bool', value: around.addsBos }],
-    ['tokenizer.ggml.add_eos_token', { type: 'bool', value: around.addsEos }],
+    ...kind,
+    ...specialTokens(tokenizer, settings, config),
     ...(typeof chatTemplate === 'string' ? [['tokenizer.chat_template', { type: 'string', value: chatTemplate }] as [string, GgufValue]] : []),
   ];
 }
