@@ -49,7 +49,7 @@ interface GgufFamily {
   transform?: (name: string, values: Float32Array) => Float32Array;
   /** What llama.cpp would compute otherwise for this config, or null. */
   refusal?: (config: FamilyConfig) => string | null;
-  /** Where llama.cpp's results part from the model's in some runs only (said when written), or null. */
+  /** Where llama.cpp's results part from the model's in some runs only (said when written; null: not here). */
   differences?: (config: FamilyConfig) => Array<string | null>;
   /** The language model's config, where the checkpoint holds more than one model (gemma3: vision and language). */
   languageModel?: (config: FamilyConfig) => FamilyConfig;
@@ -100,20 +100,23 @@ function slidingPeriod(config: FamilyConfig): number | null {
 }
 
 /**
- * Why llama.cpp's gemma2/3 would scale queries otherwise, or null: they take 1/√head_dim, or 1/√(hidden / heads) for
- * the 27B model (told apart by its layer count), where transformers takes 1/√query_pre_attn_scalar.
+ * Why llama.cpp's gemma2/3 would compute this config otherwise, or null: they scale queries by 1/√head_dim, or by
+ * 1/√(hidden / heads) for the 27B model (told apart by its layer count), where transformers takes
+ * 1/√query_pre_attn_scalar; and their sliding layers follow a period (slidingPeriod).
  */
-function gemmaAttentionRefusal(c: FamilyConfig, arch: string, layersOf27B: number): string | null {
-  const sizes = c.num_hidden_layers === layersOf27B ? `hidden_size / num_attention_heads ${c.hidden_size / c.num_attention_heads}, which llama.cpp's ${arch} takes for its ${layersOf27B} layers` : `its head_dim ${c.head_dim}, and llama.cpp's ${arch} scales queries by 1/√head_dim`;
-  const scalar = c.num_hidden_layers === layersOf27B ? c.hidden_size / c.num_attention_heads : c.head_dim;
-  if (c.query_pre_attn_scalar !== scalar) return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not ${sizes}`;
+function gemmaRefusal(c: FamilyConfig, arch: string, layersOf27B: number): string | null {
+  const is27B = c.num_hidden_layers === layersOf27B;
+  const scalar = is27B ? c.hidden_size / c.num_attention_heads : c.head_dim;
+  if (c.query_pre_attn_scalar !== scalar) {
+    return `its query_pre_attn_scalar ${c.query_pre_attn_scalar} is not ${is27B ? `hidden_size / num_attention_heads ${scalar}, which llama.cpp's ${arch} takes for its ${layersOf27B} layers` : `its head_dim ${scalar}, and llama.cpp's ${arch} scales queries by 1/√head_dim`}`;
+  }
   return slidingPeriod(c) === null ? `its sliding layers follow no pattern llama.cpp's ${arch} has (the last of every p layers full)` : null;
 }
 
 const GEMMA3_TEXT: GgufFamily = {
   arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
   keys: gemma3Keys,
-  refusal: (c) => ((c.attn_logit_softcapping ?? null) !== null ? 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do' : gemmaAttentionRefusal(c, 'gemma3', 62)),
+  refusal: (c) => ((c.attn_logit_softcapping ?? null) !== null ? 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do' : gemmaRefusal(c, 'gemma3', 62)),
 };
 
 /**
@@ -143,7 +146,7 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
   gemma2: {
     arch: 'gemma2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
     keys: (c) => [...gemmaKeys(c), ['attn_logit_softcapping', f32(c.attn_logit_softcapping ?? 0)], ['final_logit_softcapping', f32(c.final_logit_softcapping ?? 0)], ...slidingKeys(c)],
-    refusal: (c) => gemmaAttentionRefusal(c, 'gemma2', 46),
+    refusal: (c) => gemmaRefusal(c, 'gemma2', 46),
   },
   gemma3_text: GEMMA3_TEXT,
   gemma3: GEMMA3,
