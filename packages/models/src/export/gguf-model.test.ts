@@ -125,10 +125,10 @@ test('gemma2: llama.cpp\'s log-probabilities equal lorakit\'s with sliding and f
   await model.dispose();
 });
 
+// gemma3's fixtures have one sliding and one full layer: llama.cpp's sliding_window_pattern 2
 for (const [fixture, change, refusal] of [
   ['gemma3_text', (c: Record<string, unknown>) => ({ query_pre_attn_scalar: c.head_dim }), /its query_pre_attn_scalar 24 is not its head_dim 16/],
   ['smollm3', () => ({ no_rope_layers: [1, 1] }), /its layers without rotary positions are not every fourth/],
-  // the fixtures' layers: one sliding, one full, as llama.cpp's sliding_window_pattern 2
   // a checkpoint with a vision model beside the language model: the language model is written, as llama.cpp's gemma3
   ['gemma3', (c: Record<string, unknown>) => ({ text_config: { ...(c.text_config as object), query_pre_attn_scalar: 16 } }), /this gemma3 model is refused: its query_pre_attn_scalar 24 is not its head_dim 16/],
 ] as const) {

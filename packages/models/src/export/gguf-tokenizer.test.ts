@@ -1,7 +1,8 @@
 /**
- * llama.cpp splits text as the Hugging Face tokenizer does for each pre-tokenizer lorakit names in a GGUF file:
- * byte-level BPE tokenizers made here, one per pre-tokenizer, with a merge for every pair of neighbouring characters
- * of the test texts (so where a pre-tokenizer cuts shows in the tokens), on tiny-code-llama's weights.
+ * llama.cpp splits text as the Hugging Face tokenizer does for each tokenizer form lorakit writes in a GGUF file:
+ * byte-level BPE tokenizers made here, one per pre-tokenizer, and SentencePiece ones in each form tokenizer.json gives
+ * them, with a merge for every pair of neighbouring characters of the test texts (so where a pre-tokenizer cuts
+ * shows in the tokens), on tiny-code-llama's weights; where llama.cpp differs in some texts, the difference said.
  */
 import test from 'ava';
 import { cp, mkdtemp, writeFile } from 'node:fs/promises';
