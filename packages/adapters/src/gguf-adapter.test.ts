@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { init } from '@lorakit/core';
-import { fixtureWithTokenizer } from '@lorakit/core/testing';
+import { fixtureWithTokenizer, ggmlGelu } from '@lorakit/core/testing';
 import { AutoModelForCausalLM, generate, writeGgufModel } from '@lorakit/models';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type LlamaModel, type Token } from 'node-llama-cpp';
 import { LoraConfig, type LoraConfigFields } from './config.ts';
@@ -56,6 +56,8 @@ test('PEFT\'s adapter as a GGUF applied by llama.cpp generates what lorakit\'s a
 /** llama.cpp's log-probabilities after `ids` from the model GGUF with the adapter GGUF applied, and lorakit's from `peft`. */
 async function logProbabilities(modelPath: string, adapterPath: string, peft: PeftModel, ids: number[]): Promise<{ llamaCpp: Float64Array; lorakit: Float64Array }> {
   peft.eval();
+  // GELU as llama.cpp's CPU computes it (float16 in and out), so that only the files are compared
+  for (const [, module] of peft.namedModules()) if ((module as { activation?: string }).activation === 'gelu_pytorch_tanh') Object.assign(module, { act: ggmlGelu });
   const logits = noGrad(() => peft.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits;
   const last = Float64Array.from(logits.values.subarray((ids.length - 1) * logits.shape[2]));
   const top = Math.max(...last);
@@ -84,11 +86,12 @@ async function exportedAdapter(source: string, config: LoraConfig): Promise<{ di
   return { dir, peft };
 }
 
-test('an all-linear rsLoRA adapter with an alpha_pattern gives lorakit\'s log-probabilities through llama.cpp (1e-3)', async (t) => {
-  const { dir, peft } = await exportedAdapter(TINY_CODE_LLAMA, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: 'all-linear', useRslora: true, alphaPattern: { v_proj: 4 } }));
+test('an all-linear rsLoRA adapter with alpha and rank patterns gives lorakit\'s log-probabilities through llama.cpp (1e-4)', async (t) => {
+  const { dir, peft } = await exportedAdapter(TINY_CODE_LLAMA, new LoraConfig({ r: 8, loraAlpha: 16, targetModules: 'all-linear', useRslora: true, alphaPattern: { v_proj: 4 }, rankPattern: { o_proj: 4 } }));
   const { llamaCpp, lorakit } = await logProbabilities(join(dir, 'model.gguf'), join(dir, 'adapter.gguf'), peft, PROMPT);
   const diff = maxDiff(llamaCpp, lorakit);
-  t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+  t.log(`log-probabilities differ by ${diff}`);
+  t.true(diff <= 1e-4, `log-probabilities differ by ${diff}`);
 });
 
 // phi3's fused qkv_proj and gate_up_proj; gemma3's language model inside a vision checkpoint; qwen2's biases
@@ -98,12 +101,13 @@ const ARCHITECTURES: Array<[string, (config: Record<string, unknown>) => Record<
   ['qwen2', () => ({})],
 ];
 for (const [fixture, changes] of ARCHITECTURES) {
-  test(`${fixture}: an all-linear adapter as a GGUF gives lorakit's log-probabilities through llama.cpp (1e-3)`, async (t) => {
+  test(`${fixture}: an all-linear adapter as a GGUF gives lorakit's log-probabilities through llama.cpp (1e-4)`, async (t) => {
     const source = await fixtureWithTokenizer(join(MODEL_FIXTURES, fixture), changes);
     const { dir, peft } = await exportedAdapter(source, new LoraConfig({ r: 4, loraAlpha: 8, targetModules: 'all-linear' }));
     const { llamaCpp, lorakit } = await logProbabilities(join(dir, 'model.gguf'), join(dir, 'adapter.gguf'), peft, [5, 17, 29, 3, 44, 90, 12, 7]);
     const diff = maxDiff(llamaCpp, lorakit);
-    t.true(diff <= 1e-3, `log-probabilities differ by ${diff}`);
+    t.log(`log-probabilities differ by ${diff}`);
+    t.true(diff <= 1e-4, `log-probabilities differ by ${diff}`);
   });
 }
 

@@ -51,6 +51,8 @@ interface GgufFamily {
   refusal?: (config: FamilyConfig) => string | null;
   /** Where llama.cpp's results part from the model's in some runs only (said when written; null: not here). */
   differences?: (config: FamilyConfig) => Array<string | null>;
+  /** The activation of the gated MLP llama.cpp computes (not read from the file). */
+  activation?: 'silu' | 'gelu_pytorch_tanh';
   /** The language model's config, where the checkpoint holds more than one model (gemma3: vision and language). */
   languageModel?: (config: FamilyConfig) => FamilyConfig;
 }
@@ -114,7 +116,7 @@ function gemmaRefusal(c: FamilyConfig, arch: string, layersOf27B: number): strin
 }
 
 const GEMMA3_TEXT: GgufFamily = {
-  arch: 'gemma3', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
+  arch: 'gemma3', activation: 'gelu_pytorch_tanh', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
   keys: gemma3Keys,
   refusal: (c) => ((c.attn_logit_softcapping ?? null) !== null ? 'its attention is soft-capped, which llama.cpp\'s gemma3 does not do' : gemmaRefusal(c, 'gemma3', 62)),
 };
@@ -134,24 +136,24 @@ const GEMMA3: GgufFamily = {
 };
 
 const GGUF_FAMILIES: Record<string, GgufFamily> = {
-  llama: { arch: 'llama', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'llama')] },
-  qwen2: { arch: 'qwen2', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen2')] },
-  qwen3: { arch: 'qwen3', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen3')] },
-  olmo2: { arch: 'olmo2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, keys: llamaKeys, tiedHead: 'copied' },
+  llama: { arch: 'llama', activation: 'silu', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'llama')] },
+  qwen2: { arch: 'qwen2', activation: 'silu', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen2')] },
+  qwen3: { arch: 'qwen3', activation: 'silu', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out', differences: (c) => [windowDifference(c, 'qwen3')] },
+  olmo2: { arch: 'olmo2', activation: 'silu', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, keys: llamaKeys, tiedHead: 'copied' },
   granite: {
-    arch: 'granite', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, tiedHead: 'left out',
+    arch: 'granite', activation: 'silu', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, tiedHead: 'left out',
     keys: (c) => [...llamaKeys(c), ['attention.scale', f32(c.attention_multiplier ?? 1)], ['embedding_scale', f32(c.embedding_multiplier ?? 1)], ['residual_scale', f32(c.residual_multiplier ?? 1)], ['logit_scale', f32(c.logits_scaling ?? 1)]],
   },
-  gemma: { arch: 'gemma', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: gemmaKeys, tiedHead: 'left out', transform: plusOneOnNorms },
+  gemma: { arch: 'gemma', activation: 'gelu_pytorch_tanh', permuteQK: false, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: gemmaKeys, tiedHead: 'left out', transform: plusOneOnNorms },
   gemma2: {
-    arch: 'gemma2', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
+    arch: 'gemma2', activation: 'gelu_pytorch_tanh', permuteQK: false, top: LLAMA_TOP, layer: SANDWICH, tiedHead: 'left out', transform: plusOneOnNorms,
     keys: (c) => [...gemmaKeys(c), ['attn_logit_softcapping', f32(c.attn_logit_softcapping ?? 0)], ['final_logit_softcapping', f32(c.final_logit_softcapping ?? 0)], ...slidingKeys(c)],
     refusal: (c) => gemmaRefusal(c, 'gemma2', 46),
   },
   gemma3_text: GEMMA3_TEXT,
   gemma3: GEMMA3,
   smollm3: {
-    arch: 'smollm3', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
+    arch: 'smollm3', activation: 'silu', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
     refusal: (c) => {
       const nope = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).rope === null);
       return nope.some((n, i) => n !== ((i + 1) % 4 === 0)) ? 'its layers without rotary positions are not every fourth, the one pattern llama.cpp\'s smollm3 has' : null;
@@ -159,7 +161,7 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
     differences: (c) => [windowDifference(c, 'smollm3')],
   },
   phi3: {
-    arch: 'phi3', permuteQK: false, top: LLAMA_TOP, layer: { ...LLAMA_LAYER, 'self_attn.qkv_proj.weight': 'attn_qkv.weight', 'mlp.gate_up_proj.weight': 'ffn_up.weight' }, tiedHead: 'left out',
+    arch: 'phi3', activation: 'silu', permuteQK: false, top: LLAMA_TOP, layer: { ...LLAMA_LAYER, 'self_attn.qkv_proj.weight': 'attn_qkv.weight', 'mlp.gate_up_proj.weight': 'ffn_up.weight' }, tiedHead: 'left out',
     keys: phi3Keys,
     differences: (c) => [windowDifference(c, 'phi3'), longropeDifference(c)],
   },
@@ -282,6 +284,8 @@ function familyOf(model: CausalLM): { family: GgufFamily; config: FamilyConfig }
     if (other !== undefined) throw new Error(`rope type ${other.rope_type} cannot be written as GGUF yet (default and linear can, llama3 for llama, longrope for phi3)`);
     if (type === 'gemma' && (rope.rope_type !== 'default' || rope.rope_theta !== 10000)) throw new Error('a gemma model with a rope other than the default base 10000 cannot be written as GGUF: llama.cpp\'s gemma reads no rope keys');
   }
+  const activation = family.activation === undefined ? undefined : layerConfig(config, 0).hidden_act;
+  if (activation !== family.activation) throw new Error(`this ${type} model's MLP computes ${activation}; llama.cpp's ${family.arch} computes ${family.activation}`);
   const refused = family.refusal?.(config) ?? null;
   if (refused !== null) throw new Error(`this ${type} model ${refused.startsWith('its') ? 'is refused: ' : ''}${refused}`);
   return { family, config };

@@ -21,6 +21,8 @@ export class LlamaMLP extends Module {
   up_proj: Linear | null;
   gate_up_proj: Linear | null;
   down_proj: Linear;
+  /** config.hidden_act (hidden_activation for gemma2/3), and the function computing it. */
+  readonly activation: LlamaLayerConfig['hidden_act'];
   readonly act: (x: Tensor) => Tensor;
   readonly intermediate: number;
 
@@ -31,6 +33,7 @@ export class LlamaMLP extends Module {
     this.up_proj = config.fused ? null : new Linear(c, i, { bias });
     this.gate_up_proj = config.fused ? new Linear(c, 2 * i, { bias }) : null;
     this.down_proj = new Linear(i, c, { bias });
+    this.activation = config.hidden_act;
     this.act = activations[config.hidden_act];
     this.intermediate = i;
   }
