@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, manualSeed, noGrad } from '@lorakit/core';
 import { init } from '@lorakit/core';
-import { fixtureWithTokenizer, ggmlGelu } from '@lorakit/core/testing';
+import { fixtureWithTokenizer, useGgmlGelu } from '@lorakit/core/testing';
 import { AutoModelForCausalLM, generate, writeGgufModel } from '@lorakit/models';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type LlamaModel, type Token } from 'node-llama-cpp';
 import { LoraConfig, type LoraConfigFields } from './config.ts';
@@ -57,7 +57,7 @@ test('PEFT\'s adapter as a GGUF applied by llama.cpp generates what lorakit\'s a
 async function logProbabilities(modelPath: string, adapterPath: string, peft: PeftModel, ids: number[]): Promise<{ llamaCpp: Float64Array; lorakit: Float64Array }> {
   peft.eval();
   // GELU as llama.cpp's CPU computes it (float16 in and out), so that only the files are compared
-  for (const [, module] of peft.namedModules()) if ((module as { activation?: string }).activation === 'gelu_pytorch_tanh') Object.assign(module, { act: ggmlGelu });
+  useGgmlGelu(peft);
   const logits = noGrad(() => peft.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits;
   const last = Float64Array.from(logits.values.subarray((ids.length - 1) * logits.shape[2]));
   const top = Math.max(...last);

@@ -10,11 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Tensor, noGrad } from '@lorakit/core';
 import { SafetensorsFile } from '@lorakit/core/io';
-import { fixtureWithTokenizer, ggmlGelu } from '@lorakit/core/testing';
+import { fixtureWithTokenizer, useGgmlGelu } from '@lorakit/core/testing';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
 import { AutoModelForCausalLM } from '../auto.ts';
 import { generate } from '../generation.ts';
-import { LlamaMLP } from '../llama/mlp.ts';
 import { FIXTURES, PEFT_FIXTURES, TINY_CODE_LLAMA } from '../testing.ts';
 import { writeGgufModel, type GgufDtype } from './gguf-model.ts';
 
@@ -50,11 +49,11 @@ function lorakitLogProbabilities(logits: Tensor): Float64Array {
 
 /**
  * lorakit's log-probabilities after `ids` from the checkpoint in `dir`, its GELU computed as llama.cpp's CPU
- * computes it (core/testing's ggmlGelu: float16 in and out), so that only the file is compared.
+ * computes it (core/testing's useGgmlGelu: float16 in and out), so that only the file is compared.
  */
 async function lorakitAfter(dir: string, ids: number[]): Promise<Float64Array> {
   const lorakit = await AutoModelForCausalLM.fromPretrained(dir, { onWarning: () => {} });
-  for (const [, module] of lorakit.namedModules()) if (module instanceof LlamaMLP && module.activation === 'gelu_pytorch_tanh') Object.assign(module, { act: ggmlGelu });
+  useGgmlGelu(lorakit);
   return lorakitLogProbabilities(noGrad(() => lorakit.call({ inputIds: Tensor.fromArray([ids], 'int64') })).logits);
 }
 

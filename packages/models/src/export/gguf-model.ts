@@ -77,9 +77,12 @@ const f32 = (value: number): GgufValue => ({ type: 'f32', value });
 /** gemma's RMSNorm multiplies by 1 + w; llama.cpp's by the weight it reads. */
 const plusOneOnNorms = (name: string, values: Float32Array) => (/norm\.weight$/.test(name) ? values.map((v) => v + 1) : values);
 
+/** `of` for each layer's config. */
+const perLayer = <T>(config: FamilyConfig, of: (layer: ReturnType<typeof layerConfig>) => T): T[] => Array.from({ length: config.num_hidden_layers }, (_, i) => of(layerConfig(config, i)));
+
 /** The sliding window llama.cpp's `arch` ignores, said when it is shorter than the positions the model takes. */
 function windowDifference(config: FamilyConfig, arch: string): string | null {
-  const window = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window).find((w) => w !== null);
+  const window = perLayer(config, (layer) => layer.sliding_window).find((w) => w !== null);
   if (window === undefined || window >= config.max_position_embeddings) return null;
   return `the model attends within a sliding window of ${window} positions, llama.cpp's ${arch} architecture to every position: outputs differ once a sequence is longer than ${window} tokens`;
 }
@@ -96,7 +99,7 @@ function longropeDifference(config: FamilyConfig): string | null {
  * (0: every layer). The p that gives the model's layers, or null when none does.
  */
 function slidingPeriod(config: FamilyConfig): number | null {
-  const sliding = Array.from({ length: config.num_hidden_layers }, (_, i) => layerConfig(config, i).sliding_window !== null);
+  const sliding = perLayer(config, (layer) => layer.sliding_window !== null);
   for (let p = 0; p <= sliding.length; p++) if (sliding.every((s, i) => s === (p === 0 || i % p < p - 1))) return p;
   return null;
 }
@@ -155,7 +158,7 @@ const GGUF_FAMILIES: Record<string, GgufFamily> = {
   smollm3: {
     arch: 'smollm3', activation: 'silu', permuteQK: true, top: LLAMA_TOP, layer: LLAMA_LAYER, keys: llamaKeys, tiedHead: 'left out',
     refusal: (c) => {
-      const nope = Array.from({ length: c.num_hidden_layers }, (_, i) => layerConfig(c, i).rope === null);
+      const nope = perLayer(c, (layer) => layer.rope === null);
       return nope.some((n, i) => n !== ((i + 1) % 4 === 0)) ? 'its layers without rotary positions are not every fourth, the one pattern llama.cpp\'s smollm3 has' : null;
     },
     differences: (c) => [windowDifference(c, 'smollm3')],
